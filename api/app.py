@@ -1,0 +1,44 @@
+"""The app factory and its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+
+from api.routing import routes
+from api.state import AppState
+from core.crypto import SecretBox
+from core.settings import Settings, load_settings
+from db.pool import open_pool
+from handlers.setup import build_bot, build_dispatcher
+from userbot.factory import build_gateway
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            # Each resource is closed even when a later one fails to open.
+            pool = await open_pool(settings.database_url)
+            stack.push_async_callback(pool.close)
+            redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+            stack.push_async_callback(redis.aclose)
+            bot = build_bot(settings)
+            stack.push_async_callback(bot.session.close)
+            box = SecretBox(settings.session_keys)
+            gateway = build_gateway(settings, redis)
+            dispatcher = build_dispatcher(settings, redis=redis, pool=pool, gateway=gateway, box=box)
+            app.state.tgcast = AppState(settings, pool, redis, bot, dispatcher, gateway, box)
+            if settings.admin_usernames:
+                log.warning("ADMIN_USERNAMES is set: usernames can change hands; prefer numeric ADMIN_IDS")
+            yield
+
+    return Starlette(routes=routes(), lifespan=lifespan)

@@ -1,0 +1,104 @@
+"""POST /telegram/webhook: the only way updates enter the web process.
+
+Telegram redelivers an update until it gets a 2xx, so once the secret is right the answer is 200
+whatever happens inside: a failing handler is logged and the user gets a short error instead.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+
+from aiogram.methods import TelegramMethod
+from aiogram.types import Update
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api.state import AppState, app_state
+from core.logs import log_context
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+DEDUP_TTL_S = 24 * 3600
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_bounded(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+def _secret_ok(state: AppState, given: str | None) -> bool:
+    expected = state.settings.webhook_secret
+    if expected is None or given is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+
+
+def _method_response(state: AppState, result: Any) -> dict[str, Any] | None:
+    """The handler's method as a webhook reply, or None when it must be called instead (files)."""
+    if not isinstance(result, TelegramMethod):
+        return None
+    files: dict[str, Any] = {}
+    body: dict[str, Any] = {"method": result.__api_method__}
+    for key, value in result.model_dump(warnings=False).items():
+        prepared = state.bot.session.prepare_value(value, bot=state.bot, files=files)
+        if prepared is not None:
+            body[key] = prepared
+    return None if files else body
+
+
+async def telegram_webhook(request: Request) -> JSONResponse:
+    state = app_state(request)
+    if not _secret_ok(state, request.headers.get(SECRET_HEADER)):
+        return JSONResponse({"error": "unauthorized"}, status_code=401)
+    try:
+        raw = await _read_bounded(request)
+    except BodyTooLarge:
+        return JSONResponse({"error": "body too large"}, status_code=413)
+    try:
+        payload = json.loads(raw)
+        if not isinstance(payload, dict):
+            raise ValueError("not an object")
+        update = Update.model_validate(payload, context={"bot": state.bot})
+    except (ValueError, ValidationError):
+        return JSONResponse({"error": "not a Telegram update"}, status_code=400)
+
+    key = f"{state.settings.redis_prefix}update:{state.bot.id}:{update.update_id}"
+    try:
+        first_time = await state.redis.set(key, 1, nx=True, ex=DEDUP_TTL_S)
+    except RedisError:
+        # Without Redis there is neither de-duplication nor FSM state: let Telegram redeliver later.
+        return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+    if not first_time:
+        return JSONResponse({})  # a redelivery: already handled once
+
+    token = log_context.set({"update_id": update.update_id})
+    try:
+        result = await state.dispatcher.feed_update(state.bot, update)
+    except Exception:
+        # The dispatcher's error handler already answered the user; this is the last line of defence.
+        log.exception("update %s failed outside the handlers", update.update_id)
+        return JSONResponse({})
+    finally:
+        log_context.reset(token)
+    reply = _method_response(state, result)
+    if reply is None and isinstance(result, TelegramMethod):
+        await state.bot(result)
+    return JSONResponse(reply or {})

@@ -1,0 +1,82 @@
+"""The `tgcast` command line. Each subcommand loads the settings first, so a bad one stops here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+
+from core.logs import setup_logging
+from core.settings import Settings, SettingsError, load_settings
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    setup_logging(settings.log_level, settings.log_format, settings.secret_values())
+    return settings
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from db.migrate import migrate
+
+    applied = migrate(_settings().database_url)
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    app = create_app(_settings())
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", proxy_headers=True)
+    return 0
+
+
+def cmd_polling(args: argparse.Namespace) -> int:
+    from api.polling import run_polling
+
+    asyncio.run(run_polling(_settings()))
+    return 0
+
+
+def cmd_generate_key(args: argparse.Namespace) -> int:
+    from core.crypto import SecretBox
+
+    print(SecretBox.generate_key())
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
+    "migrate": ("apply the SQL migrations that are missing (safe to repeat)", cmd_migrate),
+    "web": ("serve the web process (webhook, /tick, /health, /metrics)", cmd_web),
+    "polling": ("run the bot with long polling instead of a webhook (no public URL needed)", cmd_polling),
+    "generate-key": ("print a new Fernet key for SESSION_KEYS", cmd_generate_key),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tgcast", description="Telegram auto-broadcast service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, func) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        if name == "web":
+            p.add_argument("--host", default="127.0.0.1")
+            p.add_argument("--port", type=int, default=8000)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"tgcast: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Every setting of runtime.md, read from the environment and `.env`.
+
+`load_settings()` is the only entry point: it turns pydantic's multi-line validation report into
+one line naming the setting, which the CLI prints before exiting non-zero.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A missing or malformed setting; the message is one line naming it."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # Telegram
+    bot_token: SecretStr | None = None
+    api_id: int | None = None
+    api_hash: SecretStr | None = None
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    telegram_dc: int | None = None
+    telegram_dc_address: str | None = None
+    telegram_public_key_file: str | None = None
+    bot_api_base: str | None = None
+    # "auto": Telethon when API_ID is set, the built-in emulator otherwise.
+    gateway: str = Field(default="auto", pattern="^(auto|telethon|fake)$")
+
+    # People
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    admin_usernames: Annotated[frozenset[str], NoDecode] = frozenset()
+    support_contact: str = "@admin"
+    manual_video_file_id: str | None = None
+    default_language: str = Field(default="uz", pattern="^(uz|ru|en)$")
+
+    # Storage
+    database_url: str
+    redis_url: str
+    session_keys: Annotated[tuple[SecretStr, ...], NoDecode]
+    run_retention_days: int = Field(default=7, ge=1)
+
+    # Scheduler
+    tick_token: SecretStr
+    due_window_s: int = Field(default=60, ge=0)
+    tick_cap: int = Field(default=1000, ge=1)
+    jitter_max_ms: int = Field(default=15000, ge=0)
+    min_interval_minutes: int = Field(default=3, ge=1)
+    max_interval_minutes: int = Field(default=10080, ge=1)
+
+    # Worker
+    batch_size: int = Field(default=20, ge=1)
+    lease_s: int = Field(default=120, ge=1)
+    lock_ttl_s: int = Field(default=60, ge=1)
+    lock_busy_retries: int = Field(default=10, ge=0)
+    cont_delay_ms: int = Field(default=1500, ge=0)
+    cont_jitter_ms: int = Field(default=1500, ge=0)
+    send_pause_min_ms: int = Field(default=1000, ge=0)
+    send_pause_max_ms: int = Field(default=2000, ge=0)
+    max_retries: int = Field(default=3, ge=0)
+    retry_base_ms: int = Field(default=2000, ge=1)
+    retry_max_ms: int = Field(default=120000, ge=1)
+    slowmode_default_s: int = Field(default=300, ge=1)
+    account_pause_s: int = Field(default=3600, ge=1)
+    announce_rate: float = Field(default=25, gt=0, le=30)
+
+    # Operations
+    redis_prefix: str = "tgcast:"  # every key of ours (FSM, locks, caches); RQ keeps its own "rq:" keys
+    queue_prefix: str = "tgcast"  # RQ queue names: <prefix>-broadcast, <prefix>-announce
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    metrics_token: SecretStr | None = None
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _admin_ids(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("admin_usernames", mode="before")
+    @classmethod
+    def _admin_usernames(cls, value: object) -> object:
+        parts = _split_csv(value)
+        if isinstance(parts, list):
+            return [p.lstrip("@").lower() for p in parts]
+        return parts
+
+    @field_validator("session_keys", mode="before")
+    @classmethod
+    def _session_keys(cls, value: object) -> object:
+        parts = _split_csv(value)
+        if isinstance(parts, list) and not parts:
+            raise ValueError("needs at least one Fernet key")
+        return parts
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.min_interval_minutes > self.max_interval_minutes:
+            raise ValueError("MIN_INTERVAL_MINUTES is above MAX_INTERVAL_MINUTES")
+        if self.send_pause_min_ms > self.send_pause_max_ms:
+            raise ValueError("SEND_PAUSE_MIN_MS is above SEND_PAUSE_MAX_MS")
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
+        if self.gateway == "telethon" and (self.api_id is None or self.api_hash is None):
+            raise ValueError("API_ID and API_HASH are required for GATEWAY=telethon")
+        return self
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redaction filter."""
+        values = [self.bot_token, self.api_hash, self.webhook_secret, self.tick_token, self.metrics_token]
+        values += list(self.session_keys)
+        return [v.get_secret_value() for v in values if v is not None]
+
+    @cached_property
+    def sandbox(self) -> bool:
+        """No bot token: the service talks to the built-in Telegram emulator."""
+        return self.bot_token is None
+
+    @cached_property
+    def use_fake_gateway(self) -> bool:
+        if self.gateway == "auto":
+            return self.api_id is None
+        return self.gateway == "fake"
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "_".join(str(p) for p in first["loc"]).upper() or "settings"
+        if first["type"] == "missing":
+            raise SettingsError(f"setting {name} is missing") from None
+        # Never echo the input: a malformed secret must not reach the terminal or the logs.
+        raise SettingsError(f"setting {name} is malformed: {first['msg']}") from None

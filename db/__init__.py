@@ -1,0 +1,1 @@
+"""PostgreSQL: migrations, rows and every SQL statement of tgcast. No SQL lives outside this package."""

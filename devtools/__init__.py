@@ -1,0 +1,1 @@
+"""Development and CI tooling: embedded services, the dev runner, the test runner."""

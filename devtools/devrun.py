@@ -1,0 +1,123 @@
+"""`make run`: everything a newcomer needs, in one process tree.
+
+Resolves PostgreSQL and Redis (configured, local, or embedded under `.local/`), keeps generated dev
+secrets in `.local/dev.env` (so sessions stay decryptable across restarts), migrates, then runs the
+`Procfile`'s processes (web, worker) plus a dev ticker that calls `/tick` every few seconds, with their
+output prefixed, until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from core.crypto import SecretBox
+from devtools.services import LOCAL, ROOT, ensure_database, ensure_postgres, ensure_redis, env_or_none
+
+TICK_EVERY_S = 5
+
+
+def _dev_secrets() -> dict[str, str]:
+    """Generated once and kept in .local/dev.env; anything set in the environment wins."""
+    path = LOCAL / "dev.env"
+    stored: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key and value:
+                stored[key] = value
+    defaults = {
+        "SESSION_KEYS": SecretBox.generate_key(),
+        "TICK_TOKEN": secrets.token_urlsafe(24),
+        "WEBHOOK_SECRET": secrets.token_urlsafe(24),
+    }
+    for key, value in defaults.items():
+        stored.setdefault(key, value)
+    LOCAL.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}={v}\n" for k, v in stored.items()))
+    path.chmod(0o600)
+    return stored
+
+
+def _prefix_output(name: str, stream: object) -> None:
+    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
+        sys.stdout.write(f"{name:>7} | {line}")
+        sys.stdout.flush()
+
+
+def _ticker(base_url: str, token: str, stop: threading.Event) -> None:
+    while not stop.wait(TICK_EVERY_S):
+        try:
+            response = httpx.post(f"{base_url}/tick", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            if response.status_code == 200 and response.json().get("enqueued"):
+                print(f"  ticker | {response.text}")
+        except httpx.HTTPError as exc:
+            print(f"  ticker | /tick failed: {type(exc).__name__}")
+
+
+def main() -> int:
+    env = dict(os.environ)
+    for key, value in _dev_secrets().items():
+        env.setdefault(key, value)
+    env["DATABASE_URL"] = env_or_none("DATABASE_URL") or ensure_database(ensure_postgres(None), "tgcast_dev")
+    env["REDIS_URL"] = ensure_redis(env_or_none("REDIS_URL"))
+    port = int(env.get("PORT", "8000"))
+    env["PORT"] = str(port)
+    base_url = f"http://127.0.0.1:{port}"
+    env.setdefault("PUBLIC_URL", base_url)
+    python = sys.executable
+
+    migrate = subprocess.run([python, "-m", "core.cli", "migrate"], env=env, cwd=ROOT)
+    if migrate.returncode != 0:
+        return migrate.returncode
+
+    processes = {
+        "web": [python, "-m", "core.cli", "web", "--host", "127.0.0.1", "--port", str(port)],
+        "worker": [python, "-m", "core.cli", "worker"],
+    }
+    children: dict[str, subprocess.Popen[str]] = {}
+    for name, command in processes.items():
+        child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+        children[name] = child
+        threading.Thread(target=_prefix_output, args=(name, child.stdout), daemon=True).start()
+
+    stop = threading.Event()
+    threading.Thread(target=_ticker, args=(base_url, env["TICK_TOKEN"], stop), daemon=True).start()
+    mode = "sandbox (no BOT_TOKEN: built-in Telegram emulator)" if not env.get("BOT_TOKEN") else "live bot"
+    print(f"\ntgcast is starting in {mode}\n  health:  {base_url}/health\n  sandbox: {base_url}/sandbox\n")
+
+    def _shutdown(*_: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _shutdown)
+    signal.signal(signal.SIGTERM, _shutdown)
+    while not stop.is_set():
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"tgcast: {name} exited with {child.returncode}; stopping")
+                stop.set()
+        time.sleep(0.5)
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()
+    for child in children.values():
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    if not Path(ROOT / "pyproject.toml").exists():
+        raise SystemExit("run from the tgcast checkout")
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Outer middlewares: context (user row, role, language) then the access check."""

@@ -1,0 +1,43 @@
+"""Loads who is acting before any handler: their row, whether they are a super admin, their language."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, User
+from psycopg_pool import AsyncConnectionPool
+
+from core.i18n import Translator, resolve_language
+from core.settings import Settings
+from db import users
+
+
+def is_super_admin(settings: Settings, user: User) -> bool:
+    if user.id in settings.admin_ids:
+        return True
+    return bool(user.username) and user.username.lower() in settings.admin_usernames  # type: ignore[union-attr]
+
+
+class ContextMiddleware(BaseMiddleware):
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user: User | None = data.get("event_from_user")
+        settings: Settings = data["settings"]
+        pool: AsyncConnectionPool = data["pool"]
+        row = None
+        if user is not None:
+            async with pool.connection() as conn:
+                row = await users.get(conn, user.id)
+        data["user_row"] = row
+        data["is_admin"] = user is not None and is_super_admin(settings, user)
+        lang = resolve_language(
+            row.language if row else None, user.language_code if user else None, settings.default_language
+        )
+        data["tr"] = Translator(lang)
+        return await handler(event, data)

@@ -1,0 +1,90 @@
+"""Builds the aiogram Bot and Dispatcher used by both the webhook and long polling."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.storage.base import DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.types import ErrorEvent
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from core.crypto import SecretBox
+from core.i18n import Translator
+from core.settings import Settings
+from handlers import build_router
+from handlers.middlewares.access import AccessMiddleware
+from handlers.middlewares.context import ContextMiddleware
+from userbot.gateway import AccountGateway
+
+log = logging.getLogger(__name__)
+
+# The sandbox bot's token: aiogram needs a well-formed one; the built-in Bot API emulator accepts any.
+SANDBOX_TOKEN = "1000000001:sandbox-token-for-the-built-in-emulator"
+
+
+def bot_token(settings: Settings) -> str:
+    return settings.bot_token.get_secret_value() if settings.bot_token else SANDBOX_TOKEN
+
+
+def build_bot(settings: Settings) -> Bot:
+    session = AiohttpSession()
+    if settings.bot_api_base:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.bot_api_base))
+    return Bot(bot_token(settings), session=session, default=DefaultBotProperties(parse_mode="HTML"))
+
+
+async def _on_error(event: ErrorEvent, bot: Bot, tr: Translator | None = None) -> bool:
+    update = event.update
+    log.error(
+        "handler failed on update %s: %s", update.update_id, type(event.exception).__name__,
+        exc_info=event.exception,
+    )
+    user = None
+    if update.message and update.message.from_user:
+        user = update.message.from_user
+    elif update.callback_query:
+        user = update.callback_query.from_user
+    if user is not None:
+        try:
+            await bot.send_message(user.id, (tr or Translator("en"))("common.error"))
+        except Exception:  # the user is told when possible; the failure is already logged
+            log.warning("could not tell user %s about the error", user.id)
+    return True
+
+
+def build_dispatcher(
+    settings: Settings,
+    *,
+    redis: Redis,
+    pool: AsyncConnectionPool,
+    gateway: AccountGateway,
+    box: SecretBox,
+    **extra: Any,
+) -> Dispatcher:
+    storage = RedisStorage(
+        redis, key_builder=DefaultKeyBuilder(prefix=f"{settings.redis_prefix}fsm", with_bot_id=True)
+    )
+    dispatcher = Dispatcher(
+        storage=storage,
+        # Several web replicas may get two updates of one user at once: isolate them through Redis.
+        events_isolation=storage.create_isolation(),
+        settings=settings,
+        redis=redis,
+        pool=pool,
+        gateway=gateway,
+        box=box,
+        **extra,
+    )
+    for observer in (dispatcher.message, dispatcher.callback_query):
+        observer.outer_middleware(ContextMiddleware())
+        observer.outer_middleware(AccessMiddleware())
+    dispatcher.errors.register(_on_error)
+    dispatcher.include_router(build_router())
+    return dispatcher

@@ -1,0 +1,1 @@
+"""The account gateway (MTProto): the interface, the Telethon implementation and the emulator."""

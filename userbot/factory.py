@@ -1,0 +1,33 @@
+"""Chooses the gateway implementation from the settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from core.settings import Settings
+from userbot.fake import FakeGateway, FakeTelegram
+from userbot.gateway import AccountGateway
+
+
+def fake_network(settings: Settings, redis: Redis) -> FakeTelegram:
+    return FakeTelegram(redis, prefix=f"{settings.redis_prefix}fake:", auto_accounts=settings.sandbox)
+
+
+def build_gateway(settings: Settings, redis: Redis) -> AccountGateway:
+    if settings.use_fake_gateway:
+        return FakeGateway(fake_network(settings, redis))
+    from userbot.telethon_gateway import TelethonGateway  # Telethon only where it is used
+
+    assert settings.api_id is not None and settings.api_hash is not None
+    key = Path(settings.telegram_public_key_file).read_text() if settings.telegram_public_key_file else None
+    address, _, port = (settings.telegram_dc_address or "").partition(":")
+    return TelethonGateway(
+        settings.api_id,
+        settings.api_hash.get_secret_value(),
+        dc=settings.telegram_dc,
+        dc_address=address or None,
+        dc_port=int(port or 443),
+        public_key_pem=key,
+    )

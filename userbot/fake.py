@@ -1,0 +1,324 @@
+"""An emulated Telegram network behind the account gateway, kept in Redis.
+
+Used by the tests, the sandbox, the soak harness and the benchmarks. Its state lives in Redis (under
+its own key prefix) rather than in process memory so that the web process, any number of worker
+processes and the test itself all see one network, and a SIGKILLed worker leaves it consistent.
+
+It behaves like Telegram where tgcast's correctness depends on it: login codes and two-step
+passwords, flood waits (account-wide), slow mode (per group and account), forbidden chats, revoked
+sessions, and de-duplication of sends by `random_id`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+
+from userbot.gateway import (
+    CodeSent,
+    GatewayError,
+    GroupInfo,
+    GroupKind,
+    OutgoingMedia,
+    PasswordNeeded,
+    Peer,
+    Sent,
+    SignedIn,
+)
+
+_CODE_TTL_S = 300
+
+
+@dataclass(frozen=True, slots=True)
+class FakeGroup:
+    chat_id: int
+    title: str
+    kind: GroupKind = "supergroup"
+    slowmode_s: int = 0
+    access_hash: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PostedMessage:
+    chat_id: int
+    message_id: int
+    from_tg_user_id: int
+    kind: str
+    text: str
+    entities: list[dict[str, Any]]
+    random_id: int
+    at: float
+    topic_id: int | None = None
+
+
+class FakeTelegram:
+    """The network: accounts, groups, sessions, and everything posted. Also the fault injector."""
+
+    def __init__(self, redis: Redis, prefix: str = "tgcast:fake:", *, auto_accounts: bool = False) -> None:
+        self.redis = redis
+        self.p = prefix
+        # Sandbox: any well-formed phone has an account (with the seeded groups), so nobody needs one.
+        self.auto_accounts = auto_accounts
+
+    # ---- set-up and inspection (tests, sandbox) ------------------------------------------------
+
+    async def add_account(
+        self, phone: str, *, password: str | None = None, tg_user_id: int | None = None,
+        groups: Sequence[int] = (), banned: bool = False,
+    ) -> int:
+        uid = tg_user_id or int(phone.lstrip("+")[-9:]) + 7_000_000_000
+        await self.redis.hset(  # type: ignore[misc]
+            f"{self.p}acct:{phone}",
+            mapping={"tg_user_id": uid, "password": password or "", "banned": int(banned)},
+        )
+        if groups:
+            await self.redis.sadd(f"{self.p}member:{uid}", *groups)  # type: ignore[misc]
+        return uid
+
+    async def add_group(self, group: FakeGroup, *, members: Sequence[int] = ()) -> None:
+        await self.redis.set(f"{self.p}group:{group.chat_id}", json.dumps(asdict(group)))
+        for uid in members:
+            await self.redis.sadd(f"{self.p}member:{uid}", group.chat_id)  # type: ignore[misc]
+
+    async def join(self, tg_user_id: int, chat_id: int) -> None:
+        await self.redis.sadd(f"{self.p}member:{tg_user_id}", chat_id)  # type: ignore[misc]
+
+    async def last_code(self, phone: str) -> str | None:
+        code = await self.redis.get(f"{self.p}lastcode:{phone}")
+        return code.decode() if code else None
+
+    async def posted(self, chat_id: int) -> list[PostedMessage]:
+        raw = await self.redis.lrange(f"{self.p}posted:{chat_id}", 0, -1)  # type: ignore[misc]
+        return [PostedMessage(**json.loads(r)) for r in raw]
+
+    async def upload_count(self, tg_user_id: int) -> int:
+        return int(await self.redis.get(f"{self.p}uploads:{tg_user_id}") or 0)
+
+    async def send_attempts(self, tg_user_id: int) -> list[float]:
+        """Times of every send call that reached 'Telegram', accepted or not."""
+        raw = await self.redis.lrange(f"{self.p}attempts:{tg_user_id}", 0, -1)  # type: ignore[misc]
+        return [float(r) for r in raw]
+
+    # faults
+    async def set_flood(self, tg_user_id: int, seconds: float) -> None:
+        await self.redis.set(f"{self.p}flood:{tg_user_id}", "1", px=max(1, int(seconds * 1000)))
+
+    async def set_slowmode(self, chat_id: int, seconds: int) -> None:
+        group = await self._group(chat_id)
+        if group is not None:
+            updated = FakeGroup(**{**asdict(group), "slowmode_s": seconds})
+            await self.redis.set(f"{self.p}group:{chat_id}", json.dumps(asdict(updated)))
+
+    async def forbid(self, chat_id: int, tg_user_id: int) -> None:
+        """The account is banned from writing in that group (CHAT_WRITE_FORBIDDEN)."""
+        await self.redis.sadd(f"{self.p}forbidden:{chat_id}", tg_user_id)  # type: ignore[misc]
+
+    async def revoke_sessions(self, tg_user_id: int) -> None:
+        await self.redis.sadd(f"{self.p}revoked", tg_user_id)  # type: ignore[misc]
+
+    async def fail_next(self, tg_user_id: int, *codes: str) -> None:
+        """The next sends of this account fail with these error codes, one each (e.g. FLOOD_WAIT_30)."""
+        await self.redis.rpush(f"{self.p}faults:{tg_user_id}", *codes)  # type: ignore[misc]
+
+    # ---- internals --------------------------------------------------------------------------------
+
+    async def _group(self, chat_id: int) -> FakeGroup | None:
+        raw = await self.redis.get(f"{self.p}group:{chat_id}")
+        return FakeGroup(**json.loads(raw)) if raw else None
+
+    async def _account(self, phone: str) -> dict[str, str] | None:
+        raw = await self.redis.hgetall(f"{self.p}acct:{phone}")  # type: ignore[misc]
+        if not raw and self.auto_accounts:
+            await self.add_account(phone, groups=await self._seeded_groups())
+            raw = await self.redis.hgetall(f"{self.p}acct:{phone}")  # type: ignore[misc]
+        return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+
+    async def _seeded_groups(self) -> list[int]:
+        return [int(x) for x in await self.redis.smembers(f"{self.p}seeded")]  # type: ignore[misc]
+
+    async def seed(self, groups: Sequence[FakeGroup]) -> None:
+        """Groups every auto-created account belongs to (sandbox)."""
+        for group in groups:
+            await self.add_group(group)
+            await self.redis.sadd(f"{self.p}seeded", group.chat_id)  # type: ignore[misc]
+
+    async def session_user(self, session: str) -> int:
+        raw = await self.redis.get(f"{self.p}session:{session}")
+        if raw is None:
+            raise GatewayError("AUTH_KEY_UNREGISTERED")
+        uid = int(raw)
+        if await self.redis.sismember(f"{self.p}revoked", str(uid)):  # type: ignore[misc]
+            raise GatewayError("SESSION_REVOKED")
+        return uid
+
+
+class FakeGateway:
+    """`AccountGateway` over a `FakeTelegram`."""
+
+    def __init__(self, network: FakeTelegram) -> None:
+        self.net = network
+
+    @property
+    def _r(self) -> Redis:
+        return self.net.redis
+
+    async def send_code(self, phone: str) -> CodeSent:
+        account = await self.net._account(phone)
+        if account is None:
+            raise GatewayError("PHONE_NUMBER_INVALID")
+        if account.get("banned") == "1":
+            raise GatewayError("PHONE_NUMBER_BANNED")
+        code = f"{secrets.randbelow(90000) + 10000}"
+        code_hash = secrets.token_hex(8)
+        temp = "tmp-" + secrets.token_hex(16)
+        p = self.net.p
+        await self._r.set(f"{p}code:{code_hash}", json.dumps({"phone": phone, "code": code}), ex=_CODE_TTL_S)
+        await self._r.set(f"{p}lastcode:{phone}", code, ex=_CODE_TTL_S)
+        await self._r.set(f"{p}temp:{temp}", phone, ex=_CODE_TTL_S * 2)
+        return CodeSent(phone_code_hash=code_hash, temp_session=temp)
+
+    async def sign_in(
+        self, temp_session: str, phone: str, code: str, phone_code_hash: str
+    ) -> SignedIn | PasswordNeeded:
+        p = self.net.p
+        if await self._r.get(f"{p}temp:{temp_session}") is None:
+            raise GatewayError("AUTH_KEY_UNREGISTERED")
+        raw = await self._r.get(f"{p}code:{phone_code_hash}")
+        if raw is None:
+            raise GatewayError("PHONE_CODE_EXPIRED")
+        expected = json.loads(raw)
+        if expected["phone"] != phone or expected["code"] != code:
+            raise GatewayError("PHONE_CODE_INVALID")
+        await self._r.delete(f"{p}code:{phone_code_hash}")
+        account = await self.net._account(phone)
+        assert account is not None
+        if account.get("password"):
+            await self._r.set(f"{p}temp2fa:{temp_session}", phone, ex=_CODE_TTL_S * 2)
+            return PasswordNeeded(temp_session=temp_session, hint=None)
+        return await self._issue(temp_session, phone, int(account["tg_user_id"]))
+
+    async def check_password(self, temp_session: str, phone: str, password: str) -> SignedIn:
+        p = self.net.p
+        if await self._r.get(f"{p}temp2fa:{temp_session}") is None:
+            raise GatewayError("AUTH_KEY_UNREGISTERED")
+        account = await self.net._account(phone)
+        if account is None or account.get("password") != password:
+            raise GatewayError("PASSWORD_HASH_INVALID")
+        return await self._issue(temp_session, phone, int(account["tg_user_id"]))
+
+    async def _issue(self, temp_session: str, phone: str, uid: int) -> SignedIn:
+        p = self.net.p
+        session = "fake-" + secrets.token_hex(24)
+        await self._r.set(f"{p}session:{session}", uid)
+        await self._r.srem(f"{p}revoked", uid)  # type: ignore[misc]
+        await self._r.delete(f"{p}temp:{temp_session}", f"{p}temp2fa:{temp_session}")
+        return SignedIn(session=session, tg_user_id=uid, phone=phone)
+
+    async def discard_login(self, temp_session: str) -> None:
+        p = self.net.p
+        await self._r.delete(f"{p}temp:{temp_session}", f"{p}temp2fa:{temp_session}")
+
+    async def log_out(self, session: str) -> None:
+        await self._r.delete(f"{self.net.p}session:{session}")
+
+    async def list_groups(self, session: str) -> Sequence[GroupInfo]:
+        uid = await self.net.session_user(session)
+        chat_ids = sorted(int(c) for c in await self._r.smembers(f"{self.net.p}member:{uid}"))  # type: ignore[misc]
+        found: list[GroupInfo] = []
+        for chat_id in chat_ids:
+            group = await self.net._group(chat_id)
+            if group is None or await self._r.sismember(f"{self.net.p}forbidden:{chat_id}", str(uid)):  # type: ignore[misc]
+                continue
+            found.append(GroupInfo(chat_id, group.title, group.kind, group.access_hash or None))
+        return found
+
+    def connect(self, session: str) -> FakeSender:
+        return FakeSender(self.net, session)
+
+
+class FakeSender:
+    def __init__(self, network: FakeTelegram, session: str) -> None:
+        self.net = network
+        self.session = session
+        self.uid = 0
+
+    async def __aenter__(self) -> FakeSender:
+        self.uid = await self.net.session_user(self.session)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def _admit(self, peer: Peer, random_id: int) -> tuple[FakeGroup, int | None]:
+        """Telegram's checks, in Telegram's order; returns the group and an earlier message id if any."""
+        r, p, uid = self.net.redis, self.net.p, self.uid
+        await r.rpush(f"{p}attempts:{uid}", time.time())  # type: ignore[misc]
+        await self.net.session_user(self.session)
+        fault = await r.lpop(f"{p}faults:{uid}")  # type: ignore[misc]
+        if fault:
+            code = fault.decode()
+            seconds = None
+            if code[-1].isdigit():
+                head, _, tail = code.rpartition("_")
+                code, seconds = f"{head}_X", int(tail)
+            raise GatewayError(code, seconds)
+        flood_ms = await r.pttl(f"{p}flood:{uid}")
+        if flood_ms and flood_ms > 0:
+            raise GatewayError("FLOOD_WAIT_X", math.ceil(flood_ms / 1000))
+        group = await self.net._group(peer.chat_id)
+        if group is None or not await r.sismember(f"{p}member:{uid}", str(peer.chat_id)):  # type: ignore[misc]
+            raise GatewayError("CHANNEL_PRIVATE" if peer.chat_id < -10**12 else "CHAT_ID_INVALID")
+        if await r.sismember(f"{p}forbidden:{peer.chat_id}", str(uid)):  # type: ignore[misc]
+            raise GatewayError("CHAT_WRITE_FORBIDDEN")
+        earlier = await r.get(f"{p}rid:{uid}:{random_id}")
+        if earlier is not None:
+            return group, int(earlier)
+        slow_ms = await r.pttl(f"{p}slow:{peer.chat_id}:{uid}")
+        if slow_ms and slow_ms > 0:
+            raise GatewayError("SLOWMODE_WAIT_X", math.ceil(slow_ms / 1000))
+        return group, None
+
+    async def _post(self, peer: Peer, group: FakeGroup, kind: str, text: str,
+                    entities: list[dict[str, Any]], random_id: int) -> Sent:
+        r, p, uid = self.net.redis, self.net.p, self.uid
+        message_id = int(await r.incr(f"{p}msgid:{peer.chat_id}"))
+        posted = PostedMessage(peer.chat_id, message_id, uid, kind, text, entities, random_id, time.time(),
+                               peer.topic_id)
+        # One transaction: a send is either fully recorded (posted + random id) or not at all.
+        pipe = r.pipeline(transaction=True)
+        pipe.set(f"{p}rid:{uid}:{random_id}", message_id, nx=True)
+        pipe.rpush(f"{p}posted:{peer.chat_id}", json.dumps(asdict(posted)))
+        if group.slowmode_s:
+            pipe.set(f"{p}slow:{peer.chat_id}:{uid}", 1, ex=group.slowmode_s)
+        await pipe.execute()
+        return Sent(message_id=message_id)
+
+    async def send_text(self, peer: Peer, text: str, entities: list[dict[str, Any]], random_id: int) -> Sent:
+        if not text.strip():
+            raise GatewayError("MESSAGE_EMPTY")
+        if len(text.encode("utf-16-le")) // 2 > 4096:
+            raise GatewayError("MESSAGE_TOO_LONG")
+        group, earlier = await self._admit(peer, random_id)
+        if earlier is not None:
+            return Sent(message_id=earlier, duplicate=True)
+        return await self._post(peer, group, "text", text, entities, random_id)
+
+    async def upload_media(self, media: OutgoingMedia) -> str:
+        await self.net.redis.incr(f"{self.net.p}uploads:{self.uid}")
+        return json.dumps({"fake_upload": secrets.token_hex(8), "name": media.file_name, "size": len(media.data)})
+
+    async def send_media(self, peer: Peer, media_handle: str, kind: Literal["photo", "video"], caption: str,
+                         entities: list[dict[str, Any]], random_id: int) -> Sent:
+        if len(caption.encode("utf-16-le")) // 2 > 1024:
+            raise GatewayError("MEDIA_CAPTION_TOO_LONG")
+        group, earlier = await self._admit(peer, random_id)
+        if earlier is not None:
+            return Sent(message_id=earlier, duplicate=True)
+        return await self._post(peer, group, kind, caption, entities, random_id)

@@ -1,0 +1,135 @@
+"""The account gateway: everything tgcast asks of a user's Telegram account (MTProto).
+
+Two implementations live behind this interface: `userbot.telethon_gateway` (real Telegram) and
+`userbot.fake` (the emulator used by tests, the sandbox and the benchmarks). Nothing outside
+`userbot/` imports Telethon, so the rest of the code only ever sees these types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+GroupKind = Literal["group", "supergroup", "forum", "channel"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    chat_id: int  # Bot-API style id: -100… for channels/supergroups, -N for basic groups
+    title: str
+    kind: GroupKind
+    access_hash: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """What the worker needs to address a group without listing dialogs."""
+
+    chat_id: int
+    kind: GroupKind
+    access_hash: int | None = None
+    topic_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CodeSent:
+    phone_code_hash: str
+    temp_session: str  # the half-authorised session that must sign in; a secret
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    session: str  # durable session string; a secret, stored encrypted only
+    tg_user_id: int
+    phone: str
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordNeeded:
+    temp_session: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMedia:
+    kind: Literal["photo", "video"]
+    data: bytes
+    file_name: str
+    mime_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    message_id: int
+    duplicate: bool = False  # Telegram answered RANDOM_ID_DUPLICATE: it was sent before
+
+
+# ---- errors -----------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class GatewayError(Exception):
+    """A failure reported by Telegram (or the network), reduced to Telegram's own error name.
+
+    `code` is the RPC error name with any number replaced by X (FLOOD_WAIT_X, SLOWMODE_WAIT_X), or a
+    transport name (TIMEOUT, NETWORK). `seconds` carries the X. The delivery classifier and the
+    login flow decide what each code means; this type only carries the facts.
+    """
+
+    code: str
+    seconds: int | None = None
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.code if self.seconds is None else f"{self.code} ({self.seconds}s)")
+
+
+class AccountGateway(Protocol):
+    # login -------------------------------------------------------------------------------------
+    async def send_code(self, phone: str) -> CodeSent: ...
+
+    async def sign_in(
+        self, temp_session: str, phone: str, code: str, phone_code_hash: str
+    ) -> SignedIn | PasswordNeeded: ...
+
+    async def check_password(self, temp_session: str, phone: str, password: str) -> SignedIn: ...
+
+    async def discard_login(self, temp_session: str) -> None:
+        """Forget a half-finished login (cancel, expiry); never raises."""
+        ...
+
+    async def log_out(self, session: str) -> None: ...
+
+    # groups ------------------------------------------------------------------------------------
+    async def list_groups(self, session: str) -> Sequence[GroupInfo]:
+        """Every group of the account where it may post now (see ui-contract, Importing groups)."""
+        ...
+
+    # sending -----------------------------------------------------------------------------------
+    def connect(self, session: str) -> SenderConnection:
+        """One connection per job; use as `async with gateway.connect(s) as conn`."""
+        ...
+
+
+class SenderConnection(Protocol):
+    async def __aenter__(self) -> SenderConnection: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def send_text(self, peer: Peer, text: str, entities: list[dict[str, Any]], random_id: int) -> Sent: ...
+
+    async def upload_media(self, media: OutgoingMedia) -> str:
+        """Upload once per cycle; returns an opaque handle reusable by `send_media` (JSON text)."""
+        ...
+
+    async def send_media(
+        self,
+        peer: Peer,
+        media_handle: str,
+        kind: Literal["photo", "video"],
+        caption: str,
+        entities: list[dict[str, Any]],
+        random_id: int,
+    ) -> Sent: ...
