@@ -150,10 +150,15 @@ class Telegram:
     # ---- reading what the bot did -------------------------------------------------------------
 
     def screen(self, user: TgUser | int, lang: str = "en") -> Screen:
+        """The message the bot touched last in this chat: the newest one sent, or the one edited."""
         chat_id = user if isinstance(user, int) else user.id
         messages = self.api.messages(chat_id)
         assert messages, f"the bot showed nothing to {chat_id}"
         last = messages[-1]
+        for call in reversed(self.api.sent_to(chat_id)):
+            if call.method.startswith("edit") and "message_id" in call.params:
+                last = self.api.message(chat_id, int(call.params["message_id"])) or last
+            break
         text = last.get("text") or last.get("caption") or ""
         callbacks, reply = _callbacks(last.get("reply_markup"))
         return Screen(text, message_keys(text, lang), callbacks, reply, last)

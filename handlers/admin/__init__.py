@@ -1,0 +1,1 @@
+"""The super admin's tools: commands, panel, user cards, announcements, statistics."""
