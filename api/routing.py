@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from api.health import health
 from api.webhook import telegram_webhook
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return [
         Route("/telegram/webhook", telegram_webhook, methods=["POST"]),
         Route("/health", health, methods=["GET"]),

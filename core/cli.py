@@ -42,6 +42,21 @@ def cmd_polling(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_set_webhook(args: argparse.Namespace) -> int:
+    from api.webhook_admin import set_webhook
+
+    settings = _settings()
+    print(asyncio.run(set_webhook(settings, url=args.url, max_connections=args.max_connections)))
+    return 0
+
+
+def cmd_delete_webhook(args: argparse.Namespace) -> int:
+    from api.webhook_admin import delete_webhook
+
+    print(asyncio.run(delete_webhook(_settings(), drop_pending=args.drop_pending)))
+    return 0
+
+
 def cmd_generate_key(args: argparse.Namespace) -> int:
     from core.crypto import SecretBox
 
@@ -53,6 +68,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "migrate": ("apply the SQL migrations that are missing (safe to repeat)", cmd_migrate),
     "web": ("serve the web process (webhook, /tick, /health, /metrics)", cmd_web),
     "polling": ("run the bot with long polling instead of a webhook (no public URL needed)", cmd_polling),
+    "set-webhook": ("point Telegram at WEBHOOK_URL with WEBHOOK_SECRET (idempotent)", cmd_set_webhook),
+    "delete-webhook": ("remove the webhook (for switching to long polling)", cmd_delete_webhook),
     "generate-key": ("print a new Fernet key for SESSION_KEYS", cmd_generate_key),
 }
 
@@ -63,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, func) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=func)
+        if name == "set-webhook":
+            p.add_argument("--url", help="defaults to WEBHOOK_URL")
+            p.add_argument("--max-connections", type=int, default=40)
+        if name == "delete-webhook":
+            p.add_argument("--drop-pending", action="store_true", help="also drop updates waiting at Telegram")
         if name == "web":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8000)

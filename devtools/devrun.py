@@ -72,7 +72,8 @@ def main() -> int:
     port = int(env.get("PORT", "8000"))
     env["PORT"] = str(port)
     base_url = f"http://127.0.0.1:{port}"
-    env.setdefault("PUBLIC_URL", base_url)
+    if not env.get("BOT_TOKEN"):
+        env.setdefault("BOT_API_BASE", f"{base_url}/sandbox/botapi")
     python = sys.executable
 
     migrate = subprocess.run([python, "-m", "core.cli", "migrate"], env=env, cwd=ROOT)

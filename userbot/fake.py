@@ -120,6 +120,15 @@ class FakeTelegram:
         """The account is banned from writing in that group (CHAT_WRITE_FORBIDDEN)."""
         await self.redis.sadd(f"{self.p}forbidden:{chat_id}", tg_user_id)  # type: ignore[misc]
 
+    async def forbid_all(self, chat_id: int) -> None:
+        """Nobody may post there (a read-only group): hidden from imports, refused on send."""
+        await self.redis.set(f"{self.p}forbid_all:{chat_id}", 1)
+
+    async def writable(self, chat_id: int, tg_user_id: int) -> bool:
+        if await self.redis.exists(f"{self.p}forbid_all:{chat_id}"):
+            return False
+        return not await self.redis.sismember(f"{self.p}forbidden:{chat_id}", str(tg_user_id))  # type: ignore[misc]
+
     async def revoke_sessions(self, tg_user_id: int) -> None:
         await self.redis.sadd(f"{self.p}revoked", tg_user_id)  # type: ignore[misc]
 
@@ -234,7 +243,7 @@ class FakeGateway:
         found: list[GroupInfo] = []
         for chat_id in chat_ids:
             group = await self.net._group(chat_id)
-            if group is None or await self._r.sismember(f"{self.net.p}forbidden:{chat_id}", str(uid)):  # type: ignore[misc]
+            if group is None or not await self.net.writable(chat_id, uid):
                 continue
             found.append(GroupInfo(chat_id, group.title, group.kind, group.access_hash or None))
         return found
@@ -275,7 +284,7 @@ class FakeSender:
         group = await self.net._group(peer.chat_id)
         if group is None or not await r.sismember(f"{p}member:{uid}", str(peer.chat_id)):  # type: ignore[misc]
             raise GatewayError("CHANNEL_PRIVATE" if peer.chat_id < -10**12 else "CHAT_ID_INVALID")
-        if await r.sismember(f"{p}forbidden:{peer.chat_id}", str(uid)):  # type: ignore[misc]
+        if not await self.net.writable(peer.chat_id, uid):
             raise GatewayError("CHAT_WRITE_FORBIDDEN")
         earlier = await r.get(f"{p}rid:{uid}:{random_id}")
         if earlier is not None:
