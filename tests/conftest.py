@@ -2,7 +2,7 @@
 server, the emulated Telegram network, and the web app driven through its webhook.
 
 Environment: TEST_DATABASE_URL (a server URL whose database may create others; default the local
-`postgres` database) and TEST_REDIS_URL (default db 15 of the local server). The session creates a
+`postgres` database) and TEST_REDIS_URL (a server; each run claims a free db 1..15 of it). The session creates a
 database of its own, migrates it, and drops it at the end; Redis db is flushed between tests.
 """
 
@@ -55,9 +55,35 @@ def database_url() -> Iterator[str]:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    return _REDIS_URL
+def redis_url() -> Iterator[str]:
+    """A Redis db of this test session's own: several test runs may share one server (RQ keys have
+    no prefix, so separate dbs are the only clean isolation). Claimed with a lock key in db 0."""
+    base = _REDIS_URL.rsplit("/", 1)[0]
+    with SyncRedis.from_url(f"{base}/0") as r:
+        for n in range(15, 0, -1):
+            key = f"tgcast-test-db-lock:{n}"
+            if r.set(key, os.getpid(), nx=True, ex=6 * 3600):
+                break
+            holder = r.get(key)
+            if holder is not None and not _alive(int(holder)):
+                r.set(key, os.getpid(), ex=6 * 3600)  # a killed run left it behind
+                break
+        else:
+            raise RuntimeError("all Redis dbs 1..15 are claimed by other test runs")
+    yield f"{base}/{n}"
+    with SyncRedis.from_url(f"{base}/0") as r:
+        r.delete(f"tgcast-test-db-lock:{n}")
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +114,7 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
                     sql.SQL(", ").join(sql.Identifier(t) for t in _TABLES)
                 )
             )
-        with SyncRedis.from_url(_REDIS_URL) as r:
+        with SyncRedis.from_url(request.getfixturevalue("redis_url")) as r:
             r.flushdb()
     yield
 
