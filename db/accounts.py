@@ -1,0 +1,51 @@
+"""Connected Telegram accounts (one per bot user); the session is stored only encrypted."""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+from db.rows import Account
+
+
+async def get(conn: AsyncConnection, owner_id: int) -> Account | None:
+    cur = conn.cursor(row_factory=class_row(Account))
+    await cur.execute("SELECT * FROM accounts WHERE owner_id = %(id)s", {"id": owner_id})
+    return await cur.fetchone()
+
+
+async def get_active(conn: AsyncConnection, owner_id: int) -> Account | None:
+    """The account that counts as "logged in": a revoked session does not."""
+    cur = conn.cursor(row_factory=class_row(Account))
+    await cur.execute(
+        "SELECT * FROM accounts WHERE owner_id = %(id)s AND status = 'active'", {"id": owner_id}
+    )
+    return await cur.fetchone()
+
+
+async def owners_of_tg_user(conn: AsyncConnection, tg_user_id: int, *, except_owner: int) -> list[int]:
+    cur = await conn.execute(
+        "SELECT owner_id FROM accounts WHERE tg_user_id = %(tg)s AND owner_id <> %(owner)s",
+        {"tg": tg_user_id, "owner": except_owner},
+    )
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def store(conn: AsyncConnection, owner_id: int, *, tg_user_id: int, phone: str, session_enc: bytes) -> None:
+    """Insert or replace the owner's account (a fresh login clears any pause of the old session)."""
+    await conn.execute(
+        """
+        INSERT INTO accounts (owner_id, tg_user_id, phone, session_enc, status)
+        VALUES (%(owner)s, %(tg)s, %(phone)s, %(enc)s, 'active')
+        ON CONFLICT (owner_id) DO UPDATE SET
+            tg_user_id = EXCLUDED.tg_user_id, phone = EXCLUDED.phone, session_enc = EXCLUDED.session_enc,
+            status = 'active', flood_until = NULL, pause_reason = NULL, updated_at = now()
+        """,
+        {"owner": owner_id, "tg": tg_user_id, "phone": phone, "enc": session_enc},
+    )
+
+
+async def delete(conn: AsyncConnection, owner_id: int) -> Account | None:
+    cur = conn.cursor(row_factory=class_row(Account))
+    await cur.execute("DELETE FROM accounts WHERE owner_id = %(id)s RETURNING *", {"id": owner_id})
+    return await cur.fetchone()
