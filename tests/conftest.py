@@ -173,8 +173,8 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def tg(client: httpx.AsyncClient, botapi: FakeBotAPI) -> Telegram:
-    return Telegram(client, botapi)
+def tg(client: httpx.AsyncClient, botapi: FakeBotAPI, botapi_server: FakeBotAPIServer) -> Telegram:
+    return Telegram(client, botapi, botapi_server.base_url, BOT_TOKEN)
 
 
 @pytest.fixture

@@ -81,15 +81,31 @@ class TgUser:
 
 
 class Telegram:
-    def __init__(self, client: httpx.AsyncClient, api: FakeBotAPI) -> None:
+    def __init__(self, client: httpx.AsyncClient, api: FakeBotAPI, api_base: str, bot_token: str) -> None:
         self.client = client
         self.api = api
+        self.api_base = api_base
+        self.bot_token = bot_token
 
     # ---- sending updates ------------------------------------------------------------------------
 
     async def post_update(self, update: dict[str, Any], *, secret: str | None = WEBHOOK_SECRET) -> httpx.Response:
         headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
-        return await self.client.post("/telegram/webhook", json=update, headers=headers)
+        response = await self.client.post("/telegram/webhook", json=update, headers=headers)
+        if response.status_code == 200:
+            await self._execute_inline_reply(response)
+        return response
+
+    async def _execute_inline_reply(self, response: httpx.Response) -> None:
+        """Telegram executes a method returned in the webhook response; so does the harness."""
+        try:
+            body = response.json()
+        except ValueError:
+            return
+        if isinstance(body, dict) and "method" in body:
+            params = {k: v for k, v in body.items() if k != "method"}
+            async with httpx.AsyncClient(base_url=self.api_base) as api:
+                await api.post(f"/bot{self.bot_token}/{body['method']}", json=params)
 
     def _message(self, user: TgUser, **content: Any) -> dict[str, Any]:
         return {

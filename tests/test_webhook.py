@@ -97,3 +97,5 @@ async def test_method_returned_by_handler_is_the_response_body(app, tg: Telegram
     body = response.json()
     assert response.status_code == 200
     assert body["method"] == "sendMessage" and str(body["chat_id"]) == str(user.id)
+    # Telegram executes the inline reply; the harness does the same against the fake Bot API.
+    assert [c.params["text"] for c in tg.api.calls_of("sendMessage")] == ["hi"]

@@ -1,0 +1,174 @@
+"""What every benchmark shares: the environment it runs in, process stats, and summary statistics."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from devtools.services import ensure_postgres, ensure_redis, env_or_none, with_db
+
+ROOT = Path(__file__).resolve().parent.parent
+SESSION_KEY = "Q8kc3ryTr3mH0C8rcn1-6ydrM0Y_gkDmKcbkfxk-6SU="
+TICK_TOKEN = "bench-tick-token-0123456789"
+WEBHOOK_SECRET = "bench-webhook-secret-0123456789"
+BOT_TOKEN = "123456:BENCH-token-for-the-fake-bot-api-000"
+
+
+@dataclass(frozen=True)
+class Spread:
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        return cls(statistics.median(values), min(values), max(values))
+
+    def fmt(self, digits: int = 2) -> str:
+        return f"{self.median:.{digits}f} ({self.low:.{digits}f}–{self.high:.{digits}f})"
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def machine() -> dict[str, str]:
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    pg = "?"
+    try:
+        with psycopg.connect(services()["server"]) as conn:
+            pg = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+    except psycopg.Error:
+        pass
+    import aiogram
+    import redis
+    import rq
+    import telethon
+
+    return {
+        "cores": str(os.cpu_count()),
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "cpu": _cpu_model(),
+        "python": sys.version.split()[0],
+        "os": platform.platform(),
+        "postgresql": pg,
+        "redis-py / rq": f"{redis.__version__} / {rq.__version__}",
+        "aiogram / telethon": f"{aiogram.__version__} / {telethon.__version__}",
+    }
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
+_services: dict[str, str] = {}
+
+
+def services() -> dict[str, str]:
+    if not _services:
+        _services["server"] = ensure_postgres(env_or_none("BENCH_DATABASE_URL"))
+        _services["redis"] = ensure_redis(env_or_none("BENCH_REDIS_URL")).rsplit("/", 1)[0] + "/14"
+    return _services
+
+
+def fresh_database(name: str) -> str:
+    """An empty, migrated database for one benchmark."""
+    from db.migrate import migrate
+
+    server = services()["server"]
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = with_db(server, name)
+    migrate(url)
+    return url
+
+
+def base_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "DATABASE", "REDIS"))}
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=services()["redis"],
+        SESSION_KEYS=SESSION_KEY,
+        TICK_TOKEN=TICK_TOKEN,
+        WEBHOOK_SECRET=WEBHOOK_SECRET,
+        BOT_TOKEN=BOT_TOKEN,
+        GATEWAY="fake",
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+def flush_redis() -> None:
+    from redis import Redis
+
+    with Redis.from_url(services()["redis"]) as r:
+        r.flushdb()
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(CPU seconds used, RSS MiB) of a process, from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(stat[11]) + int(stat[12])) / ticks
+    rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return cpu, rss_pages * os.sysconf("SC_PAGE_SIZE") / 1024 / 1024
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handle = log.open("wb")
+    return subprocess.Popen(args, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
