@@ -1,0 +1,176 @@
+"""What a send's result means for the delivery, the account and the user: runtime.md, worker rule 6.
+
+One table maps Telegram's error name (`GatewayError.code`, as `userbot.errors.to_gateway_error`
+names it) to a rule; `classify` turns a rule plus the numbers (wait seconds, retry count, interval)
+into a `Decision` the worker applies as is. No I/O here, so every row is tested cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from core.schedule import backoff_ms, flood_jitter_ms
+from userbot.gateway import GatewayError
+
+_ERROR_TEXT_MAX = 200
+
+
+class Kind(StrEnum):
+    SENT = "sent"
+    FLOOD = "flood"  # account-wide wait asked by Telegram
+    SLOWMODE = "slowmode"  # this group's own wait
+    TRANSIENT = "transient"  # network / server trouble: retried with backoff
+    FAILED = "failed"  # terminal for this cycle
+    REVOKED = "revoked"  # the session is unusable
+    ACCOUNT_PAUSE = "account_pause"  # spam limits on the account: pause it for a long while
+
+
+# Failure reasons stored on deliveries (and counted in cycles.reasons).
+FORBIDDEN = "forbidden"
+UNREACHABLE = "unreachable"
+TOPIC_CLOSED = "topic_closed"
+BAD_CONTENT = "bad_content"
+SLOWMODE = "slowmode"
+RETRY_EXHAUSTED = "retry_exhausted"
+UNKNOWN = "unknown"
+
+# A group failing for one of these reasons in consecutive cycles is eventually taken off the list.
+STREAK_REASONS = frozenset({FORBIDDEN, UNREACHABLE, TOPIC_CLOSED})
+
+Tell = Literal["bad_content", "session_ended", "account_paused", "long_flood"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    kind: Kind
+    reason: str | None = None
+
+
+_FAIL_FORBIDDEN = Rule(Kind.FAILED, FORBIDDEN)
+_FAIL_UNREACHABLE = Rule(Kind.FAILED, UNREACHABLE)
+_FAIL_TOPIC = Rule(Kind.FAILED, TOPIC_CLOSED)
+_FAIL_CONTENT = Rule(Kind.FAILED, BAD_CONTENT)
+
+TABLE: dict[str, Rule] = {
+    "RANDOM_ID_DUPLICATE": Rule(Kind.SENT),
+    "FLOOD_WAIT_X": Rule(Kind.FLOOD),
+    "FLOOD_PREMIUM_WAIT_X": Rule(Kind.FLOOD),
+    "SLOWMODE_WAIT_X": Rule(Kind.SLOWMODE),
+    "SLOWMODE_WAIT": Rule(Kind.SLOWMODE),  # bare slow mode, no number
+    "TIMEOUT": Rule(Kind.TRANSIENT),
+    "NETWORK": Rule(Kind.TRANSIENT),
+    "RPC_CALL_FAIL": Rule(Kind.TRANSIENT),
+    "RPC_MCGET_FAIL": Rule(Kind.TRANSIENT),
+    "INTERNAL": Rule(Kind.TRANSIENT),
+    "WORKER_BUSY_TOO_LONG_RETRY": Rule(Kind.TRANSIENT),
+    "CHAT_WRITE_FORBIDDEN": _FAIL_FORBIDDEN,
+    "CHAT_SEND_PLAIN_FORBIDDEN": _FAIL_FORBIDDEN,
+    "CHAT_SEND_MEDIA_FORBIDDEN": _FAIL_FORBIDDEN,
+    "CHAT_SEND_PHOTOS_FORBIDDEN": _FAIL_FORBIDDEN,
+    "CHAT_SEND_VIDEOS_FORBIDDEN": _FAIL_FORBIDDEN,
+    "CHAT_RESTRICTED": _FAIL_FORBIDDEN,
+    "USER_BANNED_IN_CHANNEL": _FAIL_FORBIDDEN,
+    "CHANNEL_PRIVATE": _FAIL_UNREACHABLE,
+    "CHANNEL_INVALID": _FAIL_UNREACHABLE,
+    "CHAT_ID_INVALID": _FAIL_UNREACHABLE,
+    "PEER_ID_INVALID": _FAIL_UNREACHABLE,
+    "CHAT_ADMIN_REQUIRED": _FAIL_UNREACHABLE,
+    "TOPIC_CLOSED": _FAIL_TOPIC,
+    "TOPIC_DELETED": _FAIL_TOPIC,
+    "MESSAGE_TOO_LONG": _FAIL_CONTENT,
+    "MEDIA_CAPTION_TOO_LONG": _FAIL_CONTENT,
+    "ENTITY_BOUNDS_INVALID": _FAIL_CONTENT,
+    "MESSAGE_EMPTY": _FAIL_CONTENT,
+    "AUTH_KEY_UNREGISTERED": Rule(Kind.REVOKED),
+    "SESSION_REVOKED": Rule(Kind.REVOKED),
+    "USER_DEACTIVATED": Rule(Kind.REVOKED),
+    "USER_DEACTIVATED_BAN": Rule(Kind.REVOKED),
+    "AUTH_KEY_DUPLICATED": Rule(Kind.REVOKED),
+    "PEER_FLOOD": Rule(Kind.ACCOUNT_PAUSE),
+    "FROZEN_METHOD_INVALID": Rule(Kind.ACCOUNT_PAUSE),
+}
+_UNKNOWN_RULE = Rule(Kind.FAILED, UNKNOWN)
+_FLOOD_WITHOUT_NUMBER_S = 60  # a flood name Telegram sent without its number: wait a minute
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The settings the classifier depends on (a subset of `core.settings.Settings`)."""
+
+    max_retries: int = 3
+    retry_base_ms: int = 2000
+    retry_max_ms: int = 120_000
+    slowmode_default_s: int = 300
+    account_pause_s: int = 3600
+
+    @classmethod
+    def of(cls, settings: object) -> Policy:
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    kind: Kind
+    status: Literal["sent", "pending", "failed", "cancelled"]
+    reason: str | None = None
+    retry_delay_ms: int | None = None  # pending: next attempt this long after now
+    retry: int = 0  # the delivery's retry count after this attempt
+    account_pause_s: int | None = None  # pause the whole account this long
+    stop_batch: bool = False  # nothing more is sent from this account in this job
+    error: str | None = None  # kept on the delivery for `unknown`
+    tell: Tell | None = None  # a notice for the user
+
+    @property
+    def counts_toward_streak(self) -> bool:
+        return self.status == "failed" and self.reason in STREAK_REASONS
+
+
+def rule_for(code: str) -> Rule:
+    return TABLE.get(code, _UNKNOWN_RULE)
+
+
+def classify(error: GatewayError | None, *, retry: int, interval_s: int, key: str, policy: Policy) -> Decision:
+    """The decision for one delivery. `error` None means Telegram accepted the message; `key`
+    (the delivery id) makes the jitters reproducible."""
+    if error is None:
+        return Decision(Kind.SENT, "sent", retry=retry)
+    rule = rule_for(error.code)
+    seconds = error.seconds or 0
+    match rule.kind:
+        case Kind.SENT:
+            return Decision(Kind.SENT, "sent", retry=retry)
+        case Kind.FLOOD:
+            wait_s = seconds or _FLOOD_WITHOUT_NUMBER_S
+            return Decision(
+                Kind.FLOOD, "pending", retry=retry, account_pause_s=wait_s, stop_batch=True,
+                retry_delay_ms=wait_s * 1000 + flood_jitter_ms(key),
+                tell="long_flood" if wait_s > interval_s else None,
+            )
+        case Kind.SLOWMODE:
+            wait_s = seconds or policy.slowmode_default_s
+            if wait_s > interval_s:
+                return Decision(Kind.SLOWMODE, "failed", SLOWMODE, retry=retry)
+            return Decision(Kind.SLOWMODE, "pending", retry=retry, retry_delay_ms=wait_s * 1000)
+        case Kind.TRANSIENT:
+            if retry >= policy.max_retries:
+                return Decision(Kind.TRANSIENT, "failed", RETRY_EXHAUSTED, retry=retry, error=_text(error))
+            delay = backoff_ms(retry, policy.retry_base_ms, policy.retry_max_ms, key)
+            return Decision(Kind.TRANSIENT, "pending", retry=retry + 1, retry_delay_ms=delay)
+        case Kind.REVOKED:
+            return Decision(Kind.REVOKED, "cancelled", "session_revoked", retry=retry, stop_batch=True,
+                            tell="session_ended")
+        case Kind.ACCOUNT_PAUSE:
+            pause = policy.account_pause_s
+            return Decision(Kind.ACCOUNT_PAUSE, "pending", retry=retry, account_pause_s=pause, stop_batch=True,
+                            retry_delay_ms=pause * 1000 + flood_jitter_ms(key), tell="account_paused")
+        case _:
+            tell: Tell | None = "bad_content" if rule.reason == BAD_CONTENT else None
+            error_text = _text(error) if rule.reason == UNKNOWN else None
+            return Decision(Kind.FAILED, "failed", rule.reason, retry=retry, error=error_text, tell=tell)
+
+
+def _text(error: GatewayError) -> str:
+    text = f"{error.code}: {error.detail}" if error.detail else error.code
+    return text if len(text) <= _ERROR_TEXT_MAX else text[: _ERROR_TEXT_MAX - 1] + "…"

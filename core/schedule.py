@@ -1,0 +1,70 @@
+"""Timing rules of the broadcast runtime: jitter, due times, continuation, backoff, idempotency keys.
+
+Pure functions, no I/O. Everything that must be the same on every replica and after a restart is
+derived from a fixed hash (blake2b), never from Python's per-process `hash()` or a global RNG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import datetime, timedelta
+
+_RANDOM_ID_SPAN = 1 << 62  # signed 63-bit: [-2^62, 2^62) fits Telegram's int64 and PostgreSQL's BIGINT
+
+
+def stable_hash(text: str) -> int:
+    """A 64-bit unsigned hash that is the same in every process and every Python version."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def cycle_jitter_ms(user_id: int, cycle: int, jitter_max_ms: int) -> int:
+    """runtime.md, scheduler rule 6: `H("<user_id>:<cycle>") mod (JITTER_MAX_MS + 1)`."""
+    if jitter_max_ms <= 0:
+        return 0
+    return stable_hash(f"{user_id}:{cycle}") % (jitter_max_ms + 1)
+
+
+def next_run_at(scheduled_at: datetime, interval_minutes: int, now: datetime) -> datetime:
+    """Never earlier than one interval after the previous scheduled start, and never in the past:
+    a late tick does not make cycles burst to catch up."""
+    return max(scheduled_at + timedelta(minutes=interval_minutes), now)
+
+
+def continuation_delay_ms(cont_delay_ms: int, cont_jitter_ms: int, cycle_id: int, step: int) -> int:
+    """`CONT_DELAY_MS` + a jitter in [0, CONT_JITTER_MS], deterministic per (cycle, step) so a
+    retried enqueue lands on the same time."""
+    jitter = stable_hash(f"cont:{cycle_id}:{step}") % (cont_jitter_ms + 1) if cont_jitter_ms > 0 else 0
+    return cont_delay_ms + jitter
+
+
+def continuation_at(now: datetime, delay_ms: int, earliest_due: datetime | None) -> datetime:
+    """runtime.md, worker rule 7: `max(now + delay, earliest next_attempt_at)`."""
+    at = now + timedelta(milliseconds=delay_ms)
+    return max(at, earliest_due) if earliest_due is not None else at
+
+
+def backoff_ms(retry: int, base_ms: int, max_ms: int, key: str) -> int:
+    """`min(RETRY_MAX_MS, RETRY_BASE_MS * 2^retry)` plus a jitter of at most 20 % of that, derived
+    from `key` (the delivery) so it is reproducible."""
+    core = min(max_ms, base_ms * (1 << min(max(retry, 0), 40)))
+    return core + stable_hash(f"backoff:{key}:{retry}") % (core // 5 + 1)
+
+
+def flood_jitter_ms(key: str, span_ms: int = 1000) -> int:
+    """A small spread so the deliveries and jobs waiting on one flood pause do not all wake at once."""
+    return stable_hash(f"flood:{key}") % (span_ms + 1)
+
+
+def random_id(delivery_id: int, cycle_id: int) -> int:
+    """The idempotency key of one delivery: a signed 63-bit integer, never 0, the same on every
+    attempt, so Telegram (and the emulator) de-duplicate a resend after a crash."""
+    value = stable_hash(f"rid:{delivery_id}:{cycle_id}") % (2 * _RANDOM_ID_SPAN) - _RANDOM_ID_SPAN
+    return value or 1
+
+
+def send_pause_s(min_ms: int, max_ms: int, rng: random.Random | None = None) -> float:
+    """The pause between two sends of one account, uniformly random in [min, max] milliseconds."""
+    if max_ms <= 0:
+        return 0.0
+    return (rng or random).uniform(min_ms, max_ms) / 1000
