@@ -73,3 +73,14 @@ async def deactivate(conn: AsyncConnection, owner_id: int) -> bool:
         {"id": owner_id},
     )
     return await cur.fetchone() is not None
+
+
+async def set_interval(conn: AsyncConnection, owner_id: int, interval_minutes: int) -> None:
+    """Remember the interval without starting (something else the start needs is still missing)."""
+    await conn.execute(
+        """
+        INSERT INTO configs (owner_id, interval_minutes) VALUES (%(id)s, %(iv)s)
+        ON CONFLICT (owner_id) DO UPDATE SET interval_minutes = EXCLUDED.interval_minutes, updated_at = now()
+        """,
+        {"id": owner_id, "iv": interval_minutes},
+    )

@@ -1,0 +1,85 @@
+"""A user's groups; the `selected` ones are the list the broadcast posts to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+from db.rows import Group
+from userbot.gateway import GroupInfo
+
+
+async def count_selected(conn: AsyncConnection, owner_id: int) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) FROM groups WHERE owner_id = %(id)s AND selected", {"id": owner_id}
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def selected_page(conn: AsyncConnection, owner_id: int, *, offset: int, limit: int) -> list[Group]:
+    cur = conn.cursor(row_factory=class_row(Group))
+    await cur.execute(
+        """
+        SELECT * FROM groups WHERE owner_id = %(id)s AND selected
+        ORDER BY lower(title), chat_id OFFSET %(offset)s LIMIT %(limit)s
+        """,
+        {"id": owner_id, "offset": offset, "limit": limit},
+    )
+    return await cur.fetchall()
+
+
+async def selected_ids(conn: AsyncConnection, owner_id: int) -> set[int]:
+    cur = await conn.execute(
+        "SELECT chat_id FROM groups WHERE owner_id = %(id)s AND selected", {"id": owner_id}
+    )
+    return {row[0] for row in await cur.fetchall()}
+
+
+async def select(conn: AsyncConnection, owner_id: int, groups: Sequence[GroupInfo]) -> int:
+    """Put these groups in the list (refreshing title, kind, access hash); returns how many were not
+    in it before."""
+    if not groups:
+        return 0
+    async with conn.transaction():
+        before = await selected_ids(conn, owner_id)
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                """
+                INSERT INTO groups (owner_id, chat_id, title, kind, access_hash, selected)
+                VALUES (%(owner)s, %(chat)s, %(title)s, %(kind)s, %(hash)s, true)
+                ON CONFLICT (owner_id, chat_id) DO UPDATE SET
+                    title = EXCLUDED.title, kind = EXCLUDED.kind, access_hash = EXCLUDED.access_hash,
+                    -- re-adding a group the runtime took out gives it a fresh start
+                    fail_streak = CASE WHEN groups.selected THEN groups.fail_streak ELSE 0 END,
+                    selected = true
+                """,
+                [
+                    {"owner": owner_id, "chat": g.chat_id, "title": g.title, "kind": g.kind, "hash": g.access_hash}
+                    for g in groups
+                ],
+            )
+    return len({g.chat_id for g in groups} - before)
+
+
+async def deselect(conn: AsyncConnection, owner_id: int, chat_id: int) -> Group | None:
+    """Take one group out of the list; None when it was not in it."""
+    cur = conn.cursor(row_factory=class_row(Group))
+    await cur.execute(
+        """
+        UPDATE groups SET selected = false
+        WHERE owner_id = %(id)s AND chat_id = %(chat)s AND selected
+        RETURNING *
+        """,
+        {"id": owner_id, "chat": chat_id},
+    )
+    return await cur.fetchone()
+
+
+async def deselect_all(conn: AsyncConnection, owner_id: int) -> int:
+    cur = await conn.execute(
+        "UPDATE groups SET selected = false WHERE owner_id = %(id)s AND selected", {"id": owner_id}
+    )
+    return cur.rowcount

@@ -1,0 +1,226 @@
+"""The user's group list (`select_groups`) and importing from the account (`add_group`)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from core.crypto import SecretBox
+from core.i18n import Translator
+from core.paging import Page, page_of
+from core.settings import Settings
+from db import groups as db_groups
+from db.rows import Group
+from handlers import callbacks as cb
+from handlers.menu import button, require_login, send_main_menu
+from handlers.ui import show
+from services.groups import AccountGroups, NotLoggedIn
+from userbot.gateway import AccountGateway, GatewayError, GroupInfo
+
+log = logging.getLogger(__name__)
+
+PER_PAGE = 10
+_TITLE_MAX = 28
+
+
+def _short(title: str) -> str:
+    return title if len(title) <= _TITLE_MAX else title[: _TITLE_MAX - 1] + "…"
+
+
+def _nav(kb: InlineKeyboardBuilder, page: Page, factory: type[cb.SelectGroupsPage] | type[cb.AddGroupPage]) -> None:
+    row = []
+    if page.has_prev:
+        row.append(button("◀", factory(page=page.number - 1)))
+    if page.has_next:
+        row.append(button("▶", factory(page=page.number + 1)))
+    if row:
+        kb.row(*row)
+
+
+def list_keyboard(tr: Translator, page: Page, rows: list[Group], total: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for g in rows:
+        kb.row(button(f"❌ {_short(g.title)}", cb.ToggleGroup(chat_id=g.chat_id, page=page.number)))
+    _nav(kb, page, cb.SelectGroupsPage)
+    if total:
+        kb.row(button(tr("groups.btn_remove_all"), cb.DeselectAllGroups()))
+    kb.row(button(tr("groups.btn_import"), cb.AddGroup()), button(tr("groups.btn_add_all"), cb.AddAllGroups(page=0)))
+    kb.row(button(tr("common.back"), cb.BackToMenu()))
+    return kb.as_markup()
+
+
+def import_keyboard(tr: Translator, page: Page, shown: list[GroupInfo], selected: set[int]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    buttons = [
+        button(f"{'✅' if g.chat_id in selected else '❌'} {_short(g.title)}",
+               cb.ImportGroup(chat_id=g.chat_id, page=page.number))
+        for g in shown
+    ]
+    for i in range(0, len(buttons), 2):
+        kb.row(*buttons[i : i + 2])
+    _nav(kb, page, cb.AddGroupPage)
+    kb.row(button(tr("groups.btn_add_all"), cb.AddAllGroups(page=page.number)))
+    kb.row(button(tr("common.back"), cb.SelectGroups()))
+    return kb.as_markup()
+
+
+async def show_list(query: CallbackQuery, pool: AsyncConnectionPool, tr: Translator, requested: int) -> None:
+    async with pool.connection() as conn:
+        total = await db_groups.count_selected(conn, query.from_user.id)
+        page = page_of(requested, total, PER_PAGE)
+        rows = await db_groups.selected_page(conn, query.from_user.id, offset=page.offset, limit=PER_PAGE)
+    text = tr("groups.list_title", count=total)
+    if total:
+        text += "\n" + tr("groups.page", page=page.number + 1, pages=page.count)
+    else:
+        text += "\n" + tr("groups.list_empty")
+    await show(query, text, list_keyboard(tr, page, rows, total))
+
+
+async def show_import(query: CallbackQuery, pool: AsyncConnectionPool, service: AccountGroups, tr: Translator,
+                      requested: int) -> None:
+    async with pool.connection() as conn:
+        found = await service.listed(conn, query.from_user.id)
+        selected = await db_groups.selected_ids(conn, query.from_user.id)
+    if not found:
+        kb = InlineKeyboardBuilder()
+        kb.row(button(tr("common.back"), cb.SelectGroups()))
+        await show(query, tr("groups.none_found"), kb.as_markup())
+        return
+    page = page_of(requested, len(found), PER_PAGE)
+    shown = found[page.offset : page.offset + PER_PAGE]
+    in_list = sum(1 for g in found if g.chat_id in selected)
+    text = tr("groups.import_header", page=page.number + 1, pages=page.count, selected=in_list, total=len(found))
+    await show(query, text, import_keyboard(tr, page, shown, selected))
+
+
+# ---- handlers --------------------------------------------------------------------------------------
+
+
+def _service(redis: Redis, gateway: AccountGateway, box: SecretBox, settings: Settings) -> AccountGroups:
+    return AccountGroups(redis, gateway, box, settings)
+
+
+async def _guard(query: CallbackQuery, pool: AsyncConnectionPool, settings: Settings, tr: Translator,
+                 is_admin: bool) -> bool:
+    return await require_login(query, pool=pool, settings=settings, tr=tr, is_admin=is_admin)
+
+
+async def select_groups(query: CallbackQuery, pool: AsyncConnectionPool, settings: Settings, tr: Translator,
+                        is_admin: bool, callback_data: cb.SelectGroups | cb.SelectGroupsPage) -> None:
+    if not await _guard(query, pool, settings, tr, is_admin):
+        return
+    await query.answer()
+    await show_list(query, pool, tr, getattr(callback_data, "page", 0))
+
+
+async def add_group(query: CallbackQuery, pool: AsyncConnectionPool, redis: Redis, gateway: AccountGateway,
+                    box: SecretBox, settings: Settings, tr: Translator, is_admin: bool,
+                    callback_data: cb.AddGroup | cb.AddGroupPage) -> None:
+    if not await _guard(query, pool, settings, tr, is_admin):
+        return
+    service = _service(redis, gateway, box, settings)
+    try:
+        await show_import(query, pool, service, tr, getattr(callback_data, "page", 0))
+    except (GatewayError, NotLoggedIn):
+        await query.answer(tr("groups.fetch_failed"), show_alert=True)
+        return
+    await query.answer()
+
+
+async def import_group(query: CallbackQuery, callback_data: cb.ImportGroup, pool: AsyncConnectionPool,
+                       redis: Redis, gateway: AccountGateway, box: SecretBox, settings: Settings, tr: Translator,
+                       is_admin: bool) -> None:
+    if not await _guard(query, pool, settings, tr, is_admin):
+        return
+    service = _service(redis, gateway, box, settings)
+    try:
+        async with pool.connection() as conn:
+            toggled = await service.toggle(conn, query.from_user.id, callback_data.chat_id)
+    except (GatewayError, NotLoggedIn):
+        await query.answer(tr("groups.fetch_failed"), show_alert=True)
+        return
+    if toggled is None:
+        await query.answer(tr("groups.not_found"), show_alert=True)
+        return
+    key = "groups.added" if toggled.added else "groups.removed"
+    await query.answer(tr(key, title=toggled.group.title))
+    await show_import(query, pool, service, tr, callback_data.page)
+
+
+async def add_all_groups(query: CallbackQuery, callback_data: cb.AddAllGroups, pool: AsyncConnectionPool,
+                         redis: Redis, gateway: AccountGateway, box: SecretBox, settings: Settings,
+                         tr: Translator, is_admin: bool) -> None:
+    if not await _guard(query, pool, settings, tr, is_admin):
+        return
+    service = _service(redis, gateway, box, settings)
+    try:
+        async with pool.connection() as conn:
+            added, _already = await service.add_all(conn, query.from_user.id)
+    except (GatewayError, NotLoggedIn):
+        await query.answer(tr("groups.fetch_failed"), show_alert=True)
+        return
+    await query.answer(tr("groups.added_n", count=added) if added else tr("groups.all_already"))
+    await show_import(query, pool, service, tr, callback_data.page)
+
+
+async def toggle_group(query: CallbackQuery, callback_data: cb.ToggleGroup, pool: AsyncConnectionPool,
+                       settings: Settings, tr: Translator, is_admin: bool) -> None:
+    if not await _guard(query, pool, settings, tr, is_admin):
+        return
+    async with pool.connection() as conn:
+        removed = await db_groups.deselect(conn, query.from_user.id, callback_data.chat_id)
+    if removed is None:
+        await query.answer(tr("groups.not_found"), show_alert=True)
+        return
+    await query.answer(tr("groups.removed", title=removed.title))
+    await show_list(query, pool, tr, callback_data.page)
+
+
+async def deselect_all_groups(query: CallbackQuery, pool: AsyncConnectionPool, settings: Settings,
+                              tr: Translator, is_admin: bool) -> None:
+    if not await _guard(query, pool, settings, tr, is_admin):
+        return
+    async with pool.connection() as conn:
+        await db_groups.deselect_all(conn, query.from_user.id)
+    await query.answer(tr("groups.all_removed"))
+    await show_list(query, pool, tr, 0)
+
+
+async def import_groups_command(message: Message, pool: AsyncConnectionPool, redis: Redis,
+                                gateway: AccountGateway, box: SecretBox, settings: Settings, tr: Translator,
+                                is_admin: bool) -> None:
+    assert message.from_user is not None
+    service = _service(redis, gateway, box, settings)
+    try:
+        async with pool.connection() as conn:
+            added, already = await service.add_all(conn, message.from_user.id)
+    except NotLoggedIn:
+        await send_main_menu(message, pool=pool, settings=settings, tr=tr, user_id=message.from_user.id,
+                             is_admin=is_admin, notice=tr("menu.need_login"))
+        return
+    except GatewayError:
+        await message.answer(tr("groups.fetch_failed"))
+        return
+    await message.answer(tr("groups.imported", added=added, already=already))
+
+
+def make_router() -> Router:
+    router = Router(name=__name__)
+    router.callback_query.register(select_groups, cb.SelectGroups.filter())
+    router.callback_query.register(select_groups, cb.SelectGroupsPage.filter())
+    router.callback_query.register(add_group, cb.AddGroup.filter())
+    router.callback_query.register(add_group, cb.AddGroupPage.filter())
+    router.callback_query.register(import_group, cb.ImportGroup.filter())
+    router.callback_query.register(add_all_groups, cb.AddAllGroups.filter())
+    router.callback_query.register(toggle_group, cb.ToggleGroup.filter())
+    router.callback_query.register(deselect_all_groups, cb.DeselectAllGroups.filter())
+    router.message.register(import_groups_command, Command("import_groups"))
+    return router
+

@@ -1,0 +1,111 @@
+"""Writing the broadcast message: text with its formatting, or a photo or video with a caption."""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message, MessageEntity
+from psycopg_pool import AsyncConnectionPool
+
+from core.content import CAPTION_LIMIT, MEDIA_LIMIT_BYTES, TEXT_LIMIT, preview, utf16_len
+from core.i18n import Translator
+from core.settings import Settings
+from db import configs, messages
+from handlers import callbacks as cb
+from handlers.broadcast import cancel_keyboard, interval_keyboard
+from handlers.menu import require_login
+from handlers.states import BroadcastStates
+from handlers.ui import show
+from services.messages import Captured, save_current
+
+log = logging.getLogger(__name__)
+
+PREVIEW_CHARS = 80
+
+
+def entity_dicts(entities: list[MessageEntity] | None) -> list[dict[str, Any]]:
+    """Bot API entity objects as Telegram sent them: offsets stay in UTF-16 units, untouched."""
+    return [e.model_dump(mode="json", exclude_none=True) for e in entities or []]
+
+
+class ContentRefused(Exception):
+    def __init__(self, key: str, **values: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.values = values
+
+
+async def capture(message: Message, bot: Bot) -> Captured:
+    """What the user sent, checked against Telegram's limits, media bytes included."""
+    if message.text is not None:
+        if utf16_len(message.text) > TEXT_LIMIT:
+            raise ContentRefused("message.too_long", limit=TEXT_LIMIT)
+        return Captured("text", message.text, entity_dicts(message.entities))
+    caption = message.caption or ""
+    if message.photo:
+        photo = message.photo[-1]  # the largest size Telegram made
+        file_id, size, name, mime = photo.file_id, photo.file_size, "photo.jpg", "image/jpeg"
+        kind: Any = "photo"
+    elif message.video is not None:
+        video = message.video
+        file_id, size = video.file_id, video.file_size
+        name, mime, kind = video.file_name or "video.mp4", video.mime_type or "video/mp4", "video"
+    else:
+        raise ContentRefused("message.unsupported")
+    if utf16_len(caption) > CAPTION_LIMIT:
+        raise ContentRefused("message.caption_too_long", limit=CAPTION_LIMIT)
+    mb = MEDIA_LIMIT_BYTES // (1024 * 1024)
+    if size is not None and size > MEDIA_LIMIT_BYTES:
+        raise ContentRefused("message.media_too_big", mb=mb)  # refused before spending a download on it
+    try:
+        downloaded = await bot.download(file_id)
+    except TelegramAPIError as exc:
+        log.info("media download failed: %s", type(exc).__name__)
+        raise ContentRefused("message.download_failed") from exc
+    data = downloaded.read() if downloaded is not None else b""
+    if len(data) > MEDIA_LIMIT_BYTES:
+        raise ContentRefused("message.media_too_big", mb=mb)
+    return Captured(kind, caption, entity_dicts(message.caption_entities), file_id, name, mime, data)
+
+
+async def send_message(query: CallbackQuery, state: FSMContext, pool: AsyncConnectionPool, settings: Settings,
+                       tr: Translator, is_admin: bool) -> None:
+    if not await require_login(query, pool=pool, settings=settings, tr=tr, is_admin=is_admin):
+        return
+    async with pool.connection() as conn:
+        config = await configs.get(conn, query.from_user.id)
+        current = await messages.get_owned(conn, query.from_user.id, config.message_id) \
+            if config and config.message_id else None
+    await state.set_state(BroadcastStates.WAITING_BROADCAST_MSG)
+    await query.answer()
+    parts = []
+    if current is not None:
+        shown = preview(current.text, PREVIEW_CHARS) if current.text else tr(f"message.kind_{current.kind}")
+        parts.append(tr("message.current", preview=html.escape(shown)))
+    parts.append(tr("message.ask"))
+    await show(query, "\n\n".join(parts), cancel_keyboard(tr))
+
+
+async def receive(message: Message, state: FSMContext, bot: Bot, pool: AsyncConnectionPool, tr: Translator) -> None:
+    assert message.from_user is not None
+    try:
+        captured = await capture(message, bot)
+    except ContentRefused as refused:
+        await message.answer(tr(refused.key, **refused.values), reply_markup=cancel_keyboard(tr))
+        return  # the state is kept: the next message is another try
+    async with pool.connection() as conn:
+        await save_current(conn, message.from_user.id, captured)
+    await state.clear()
+    await message.answer(tr("message.saved"), reply_markup=interval_keyboard(tr))
+
+
+def make_router() -> Router:
+    router = Router(name=__name__)
+    router.callback_query.register(send_message, cb.SendMessage.filter())
+    router.message.register(receive, BroadcastStates.WAITING_BROADCAST_MSG)
+    return router

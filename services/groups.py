@@ -1,0 +1,80 @@
+"""The account's writable groups (through the gateway, cached briefly) and the user's list of them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+
+from psycopg import AsyncConnection
+from redis.asyncio import Redis
+
+from core.crypto import SecretBox
+from core.settings import Settings
+from db import accounts
+from db import groups as db_groups
+from userbot.gateway import AccountGateway, GatewayError, GroupInfo
+
+log = logging.getLogger(__name__)
+
+CACHE_TTL_S = 60
+
+
+class NotLoggedIn(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Toggled:
+    group: GroupInfo
+    added: bool
+
+
+class AccountGroups:
+    def __init__(self, redis: Redis, gateway: AccountGateway, box: SecretBox, settings: Settings) -> None:
+        self.redis = redis
+        self.gateway = gateway
+        self.box = box
+        self.prefix = settings.redis_prefix
+
+    def _key(self, owner_id: int) -> str:
+        return f"{self.prefix}groups:{owner_id}"
+
+    async def listed(self, conn: AsyncConnection, owner_id: int) -> list[GroupInfo]:
+        """Every group the account may post to now; raises NotLoggedIn without an active account.
+
+        Cached for a minute: paging through a long list must not cost one dialog scan per press,
+        and Telegram rate-limits dialog listing."""
+        cached = await self.redis.get(self._key(owner_id))
+        if cached is not None:
+            return [GroupInfo(**g) for g in json.loads(cached)]
+        account = await accounts.get_active(conn, owner_id)
+        if account is None:
+            raise NotLoggedIn
+        try:
+            found = list(await self.gateway.list_groups(self.box.decrypt(account.session_enc)))
+        except GatewayError as exc:
+            log.info("list_groups failed for user %s: %s", owner_id, exc.code)
+            raise
+        await self.redis.set(self._key(owner_id), json.dumps([asdict(g) for g in found]), ex=CACHE_TTL_S)
+        return found
+
+    async def forget(self, owner_id: int) -> None:
+        await self.redis.delete(self._key(owner_id))
+
+    async def toggle(self, conn: AsyncConnection, owner_id: int, chat_id: int) -> Toggled | None:
+        """Add the group to the list or take it out; None when the account has no such group (the
+        callback's chat id is user input)."""
+        group = next((g for g in await self.listed(conn, owner_id) if g.chat_id == chat_id), None)
+        if group is None:
+            return None
+        if await db_groups.deselect(conn, owner_id, chat_id) is not None:
+            return Toggled(group, added=False)
+        await db_groups.select(conn, owner_id, [group])
+        return Toggled(group, added=True)
+
+    async def add_all(self, conn: AsyncConnection, owner_id: int) -> tuple[int, int]:
+        """Returns (newly added, already in the list)."""
+        found = await self.listed(conn, owner_id)
+        added = await db_groups.select(conn, owner_id, found)
+        return added, len(found) - added
