@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from api.health import health
+from api.tick import tick_endpoint
 from api.webhook import telegram_webhook
 
 
@@ -12,4 +13,5 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/telegram/webhook", telegram_webhook, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
+        Route("/tick", tick_endpoint, methods=["POST"]),
     ]

@@ -64,6 +64,32 @@ def cmd_generate_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tick(args: argparse.Namespace) -> int:
+    import json
+
+    from db.pool import open_pool
+    from jobs.scheduler import tick
+
+    settings = _settings()
+
+    async def run() -> dict[str, object]:
+        pool = await open_pool(settings.database_url, min_size=1, max_size=2)
+        try:
+            return (await tick(pool, settings)).as_json()
+        finally:
+            await pool.close()
+
+    print(json.dumps(asyncio.run(run())))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from jobs.worker import run_worker
+
+    run_worker(_settings(), burst=args.burst)
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "migrate": ("apply the SQL migrations that are missing (safe to repeat)", cmd_migrate),
     "web": ("serve the web process (webhook, /tick, /health, /metrics)", cmd_web),
@@ -71,6 +97,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "set-webhook": ("point Telegram at WEBHOOK_URL with WEBHOOK_SECRET (idempotent)", cmd_set_webhook),
     "delete-webhook": ("remove the webhook (for switching to long polling)", cmd_delete_webhook),
     "generate-key": ("print a new Fernet key for SESSION_KEYS", cmd_generate_key),
+    "tick": ("run one scheduler tick (what POST /tick does) and print its JSON summary", cmd_tick),
+    "worker": ("run an RQ worker for the broadcast and announcement queues, with the scheduler", cmd_worker),
 }
 
 
@@ -85,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--max-connections", type=int, default=40)
         if name == "delete-webhook":
             p.add_argument("--drop-pending", action="store_true", help="also drop updates waiting at Telegram")
+        if name == "worker":
+            p.add_argument("--burst", action="store_true", help="exit once the queues are empty")
         if name == "web":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8000)

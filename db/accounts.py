@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
@@ -49,3 +51,27 @@ async def delete(conn: AsyncConnection, owner_id: int) -> Account | None:
     cur = conn.cursor(row_factory=class_row(Account))
     await cur.execute("DELETE FROM accounts WHERE owner_id = %(id)s RETURNING *", {"id": owner_id})
     return await cur.fetchone()
+
+
+# ---- the send-batch worker ----------------------------------------------------------------------
+
+
+async def pause(conn: AsyncConnection, owner_id: int, until: datetime, reason: str) -> None:
+    """Account-wide pause asked by Telegram; a shorter wait never shortens a longer one."""
+    await conn.execute(
+        """
+        UPDATE accounts SET flood_until = GREATEST(COALESCE(flood_until, %(until)s), %(until)s),
+               pause_reason = %(reason)s, updated_at = now()
+        WHERE owner_id = %(id)s
+        """,
+        {"id": owner_id, "until": until, "reason": reason},
+    )
+
+
+async def revoke(conn: AsyncConnection, owner_id: int) -> bool:
+    """The session stopped working (revoked, deactivated); returns whether it was active."""
+    cur = await conn.execute(
+        "UPDATE accounts SET status = 'revoked', updated_at = now() WHERE owner_id = %(id)s AND status = 'active'",
+        {"id": owner_id},
+    )
+    return cur.rowcount == 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
@@ -51,3 +54,126 @@ async def last_finished(conn: AsyncConnection, owner_id: int) -> Cycle | None:
         {"id": owner_id},
     )
     return await cur.fetchone()
+
+
+# ---- the send-batch worker's bookkeeping ------------------------------------------------------
+
+
+async def get(conn: AsyncConnection, cycle_id: int) -> Cycle | None:
+    cur = conn.cursor(row_factory=class_row(Cycle))
+    await cur.execute("SELECT * FROM cycles WHERE id = %(id)s", {"id": cycle_id})
+    return await cur.fetchone()
+
+
+async def is_live(conn: AsyncConnection, cycle_id: int) -> bool:
+    """The cycle still runs and its config was not stopped: checked before every send, so a stop
+    takes effect between two sends of a batch."""
+    cur = await conn.execute(
+        """
+        SELECT 1 FROM cycles c JOIN configs cf ON cf.owner_id = c.owner_id
+        WHERE c.id = %(id)s AND c.status = 'running' AND cf.active
+        """,
+        {"id": cycle_id},
+    )
+    return await cur.fetchone() is not None
+
+
+async def mark_started(conn: AsyncConnection, cycle_id: int, started_at: datetime) -> int | None:
+    """Record the first batch's start and the lag behind the schedule; None if already started."""
+    cur = await conn.execute(
+        """
+        UPDATE cycles SET started_at = %(at)s,
+               lag_ms = GREATEST(0, (extract(epoch FROM %(at)s - scheduled_at) * 1000)::int)
+        WHERE id = %(id)s AND started_at IS NULL
+        RETURNING lag_ms
+        """,
+        {"id": cycle_id, "at": started_at},
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else None
+
+
+async def set_media_handle(conn: AsyncConnection, cycle_id: int, handle: str) -> None:
+    await conn.execute("UPDATE cycles SET media_handle = %(h)s WHERE id = %(id)s", {"id": cycle_id, "h": handle})
+
+
+async def set_continuation(conn: AsyncConnection, cycle_id: int, reason: str) -> None:
+    await conn.execute(
+        "UPDATE cycles SET last_continuation = %(r)s WHERE id = %(id)s", {"id": cycle_id, "r": reason}
+    )
+
+
+async def count_lock_busy(conn: AsyncConnection, cycle_id: int) -> None:
+    await conn.execute("UPDATE cycles SET lock_busy = lock_busy + 1 WHERE id = %(id)s", {"id": cycle_id})
+
+
+async def finish(conn: AsyncConnection, cycle_id: int, finished_at: datetime) -> Cycle | None:
+    """Close the cycle once nothing is pending or in flight: counts, failure reasons, outcome.
+    Returns the row only to the one caller that finished it."""
+    cur = conn.cursor(row_factory=class_row(Cycle))
+    await cur.execute(
+        """
+        WITH s AS (
+            SELECT count(*) FILTER (WHERE status = 'sent') AS sent,
+                   count(*) FILTER (WHERE status = 'failed') AS failed,
+                   count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+                   count(*) FILTER (WHERE status IN ('pending', 'in_flight')) AS open,
+                   COALESCE((SELECT jsonb_object_agg(reason, n) FROM (
+                       SELECT reason, count(*) AS n FROM deliveries
+                       WHERE cycle_id = %(id)s AND status = 'failed' GROUP BY reason) r), '{}'::jsonb) AS reasons
+            FROM deliveries WHERE cycle_id = %(id)s
+        )
+        UPDATE cycles c SET
+            status = CASE WHEN s.cancelled > 0 AND s.sent + s.failed = 0 THEN 'cancelled' ELSE 'done' END,
+            outcome = CASE
+                WHEN s.sent + s.failed = 0 AND s.cancelled > 0 THEN 'cancelled'
+                WHEN s.sent > 0 AND s.failed = 0 AND s.cancelled = 0 THEN 'sent'
+                WHEN s.sent > 0 THEN 'partial'
+                ELSE 'failed'
+            END,
+            sent = s.sent, failed = s.failed, cancelled = s.cancelled, reasons = s.reasons,
+            finished_at = %(at)s
+        FROM s
+        WHERE c.id = %(id)s AND c.status = 'running' AND s.open = 0
+        RETURNING c.*
+        """,
+        {"id": cycle_id, "at": finished_at},
+    )
+    return await cur.fetchone()
+
+
+@dataclass(slots=True)
+class RemovedGroup:
+    chat_id: int
+    title: str
+    reason: str | None
+
+
+async def apply_streaks(
+    conn: AsyncConnection, cycle_id: int, streak_reasons: list[str], limit: int
+) -> list[RemovedGroup]:
+    """Per group of the finished cycle: a terminal failure extends its streak, a success resets it;
+    a group reaching `limit` consecutive failing cycles is taken off the list (and its streak reset,
+    so adding it back gives it a fresh start)."""
+    await conn.execute(
+        """
+        UPDATE groups g SET
+            fail_streak = CASE WHEN d.status = 'sent' THEN 0 ELSE g.fail_streak + 1 END,
+            last_failure = CASE WHEN d.status = 'sent' THEN g.last_failure ELSE d.reason END
+        FROM deliveries d
+        WHERE d.cycle_id = %(cycle)s AND g.owner_id = d.owner_id AND g.chat_id = d.chat_id
+          AND (d.status = 'sent' OR (d.status = 'failed' AND d.reason = ANY(%(reasons)s)))
+        """,
+        {"cycle": cycle_id, "reasons": streak_reasons},
+    )
+    cur = conn.cursor(row_factory=class_row(RemovedGroup))
+    await cur.execute(
+        """
+        UPDATE groups g SET selected = false, fail_streak = 0
+        FROM cycles c
+        WHERE c.id = %(cycle)s AND g.owner_id = c.owner_id AND g.selected AND g.fail_streak >= %(limit)s
+        RETURNING g.chat_id, g.title, g.last_failure AS reason
+        """,
+        {"cycle": cycle_id, "limit": limit},
+    )
+    return await cur.fetchall()

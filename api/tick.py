@@ -1,0 +1,24 @@
+"""POST /tick: the external cron's entry to the scheduler (bearer token, constant-time compare)."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api.state import app_state
+from jobs.scheduler import tick
+
+
+def _authorized(request: Request, expected: str) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+async def tick_endpoint(request: Request) -> JSONResponse:
+    state = app_state(request)
+    if not _authorized(request, state.settings.tick_token.get_secret_value()):
+        return JSONResponse({"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    summary = await tick(state.pool, state.settings)
+    return JSONResponse(summary.as_json())

@@ -1,0 +1,158 @@
+"""Deliveries: the worker's claim, lease and per-delivery outcome writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+from db.rows import Delivery, Media, Message
+
+
+@dataclass(slots=True)
+class Remaining:
+    pending: int
+    in_flight: int
+    earliest_due: datetime | None
+
+
+async def claim(
+    conn: AsyncConnection, cycle_id: int, *, now: datetime, lease_until: datetime, limit: int
+) -> list[Delivery]:
+    """Take at most `limit` due deliveries of the cycle in one statement. Rows another job is
+    claiming are skipped, so two jobs for one cycle never hold the same delivery."""
+    cur = conn.cursor(row_factory=class_row(Delivery))
+    await cur.execute(
+        """
+        UPDATE deliveries SET status = 'in_flight', lease_until = %(lease)s, updated_at = now()
+        WHERE id IN (
+            SELECT id FROM deliveries
+            WHERE cycle_id = %(cycle)s AND status = 'pending' AND next_attempt_at <= %(now)s
+            ORDER BY position
+            LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING *
+        """,
+        {"cycle": cycle_id, "now": now, "lease": lease_until, "limit": limit},
+    )
+    return sorted(await cur.fetchall(), key=lambda d: d.position)
+
+
+async def mark_sent(conn: AsyncConnection, delivery_id: int, tg_message_id: int, sent_at: datetime) -> bool:
+    cur = await conn.execute(
+        """
+        UPDATE deliveries SET status = 'sent', sent_at = %(at)s, tg_message_id = %(mid)s, lease_until = NULL,
+               reason = NULL, error = NULL, updated_at = now()
+        WHERE id = %(id)s AND status = 'in_flight'
+        """,
+        {"id": delivery_id, "mid": tg_message_id, "at": sent_at},
+    )
+    return cur.rowcount == 1
+
+
+async def mark_failed(conn: AsyncConnection, delivery_id: int, *, reason: str, error: str | None, retry: int) -> None:
+    await conn.execute(
+        """
+        UPDATE deliveries SET status = 'failed', reason = %(reason)s, error = %(error)s, retry = %(retry)s,
+               lease_until = NULL, updated_at = now()
+        WHERE id = %(id)s AND status = 'in_flight'
+        """,
+        {"id": delivery_id, "reason": reason, "error": error, "retry": retry},
+    )
+
+
+async def mark_pending(conn: AsyncConnection, delivery_id: int, *, next_attempt_at: datetime, retry: int) -> None:
+    await conn.execute(
+        """
+        UPDATE deliveries SET status = 'pending', next_attempt_at = %(at)s, retry = %(retry)s, lease_until = NULL,
+               updated_at = now()
+        WHERE id = %(id)s AND status = 'in_flight'
+        """,
+        {"id": delivery_id, "at": next_attempt_at, "retry": retry},
+    )
+
+
+async def release(conn: AsyncConnection, delivery_ids: list[int], *, not_before: datetime | None = None) -> None:
+    """Give claimed deliveries back untouched (retry unchanged), optionally not before a time."""
+    if not delivery_ids:
+        return
+    await conn.execute(
+        """
+        UPDATE deliveries SET status = 'pending', lease_until = NULL, updated_at = now(),
+               next_attempt_at = GREATEST(next_attempt_at, COALESCE(%(nb)s, next_attempt_at))
+        WHERE id = ANY(%(ids)s) AND status = 'in_flight'
+        """,
+        {"ids": delivery_ids, "nb": not_before},
+    )
+
+
+async def cancel(conn: AsyncConnection, delivery_ids: list[int], reason: str) -> None:
+    if not delivery_ids:
+        return
+    await conn.execute(
+        """
+        UPDATE deliveries SET status = 'cancelled', reason = %(reason)s, lease_until = NULL, updated_at = now()
+        WHERE id = ANY(%(ids)s) AND status IN ('pending', 'in_flight')
+        """,
+        {"ids": delivery_ids, "reason": reason},
+    )
+
+
+async def remaining(conn: AsyncConnection, cycle_id: int) -> Remaining:
+    cur = conn.cursor(row_factory=class_row(Remaining))
+    await cur.execute(
+        """
+        SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending,
+               count(*) FILTER (WHERE status = 'in_flight')::int AS in_flight,
+               min(next_attempt_at) FILTER (WHERE status = 'pending') AS earliest_due
+        FROM deliveries WHERE cycle_id = %(cycle)s
+        """,
+        {"cycle": cycle_id},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def of_cycle(conn: AsyncConnection, cycle_id: int) -> list[Delivery]:
+    cur = conn.cursor(row_factory=class_row(Delivery))
+    await cur.execute("SELECT * FROM deliveries WHERE cycle_id = %(c)s ORDER BY position", {"c": cycle_id})
+    return await cur.fetchall()
+
+
+@dataclass(slots=True)
+class Target:
+    chat_id: int
+    kind: str
+    access_hash: int | None
+    topic_id: int | None
+
+
+async def targets(conn: AsyncConnection, owner_id: int, chat_ids: list[int]) -> dict[int, Target]:
+    """How to address each group (kind, access hash, forum topic) without listing dialogs."""
+    cur = conn.cursor(row_factory=class_row(Target))
+    await cur.execute(
+        """
+        SELECT chat_id, kind, access_hash, topic_id FROM groups
+        WHERE owner_id = %(owner)s AND chat_id = ANY(%(ids)s)
+        """,
+        {"owner": owner_id, "ids": chat_ids},
+    )
+    return {row.chat_id: row for row in await cur.fetchall()}
+
+
+async def cycle_content(conn: AsyncConnection, message_id: int) -> tuple[Message | None, Media | None]:
+    """The message version the cycle was created with (soft-deleted ones included: a running
+    cycle keeps the message it started with) and its media file, if any."""
+    cur = conn.cursor(row_factory=class_row(Message))
+    await cur.execute("SELECT * FROM messages WHERE id = %(id)s", {"id": message_id})
+    message = await cur.fetchone()
+    media = None
+    if message is not None and message.media_id is not None:
+        mcur = conn.cursor(row_factory=class_row(Media))
+        await mcur.execute("SELECT * FROM media WHERE id = %(id)s", {"id": message.media_id})
+        media = await mcur.fetchone()
+    return message, media

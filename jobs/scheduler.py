@@ -1,0 +1,151 @@
+"""The scheduler behind `POST /tick` and `tgcast tick` (runtime.md, "Scheduler").
+
+One tick: lock the due configs, skip (and count) the ones that cannot run, create a cycle with its
+deliveries for the others in the same transaction, enqueue each cycle's first job at its jittered
+time, then recover what crashes and Redis losses left behind and prune old summaries. Every step is
+safe to repeat and to run from two ticks at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+from redis import Redis as SyncRedis
+
+from core.schedule import cycle_jitter_ms, next_run_at
+from core.settings import Settings
+from db import scheduler as sql
+from jobs import queues
+from jobs.botapi import BotApiClient
+from jobs.context import bot_api_client
+from jobs.notices import notify
+from services import broadcast
+
+# A cycle younger than this is left to the tick that created it (it enqueues right after commit);
+# only older ones without a live job count as lost.
+RECOVERY_GRACE = timedelta(seconds=30)
+
+
+@dataclass(slots=True)
+class TickSummary:
+    enqueued: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    recovered: int = 0  # expired leases released + lost cycles re-enqueued
+    pruned: int = 0
+    duration_ms: int = 0
+    cycle_ids: list[int] = field(default_factory=list)  # created by this tick (not in the JSON)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"enqueued": self.enqueued, "skipped": dict(self.skipped), "recovered": self.recovered,
+                "pruned": self.pruned, "duration_ms": self.duration_ms}
+
+
+@dataclass(slots=True)
+class _Planned:
+    cycle_id: int
+    run_at: datetime
+
+
+async def tick(
+    pool: AsyncConnectionPool, settings: Settings, now: datetime | None = None, *,
+    botapi: BotApiClient | None = None,
+) -> TickSummary:
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    summary = TickSummary()
+    skipped: Counter[str] = Counter()
+    planned: list[_Planned] = []
+    expired: list[tuple[int, str]] = []
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            due = await sql.lock_due(conn, now + timedelta(seconds=settings.due_window_s), settings.tick_cap)
+            states = await sql.owner_states(conn, [d.owner_id for d in due])
+            for config in due:
+                state = states[config.owner_id]
+                interval = timedelta(minutes=config.interval_minutes)
+                if not state.allowed_at(now):
+                    was_active, _ = await broadcast.stop(conn, config.owner_id)
+                    if was_active and state.status == "active":  # expired; a ban has its own reply
+                        expired.append((config.owner_id, state.expires_at.isoformat() if state.expires_at else ""))
+                    skipped["not_allowed"] += 1
+                    continue
+                reason = _skip_reason(state, now)
+                if reason is not None:
+                    later = now + interval
+                    if reason == "flood_pause" and state.flood_until is not None:
+                        later = max(state.flood_until, config.next_run_at)
+                    await sql.postpone(conn, config.owner_id, later)
+                    skipped[reason] += 1
+                    continue
+                jitter = timedelta(milliseconds=cycle_jitter_ms(config.owner_id, config.cycle + 1,
+                                                                 settings.jitter_max_ms))
+                run_at = config.next_run_at + jitter
+                cycle_id, _, _ = await sql.create_cycle(
+                    conn, config, run_at=run_at,
+                    next_run_at=next_run_at(config.next_run_at, config.interval_minutes, now),
+                )
+                planned.append(_Planned(cycle_id, run_at))
+        # Enqueued after the commit, so a job never looks for a cycle that does not exist yet. A crash
+        # in between is repaired by the recovery below (in a later tick).
+        queue_redis = queues.sync_redis(settings)
+        try:
+            summary.enqueued = await asyncio.to_thread(_enqueue_planned, settings, queue_redis, planned, now)
+            summary.cycle_ids = [p.cycle_id for p in planned]
+
+            released = await sql.release_expired_leases(conn, now)
+            stalled = await sql.stalled_cycles(conn, now - RECOVERY_GRACE)
+            requeued = await asyncio.to_thread(_recover, settings, queue_redis, stalled, now)
+            summary.recovered = len(released) + requeued
+        finally:
+            queue_redis.close()
+        summary.pruned = await sql.prune_cycles(conn, now - timedelta(days=settings.run_retention_days))
+        if expired:
+            client = botapi or bot_api_client(settings)
+            try:
+                for owner_id, ref in expired:
+                    await notify(conn, client, settings, owner_id, cause="expired", ref=ref, key="notices.expired")
+            finally:
+                if botapi is None:
+                    await client.aclose()
+    summary.skipped = dict(skipped)
+    summary.duration_ms = int((time.perf_counter() - started) * 1000)
+    return summary
+
+
+def _skip_reason(state: sql.OwnerState, now: datetime) -> str | None:
+    if state.account_status != "active":
+        return "no_account"
+    if state.flood_until is not None and state.flood_until > now:
+        return "flood_pause"
+    if not state.has_message:
+        return "no_message"
+    if state.selected_groups == 0:
+        return "no_groups"
+    if state.running_cycle:
+        return "previous_cycle_running"
+    return None
+
+
+def _enqueue_planned(settings: Settings, connection: SyncRedis, planned: list[_Planned], now: datetime) -> int:
+    count = 0
+    for p in planned:
+        if queues.enqueue_send(settings, connection, p.cycle_id, p.run_at, tag="0", now=now) is not None:
+            count += 1
+    return count
+
+
+def _recover(settings: Settings, connection: SyncRedis, stalled: list[sql.StalledCycle], now: datetime) -> int:
+    count = 0
+    for cycle in stalled:
+        if queues.cycle_has_live_job(settings, connection, cycle.id, cycle.owner_id):
+            continue
+        at = max(now, cycle.earliest_due) if cycle.earliest_due else now
+        if queues.enqueue_send(settings, connection, cycle.id, at, now=now) is not None:
+            count += 1
+    return count

@@ -1,0 +1,346 @@
+"""The send-batch job (runtime.md, "Worker"): one micro-batch of one cycle, from one account.
+
+`send_batch(cycle_id, attempt)` is what RQ runs; `run_batch` is its async body, also called directly
+by tests. The job carries ids only and re-reads everything from PostgreSQL, so a stale payload can
+never send an outdated message, and every step leaves the database in a state from which another
+job (or the tick's recovery) can carry on after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from psycopg import AsyncConnection
+
+from core import outcomes
+from core.crypto import SecretBox
+from core.outcomes import Decision, Kind, Policy
+from core.schedule import continuation_at, continuation_delay_ms, flood_jitter_ms, send_pause_s
+from db import accounts, configs, cycles, deliveries, users
+from db.rows import Account, Cycle, Delivery, Media, Message
+from jobs import queues
+from jobs.context import JobContext, runtime
+from jobs.locks import AccountLock
+from jobs.notices import notify
+from services import broadcast
+from userbot.gateway import GatewayError, OutgoingMedia, Peer, SenderConnection, Sent
+
+log = logging.getLogger(__name__)
+
+# Test-only fault injection for the SIGKILL invariant: when set to a file path that does not exist
+# yet, the worker creates it and kills itself right after Telegram accepted a send, before the
+# database records it. Never set in production.
+KILL_AFTER_SEND_ENV = "TGCAST_TEST_KILL_AFTER_SEND"
+STREAK_LIMIT = 3
+_LOCK_BUSY_MIN_DELAY_MS = 2000
+
+
+@dataclass(slots=True)
+class BatchResult:
+    outcome: str  # inactive, lock_busy, deferred, no_account, continued, finished, waiting
+    sent: int = 0
+    attempted: int = 0
+    continuation: str | None = None  # ready, next_due, flood
+    job_id: str | None = None
+
+
+@dataclass(slots=True)
+class _BatchState:
+    sent: int = 0
+    attempted: int = 0
+    flood_until: datetime | None = None
+    revoked: bool = False
+    stopped: bool = False
+    tells: set[str] = field(default_factory=set)
+    pause_s: int = 0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def send_batch(cycle_id: int, attempt: int = 0) -> str:
+    """RQ entry point."""
+    result = runtime().run(lambda ctx: run_batch(ctx, cycle_id, attempt))
+    log.info("cycle %s attempt %s: %s (sent %s)", cycle_id, attempt, result.outcome, result.sent)
+    return result.outcome
+
+
+async def run_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> BatchResult:
+    async with ctx.pool.connection() as conn:
+        cycle = await cycles.get(conn, cycle_id)
+        if cycle is None or cycle.status != "running":
+            return BatchResult("inactive")
+        stale = await _stale(ctx, conn, cycle)
+        if stale is not None:
+            return BatchResult(stale)
+        lock = AccountLock(ctx.redis, queues.account_lock_key(ctx.settings, cycle.owner_id),
+                           ctx.settings.lock_ttl_s * 1000)
+        if not await lock.acquire():
+            return await _lock_busy(ctx, conn, cycle, attempt)
+        try:
+            # Read inside the lock: the previous holder may have just paused the account.
+            account = await accounts.get(conn, cycle.owner_id)
+            if account is None or account.status != "active":
+                await cycles.cancel_open(conn, cycle.owner_id)
+                return BatchResult("no_account")
+            now = utcnow()
+            if account.flood_until is not None and account.flood_until > now:
+                at = account.flood_until + timedelta(milliseconds=flood_jitter_ms(f"{cycle_id}:{attempt}"))
+                job_id = await _enqueue(ctx, cycle_id, at)
+                await cycles.set_continuation(conn, cycle_id, "flood")
+                return BatchResult("deferred", continuation="flood", job_id=job_id)
+            return await _run_locked(ctx, conn, cycle, account, lock)
+        finally:
+            await lock.release()
+
+
+async def _stale(ctx: JobContext, conn: AsyncConnection, cycle: Cycle) -> str | None:
+    """runtime.md worker rule 1 (and 3 for a missing session): a reason to send nothing, or None."""
+    now = utcnow()
+    user = await users.get(conn, cycle.owner_id)
+    if user is None or not user.allowed_at(now):
+        was_active, _ = await broadcast.stop(conn, cycle.owner_id)
+        if was_active and user is not None and user.status == "active":
+            await notify(conn, ctx.botapi, ctx.settings, cycle.owner_id, cause="expired",
+                         ref=user.expires_at.isoformat() if user.expires_at else "", key="notices.expired")
+        return "inactive"
+    config = await configs.get(conn, cycle.owner_id)
+    if config is None or not config.active:
+        await cycles.cancel_open(conn, cycle.owner_id)
+        return "inactive"
+    account = await accounts.get(conn, cycle.owner_id)
+    if account is None or account.status != "active":
+        await cycles.cancel_open(conn, cycle.owner_id)
+        return "no_account"
+    return None
+
+
+async def _lock_busy(ctx: JobContext, conn: AsyncConnection, cycle: Cycle, attempt: int) -> BatchResult:
+    """Another job sends from this account right now. Retry a bounded number of times, then drop:
+    the holder's own continuation carries the cycle on."""
+    await cycles.count_lock_busy(conn, cycle.id)
+    if attempt >= ctx.settings.lock_busy_retries:
+        return BatchResult("lock_busy")
+    delay = max(_LOCK_BUSY_MIN_DELAY_MS, continuation_delay_ms(
+        ctx.settings.cont_delay_ms, ctx.settings.cont_jitter_ms, cycle.id, 1000 + attempt))
+    job_id = await _enqueue(ctx, cycle.id, utcnow() + timedelta(milliseconds=delay), attempt + 1)
+    return BatchResult("lock_busy", job_id=job_id)
+
+
+async def _run_locked(
+    ctx: JobContext, conn: AsyncConnection, cycle: Cycle, account: Account, lock: AccountLock
+) -> BatchResult:
+    s = ctx.settings
+    now = utcnow()
+    lag = await cycles.mark_started(conn, cycle.id, now)
+    if lag is not None:
+        log.info("cycle %s started, lag_ms=%s", cycle.id, lag)
+    claimed = await deliveries.claim(conn, cycle.id, now=now, lease_until=now + timedelta(seconds=s.lease_s),
+                                     limit=s.batch_size)
+    state = _BatchState()
+    if claimed:
+        await _send_claimed(ctx, conn, cycle, account, claimed, state, lock)
+    return await _after_batch(ctx, conn, cycle, account, state)
+
+
+async def _send_claimed(
+    ctx: JobContext, conn: AsyncConnection, cycle: Cycle, account: Account, claimed: list[Delivery],
+    state: _BatchState, lock: AccountLock,
+) -> None:
+    open_ids = [d.id for d in claimed]
+    try:
+        message, media = await deliveries.cycle_content(conn, cycle.message_id)
+        if message is None:
+            await deliveries.cancel(conn, open_ids, "no_message")
+            open_ids.clear()
+            return
+        peers = await deliveries.targets(conn, cycle.owner_id, [d.chat_id for d in claimed])
+        session = SecretBox(ctx.settings.session_keys).decrypt(account.session_enc)
+        try:
+            async with ctx.gateway.connect(session) as sender:
+                for index, delivery in enumerate(claimed):
+                    if index:
+                        await asyncio.sleep(send_pause_s(ctx.settings.send_pause_min_ms,
+                                                         ctx.settings.send_pause_max_ms))
+                    if lock.lost or not await cycles.is_live(conn, cycle.id):
+                        state.stopped = not lock.lost
+                        break
+                    target = peers.get(delivery.chat_id)
+                    peer = Peer(delivery.chat_id, target.kind if target else "supergroup",  # type: ignore[arg-type]
+                                target.access_hash if target else None, target.topic_id if target else None)
+                    error: GatewayError | None = None
+                    sent: Sent | None = None
+                    state.attempted += 1
+                    try:
+                        sent = await _send_one(ctx, conn, cycle, sender, peer, message, media, delivery)
+                    except GatewayError as exc:
+                        error = exc
+                    except Exception as exc:  # a bug or an unmapped failure: keep the batch going
+                        log.warning("send to %s failed: %s", delivery.chat_id, type(exc).__name__)
+                        error = GatewayError("UNKNOWN", None, type(exc).__name__)
+                    if sent is not None and not sent.duplicate:
+                        _test_kill_hook()
+                    decision = outcomes.classify(error, retry=delivery.retry, interval_s=cycle.interval_minutes * 60,
+                                                 key=str(delivery.id), policy=Policy.of(ctx.settings))
+                    await _apply(ctx, conn, cycle, delivery, decision, sent, error, state)
+                    open_ids.remove(delivery.id)
+                    if decision.stop_batch:
+                        break
+        except GatewayError as exc:  # connecting failed: judge it as if the first send had failed
+            decision = outcomes.classify(exc, retry=0, interval_s=cycle.interval_minutes * 60,
+                                         key=f"connect:{cycle.id}", policy=Policy.of(ctx.settings))
+            if decision.kind is Kind.REVOKED:
+                state.revoked = True
+            elif decision.account_pause_s:
+                await _pause_account(conn, cycle, decision, state)
+            log.warning("cycle %s: connecting failed: %s", cycle.id, exc.code)
+    finally:
+        # Whatever was claimed and not judged goes back untouched (a flood pushes it past the pause).
+        await deliveries.release(conn, open_ids, not_before=state.flood_until)
+        if state.stopped:
+            await cycles.cancel_open(conn, cycle.owner_id)
+
+
+async def _send_one(
+    ctx: JobContext, conn: AsyncConnection, cycle: Cycle, sender: SenderConnection, peer: Peer,
+    message: Message, media: Media | None, delivery: Delivery,
+) -> Sent:
+    if message.kind == "text" or media is None:
+        return await sender.send_text(peer, message.text, message.entities, delivery.random_id)
+    if cycle.media_handle is None:
+        # Uploaded once per cycle; every later batch of the cycle reuses the stored handle.
+        handle = await sender.upload_media(OutgoingMedia(
+            media.kind, bytes(media.data), media.file_name, media.mime_type))  # type: ignore[arg-type]
+        await cycles.set_media_handle(conn, cycle.id, handle)
+        cycle.media_handle = handle
+    return await sender.send_media(peer, cycle.media_handle, message.kind,  # type: ignore[arg-type]
+                                   message.text, message.entities, delivery.random_id)
+
+
+def _test_kill_hook() -> None:
+    marker = os.environ.get(KILL_AFTER_SEND_ENV)
+    if marker and not os.path.exists(marker):
+        with open(marker, "w") as fh:
+            fh.write(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def _apply(
+    ctx: JobContext, conn: AsyncConnection, cycle: Cycle, delivery: Delivery, decision: Decision,
+    sent: Sent | None, error: GatewayError | None, state: _BatchState,
+) -> None:
+    now = utcnow()
+    if decision.status == "sent":
+        if await deliveries.mark_sent(conn, delivery.id, sent.message_id if sent else 0, now):
+            state.sent += 1
+    elif decision.status == "failed":
+        await deliveries.mark_failed(conn, delivery.id, reason=decision.reason or outcomes.UNKNOWN,
+                                     error=decision.error, retry=decision.retry)
+        if decision.reason == outcomes.UNKNOWN and error is not None:
+            log.warning("cycle %s: unknown send failure %s", cycle.id, error.code)
+    elif decision.status == "pending":
+        await deliveries.mark_pending(conn, delivery.id, retry=decision.retry,
+                                      next_attempt_at=now + timedelta(milliseconds=decision.retry_delay_ms or 0))
+    else:
+        # The session is gone: put it back so the stop below cancels it with the rest of the cycle.
+        await deliveries.release(conn, [delivery.id])
+        state.revoked = True
+    if decision.account_pause_s:
+        await _pause_account(conn, cycle, decision, state)
+    if decision.tell:
+        state.tells.add(decision.tell)
+
+
+async def _pause_account(conn: AsyncConnection, cycle: Cycle, decision: Decision, state: _BatchState) -> None:
+    assert decision.account_pause_s is not None
+    until = utcnow() + timedelta(seconds=decision.account_pause_s)
+    reason = "flood" if decision.kind is Kind.FLOOD else "peer_flood"
+    await accounts.pause(conn, cycle.owner_id, until, reason)
+    state.flood_until = max(state.flood_until or until, until)
+    state.pause_s = max(state.pause_s, decision.account_pause_s)
+
+
+async def _after_batch(
+    ctx: JobContext, conn: AsyncConnection, cycle: Cycle, account: Account, state: _BatchState
+) -> BatchResult:
+    if state.revoked:
+        revoked_now = await accounts.revoke(conn, cycle.owner_id)
+        await broadcast.stop(conn, cycle.owner_id)
+        if revoked_now:
+            await notify(conn, ctx.botapi, ctx.settings, cycle.owner_id, cause="session_ended",
+                         ref=str(account.tg_user_id), key="notices.session_ended")
+        return BatchResult("no_account", sent=state.sent, attempted=state.attempted)
+    await _tell(ctx, conn, cycle, state)
+    if state.stopped:
+        return BatchResult("inactive", sent=state.sent, attempted=state.attempted)
+    left = await deliveries.remaining(conn, cycle.id)
+    if left.pending == 0 and left.in_flight == 0:
+        await finish_cycle(ctx, conn, cycle.id)
+        return BatchResult("finished", sent=state.sent, attempted=state.attempted)
+    if left.pending == 0:
+        # Only other jobs' in-flight rows are left: their job finishes the cycle, or their lease
+        # expires and the tick's recovery hands them to a new job.
+        return BatchResult("waiting", sent=state.sent, attempted=state.attempted)
+    now = utcnow()
+    step = await _step(ctx, cycle.id)
+    delay = continuation_delay_ms(ctx.settings.cont_delay_ms, ctx.settings.cont_jitter_ms, cycle.id, step)
+    earliest = left.earliest_due
+    if state.flood_until is not None:
+        resume = state.flood_until + timedelta(milliseconds=flood_jitter_ms(f"{cycle.id}:{step}"))
+        earliest = max(earliest, resume) if earliest else resume
+    at = continuation_at(now, delay, earliest)
+    if state.flood_until is not None:
+        reason = "flood"
+    elif earliest is not None and earliest > now + timedelta(milliseconds=delay):
+        reason = "next_due"
+    else:
+        reason = "ready"
+    job_id = await _enqueue(ctx, cycle.id, at)
+    await cycles.set_continuation(conn, cycle.id, reason)
+    return BatchResult("continued", sent=state.sent, attempted=state.attempted, continuation=reason, job_id=job_id)
+
+
+async def _step(ctx: JobContext, cycle_id: int) -> int:
+    value = await ctx.redis.incr(f"{ctx.settings.redis_prefix}cycle-cont:{cycle_id}")
+    await ctx.redis.expire(f"{ctx.settings.redis_prefix}cycle-cont:{cycle_id}", 8 * 24 * 3600)
+    return int(value)
+
+
+async def _tell(ctx: JobContext, conn: AsyncConnection, cycle: Cycle, state: _BatchState) -> None:
+    minutes = max(1, -(-state.pause_s // 60))
+    for tell in sorted(state.tells):
+        key = {"bad_content": "notices.bad_content", "long_flood": "notices.long_flood",
+               "account_paused": "notices.account_paused"}.get(tell)
+        if key is not None:
+            await notify(conn, ctx.botapi, ctx.settings, cycle.owner_id, cause=tell, ref=str(cycle.id), key=key,
+                         minutes=minutes)
+
+
+async def finish_cycle(ctx: JobContext, conn: AsyncConnection, cycle_id: int) -> Cycle | None:
+    """Close a cycle nothing is left in, then run the group failure streaks (once: only the caller
+    that finished it gets the row)."""
+    finished = await cycles.finish(conn, cycle_id, utcnow())
+    if finished is None:
+        return None
+    log.info("cycle %s finished: %s (sent %s, failed %s)", cycle_id, finished.outcome, finished.sent,
+             finished.failed)
+    removed = await cycles.apply_streaks(conn, cycle_id, sorted(outcomes.STREAK_REASONS), STREAK_LIMIT)
+    for group in removed:
+        await notify(conn, ctx.botapi, ctx.settings, finished.owner_id, cause="group_removed",
+                     ref=f"{group.chat_id}:{cycle_id}", key="notices.group_removed",
+                     title=html.escape(group.title),
+                     keyed={"reason": f"notices.reason_{group.reason or outcomes.UNREACHABLE}"})
+    await asyncio.to_thread(queues.forget_cycle, ctx.settings, ctx.queue_redis, cycle_id)
+    return finished
+
+
+async def _enqueue(ctx: JobContext, cycle_id: int, at: datetime, attempt: int = 0) -> str | None:
+    return await asyncio.to_thread(queues.enqueue_send, ctx.settings, ctx.queue_redis, cycle_id, at,
+                                   attempt=attempt)

@@ -1,0 +1,142 @@
+"""Builds broadcast-ready users straight through the db functions (no login handlers needed), and a
+`JobContext` for running the send-batch job in-process."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from psycopg import AsyncConnection
+
+from core.crypto import SecretBox
+from core.settings import Settings
+from db import accounts, configs, users
+from jobs.context import JobContext, open_context
+from userbot.fake import FakeGateway, FakeGroup, FakeTelegram
+
+GROUP_BASE = -1_001_000_000_000
+
+
+@dataclass
+class Broadcaster:
+    user_id: int
+    tg_user_id: int
+    phone: str
+    chat_ids: list[int]
+    message_id: int
+    session: str
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def add_message(conn: AsyncConnection, owner_id: int, text: str, *, kind: str = "text",
+                      media: bytes | None = None) -> int:
+    media_id = None
+    if media is not None:
+        cur = await conn.execute(
+            """
+            INSERT INTO media (owner_id, kind, bot_file_id, file_name, mime_type, size, sha256, data)
+            VALUES (%(o)s, %(k)s, 'file-1', 'photo.jpg', 'image/jpeg', %(n)s, %(h)s, %(d)s) RETURNING id
+            """,
+            {"o": owner_id, "k": kind, "n": len(media), "h": hashlib.sha256(media).hexdigest(), "d": media},
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        media_id = row[0]
+    cur = await conn.execute(
+        """
+        INSERT INTO messages (owner_id, kind, text, entities, media_id, content_hash)
+        VALUES (%(o)s, %(k)s, %(t)s, '[]', %(m)s, %(h)s) RETURNING id
+        """,
+        {"o": owner_id, "k": kind, "t": text, "m": media_id, "h": hashlib.sha256(text.encode()).hexdigest()},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def make_broadcaster(
+    conn: AsyncConnection, net: FakeTelegram, settings: Settings, user_id: int, *,
+    groups: int = 3, interval_minutes: int = 10, first_run_at: datetime | None = None,
+    expires_at: datetime | None = None, text: str = "Hello <b>groups</b>", active: bool = True,
+    chat_ids: Sequence[int] | None = None, media: bytes | None = None,
+) -> Broadcaster:
+    """An allowed user with a logged-in fake account, `groups` selected groups, a message and (if
+    `active`) a running config due at `first_run_at` (default: now)."""
+    phone = f"+99890{user_id % 10_000_000:07d}"
+    if chat_ids is None:
+        chat_ids = [GROUP_BASE - user_id * 100 - n for n in range(groups)]
+    tg_user_id = await net.add_account(phone)
+    for n, chat_id in enumerate(chat_ids):
+        await net.add_group(FakeGroup(chat_id, f"Group {n} <of {user_id}>"), members=[tg_user_id])
+    gateway = FakeGateway(net)
+    code_sent = await gateway.send_code(phone)
+    code = await net.last_code(phone)
+    assert code is not None
+    signed = await gateway.sign_in(code_sent.temp_session, phone, code, code_sent.phone_code_hash)
+    session = signed.session  # type: ignore[union-attr]
+    await users.set_access(conn, user_id, status="active", expires_at=expires_at)
+    await conn.execute(
+        "UPDATE bot_users SET first_name = 'U', language = 'en' WHERE user_id = %(id)s", {"id": user_id}
+    )
+    await accounts.store(conn, user_id, tg_user_id=tg_user_id, phone=phone,
+                         session_enc=SecretBox(settings.session_keys).encrypt(session))
+    for n, chat_id in enumerate(chat_ids):
+        await conn.execute(
+            """
+            INSERT INTO groups (owner_id, chat_id, title, kind, selected, added_at)
+            VALUES (%(o)s, %(c)s, %(t)s, 'supergroup', true, now() + make_interval(secs => %(n)s))
+            """,
+            {"o": user_id, "c": chat_id, "t": f"Group {n} <of {user_id}>", "n": n},
+        )
+    kind = "photo" if media is not None else "text"
+    message_id = await add_message(conn, user_id, text, kind=kind, media=media)
+    await configs.set_message(conn, user_id, message_id)
+    if active:
+        await configs.activate(conn, user_id, interval_minutes, first_run_at or utcnow())
+    return Broadcaster(user_id, tg_user_id, phone, list(chat_ids), message_id, session)
+
+
+@asynccontextmanager
+async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
+    async with AsyncExitStack() as stack:
+        yield await open_context(settings, stack)
+
+
+async def deliveries_of(conn: AsyncConnection, cycle_id: int) -> list[dict]:
+    cur = await conn.execute(
+        "SELECT id, chat_id, status, retry, reason, error, next_attempt_at, sent_at, tg_message_id, random_id "
+        "FROM deliveries WHERE cycle_id = %(c)s ORDER BY position", {"c": cycle_id},
+    )
+    names = [d.name for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
+
+
+async def cycle_row(conn: AsyncConnection, cycle_id: int) -> dict:
+    cur = await conn.execute("SELECT * FROM cycles WHERE id = %(c)s", {"c": cycle_id})
+    names = [d.name for d in cur.description or []]
+    row = await cur.fetchone()
+    assert row is not None
+    return dict(zip(names, row, strict=True))
+
+
+async def config_row(conn: AsyncConnection, owner_id: int) -> dict:
+    cur = await conn.execute("SELECT * FROM configs WHERE owner_id = %(c)s", {"c": owner_id})
+    names = [d.name for d in cur.description or []]
+    row = await cur.fetchone()
+    assert row is not None
+    return dict(zip(names, row, strict=True))
+
+
+async def make_due(conn: AsyncConnection, owner_id: int, at: datetime | None = None) -> None:
+    """Let the next cycle start now (tests skip the interval by moving the clock of the config)."""
+    await conn.execute(
+        "UPDATE configs SET next_run_at = %(at)s WHERE owner_id = %(id)s",
+        {"id": owner_id, "at": at or utcnow() - timedelta(seconds=1)},
+    )
+
