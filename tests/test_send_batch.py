@@ -1,0 +1,409 @@
+"""The send-batch job (runtime.md, "Worker"), run in-process through its async body `run_batch`:
+staleness, lock, flood deferral, micro-batch and leases, outcomes per delivery, continuation,
+cycle summary, streaks, media reuse, notices."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from redis import Redis as SyncRedis
+from rq.registry import ScheduledJobRegistry
+
+from core.schedule import backoff_ms
+from db import configs
+from db.pool import open_pool
+from jobs import queues
+from jobs.scheduler import tick
+from jobs.send_batch import run_batch
+from services import broadcast
+from tests.harness import message_keys
+from tests.runtime_helpers import (
+    add_message,
+    config_row,
+    cycle_row,
+    deliveries_of,
+    job_context,
+    make_broadcaster,
+    make_due,
+    utcnow,
+)
+
+
+@pytest.fixture
+async def pool(settings):
+    p = await open_pool(settings.database_url, min_size=1, max_size=4)
+    await p.wait()
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def ctx(settings, botapi):
+    async with job_context(settings) as c:
+        yield c
+
+
+@pytest.fixture
+def sync_redis(settings):
+    r = SyncRedis.from_url(settings.redis_url)
+    yield r
+    r.close()
+
+
+def scheduled(settings, sync_redis) -> dict[str, float]:
+    registry = ScheduledJobRegistry(queue=queues.broadcast_queue(settings, sync_redis))
+    return {job_id: registry.get_scheduled_time(job_id).timestamp() for job_id in registry.get_job_ids()}
+
+
+def queued(settings, sync_redis) -> list[str]:
+    return queues.broadcast_queue(settings, sync_redis).get_job_ids()
+
+
+async def start_cycle(pool, settings) -> int:
+    summary = await tick(pool, settings)
+    assert len(summary.cycle_ids) == 1, summary
+    return summary.cycle_ids[0]
+
+
+async def total_posted(net, chat_ids) -> int:
+    return sum([len(await net.posted(c)) for c in chat_ids])
+
+
+def notice_keys(botapi, user_id: int) -> list[set[str]]:
+    return [message_keys(m.get("text", "")) for m in botapi.messages(user_id)]
+
+
+async def test_success_sends_once_per_group_and_stores_the_summary(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1001, groups=3)
+    cycle_id = await start_cycle(pool, settings)
+    before = utcnow()
+    result = await run_batch(ctx, cycle_id)
+    assert (result.outcome, result.sent) == ("finished", 3)
+    rows = await deliveries_of(db, cycle_id)
+    assert {r["status"] for r in rows} == {"sent"}
+    assert all(r["sent_at"] >= before and r["tg_message_id"] for r in rows)
+    for row in rows:
+        [posted] = await net.posted(row["chat_id"])
+        assert posted.random_id == row["random_id"] and posted.from_tg_user_id == b.tg_user_id
+        assert posted.text == "Hello <b>groups</b>"
+    cycle = await cycle_row(db, cycle_id)
+    assert (cycle["status"], cycle["outcome"], cycle["sent"], cycle["failed"], cycle["total"]) == (
+        "done", "sent", 3, 0, 3)
+    assert cycle["finished_at"] is not None and cycle["started_at"] is not None and cycle["lag_ms"] is not None
+    assert cycle["lag_ms"] >= 0
+    # a job for a finished cycle sends nothing more
+    again = await run_batch(ctx, cycle_id)
+    assert again.outcome == "inactive"
+    assert await total_posted(net, b.chat_ids) == 3
+
+
+@pytest.mark.parametrize("settings_overrides", [{"batch_size": 2, "cont_delay_ms": 1500, "cont_jitter_ms": 1500}])
+async def test_a_batch_that_leaves_work_schedules_a_continuation(db, net, settings, pool, ctx, sync_redis) -> None:
+    await make_broadcaster(db, net, settings, 1002, groups=5)
+    cycle_id = await start_cycle(pool, settings)
+    queued(settings, sync_redis)
+    before = utcnow().timestamp()
+    result = await run_batch(ctx, cycle_id)
+    after = utcnow().timestamp()
+    assert (result.outcome, result.sent, result.continuation) == ("continued", 2, "ready")
+    assert [r["status"] for r in await deliveries_of(db, cycle_id)] == ["sent"] * 2 + ["pending"] * 3
+    jobs = scheduled(settings, sync_redis)
+    assert result.job_id in jobs
+    # CONT_DELAY_MS + up to CONT_JITTER_MS (RQ stores whole seconds)
+    assert before + 1.5 - 1 <= jobs[result.job_id] <= after + 3.0
+    assert (await cycle_row(db, cycle_id))["last_continuation"] == "ready"
+    # the continuations carry the cycle to its end
+    second = await run_batch(ctx, cycle_id)
+    third = await run_batch(ctx, cycle_id)
+    assert (second.outcome, third.outcome) == ("continued", "finished")
+    assert (await cycle_row(db, cycle_id))["sent"] == 5
+
+
+async def test_retriable_failure_returns_to_pending_with_backoff(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1003, groups=2)
+    cycle_id = await start_cycle(pool, settings)
+    await net.fail_next(b.tg_user_id, "RPC_CALL_FAIL")
+    before = utcnow()
+    result = await run_batch(ctx, cycle_id)
+    first, second = await deliveries_of(db, cycle_id)
+    assert (first["status"], first["retry"]) == ("pending", 1)
+    delay = backoff_ms(0, settings.retry_base_ms, settings.retry_max_ms, str(first["id"]))
+    expected = before + timedelta(milliseconds=delay)
+    assert expected <= first["next_attempt_at"] <= expected + timedelta(seconds=2)
+    assert second["status"] == "sent"
+    assert (result.outcome, result.continuation) == ("continued", "next_due")
+
+
+async def test_exhausted_retries_fail_with_the_reason(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1004, groups=1)
+    cycle_id = await start_cycle(pool, settings)
+    await db.execute("UPDATE deliveries SET retry = %(r)s", {"r": settings.max_retries})
+    await net.fail_next(b.tg_user_id, "TIMEOUT")
+    result = await run_batch(ctx, cycle_id)
+    [row] = await deliveries_of(db, cycle_id)
+    assert (row["status"], row["reason"]) == ("failed", "retry_exhausted")
+    cycle = await cycle_row(db, cycle_id)
+    assert (result.outcome, cycle["outcome"], cycle["failed"], cycle["reasons"]) == (
+        "finished", "failed", 1, {"retry_exhausted": 1})
+
+
+async def test_non_retriable_failure_is_failed_and_the_cycle_partial(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1005, groups=3)
+    await net.forbid(b.chat_ids[1], b.tg_user_id)
+    cycle_id = await start_cycle(pool, settings)
+    await run_batch(ctx, cycle_id)
+    rows = await deliveries_of(db, cycle_id)
+    assert [(r["status"], r["reason"]) for r in rows] == [("sent", None), ("failed", "forbidden"), ("sent", None)]
+    cycle = await cycle_row(db, cycle_id)
+    assert (cycle["outcome"], cycle["sent"], cycle["failed"], cycle["reasons"]) == ("partial", 2, 1, {"forbidden": 1})
+
+
+async def test_unknown_error_keeps_its_text(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1006, groups=1)
+    cycle_id = await start_cycle(pool, settings)
+    await net.fail_next(b.tg_user_id, "SOMETHING_ODD")
+    await run_batch(ctx, cycle_id)
+    [row] = await deliveries_of(db, cycle_id)
+    assert (row["status"], row["reason"]) == ("failed", "unknown") and "SOMETHING_ODD" in row["error"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"batch_size": 10}])
+async def test_flood_wait_pauses_the_whole_account_until_it_ends(db, net, settings, pool, ctx, sync_redis) -> None:
+    b = await make_broadcaster(db, net, settings, 1007, groups=4)
+    cycle_id = await start_cycle(pool, settings)
+    await net.set_flood(b.tg_user_id, 30)
+    before = utcnow()
+    result = await run_batch(ctx, cycle_id)
+    assert (result.outcome, result.continuation) == ("continued", "flood")
+    assert len(await net.send_attempts(b.tg_user_id)) == 1  # the batch stopped at the first refusal
+    cur = await db.execute("SELECT flood_until, pause_reason FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
+    flood_until, reason = await cur.fetchone()
+    assert reason == "flood" and before + timedelta(seconds=30) <= flood_until <= utcnow() + timedelta(seconds=31)
+    rows = await deliveries_of(db, cycle_id)
+    assert {r["status"] for r in rows} == {"pending"} and {r["retry"] for r in rows} == {0}
+    assert all(r["next_attempt_at"] >= flood_until for r in rows)
+    assert min(scheduled(settings, sync_redis).values()) >= flood_until.timestamp() - 1
+    # a job that wakes early sends nothing from that account and defers to the end of the pause
+    early = await run_batch(ctx, cycle_id)
+    assert (early.outcome, early.continuation) == ("deferred", "flood")
+    assert len(await net.send_attempts(b.tg_user_id)) == 1
+    # once the pause is over (simulated), everything goes out
+    await db.execute("UPDATE accounts SET flood_until = now() - interval '1 second'")
+    await db.execute("UPDATE deliveries SET next_attempt_at = now() - interval '1 second'")
+    await net.redis.delete(f"{net.p}flood:{b.tg_user_id}")
+    done = await run_batch(ctx, cycle_id)
+    assert (done.outcome, done.sent) == ("finished", 4)
+
+
+async def test_tick_postpones_a_flooded_account(db, net, settings, pool) -> None:
+    b = await make_broadcaster(db, net, settings, 1008)
+    until = utcnow() + timedelta(minutes=20)
+    await db.execute("UPDATE accounts SET flood_until = %(t)s", {"t": until})
+    summary = await tick(pool, settings)
+    assert summary.skipped == {"flood_pause": 1}
+    assert (await config_row(db, b.user_id))["next_run_at"] == until
+
+
+async def test_long_flood_tells_the_user_once(db, net, settings, pool, ctx, botapi) -> None:
+    b = await make_broadcaster(db, net, settings, 1009, groups=2, interval_minutes=5)
+    cycle_id = await start_cycle(pool, settings)
+    await net.fail_next(b.tg_user_id, "FLOOD_WAIT_900")
+    await run_batch(ctx, cycle_id)
+    await db.execute("UPDATE accounts SET flood_until = NULL")
+    await db.execute("UPDATE deliveries SET next_attempt_at = now() - interval '1 second'")
+    await net.fail_next(b.tg_user_id, "FLOOD_WAIT_900")
+    await run_batch(ctx, cycle_id)
+    assert [k for k in notice_keys(botapi, b.user_id) if "notices.long_flood" in k] == [{"notices.long_flood"}]
+    assert "15" in botapi.messages(b.user_id)[0]["text"]
+
+
+async def test_slowmode_waits_for_that_group_only(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1010, groups=2)
+    cycle_id = await start_cycle(pool, settings)
+    await net.fail_next(b.tg_user_id, "SLOWMODE_WAIT_20")
+    before = utcnow()
+    await run_batch(ctx, cycle_id)
+    first, second = await deliveries_of(db, cycle_id)
+    assert (first["status"], first["retry"]) == ("pending", 0)
+    assert before + timedelta(seconds=20) <= first["next_attempt_at"] <= utcnow() + timedelta(seconds=20)
+    assert second["status"] == "sent"
+
+
+async def test_slowmode_longer_than_the_interval_fails_this_cycle(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1011, groups=1, interval_minutes=5)
+    cycle_id = await start_cycle(pool, settings)
+    await net.fail_next(b.tg_user_id, "SLOWMODE_WAIT_600")
+    await run_batch(ctx, cycle_id)
+    [row] = await deliveries_of(db, cycle_id)
+    assert (row["status"], row["reason"]) == ("failed", "slowmode")
+
+
+@pytest.mark.parametrize("fault", ["connect", "send"])
+async def test_revoked_session_stops_everything_and_tells_the_user(
+    db, net, settings, pool, ctx, botapi, fault: str
+) -> None:
+    b = await make_broadcaster(db, net, settings, 1012, groups=3)
+    cycle_id = await start_cycle(pool, settings)
+    if fault == "connect":
+        await net.revoke_sessions(b.tg_user_id)
+    else:
+        await net.fail_next(b.tg_user_id, "AUTH_KEY_UNREGISTERED")
+    result = await run_batch(ctx, cycle_id)
+    assert result.outcome == "no_account" and result.sent == 0
+    assert {r["status"] for r in await deliveries_of(db, cycle_id)} == {"cancelled"}
+    assert (await cycle_row(db, cycle_id))["status"] == "cancelled"
+    assert (await config_row(db, b.user_id))["active"] is False
+    cur = await db.execute("SELECT status FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
+    assert (await cur.fetchone())[0] == "revoked"
+    assert notice_keys(botapi, b.user_id) == [{"notices.session_ended"}]
+    assert await run_batch(ctx, cycle_id) is not None
+    assert len(botapi.messages(b.user_id)) == 1
+
+
+async def test_peer_flood_pauses_the_account_and_tells_the_user(db, net, settings, pool, ctx, botapi) -> None:
+    b = await make_broadcaster(db, net, settings, 1013, groups=2)
+    cycle_id = await start_cycle(pool, settings)
+    await net.fail_next(b.tg_user_id, "PEER_FLOOD")
+    await run_batch(ctx, cycle_id)
+    cur = await db.execute("SELECT flood_until, pause_reason FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
+    until, reason = await cur.fetchone()
+    assert reason == "peer_flood" and until >= utcnow() + timedelta(seconds=settings.account_pause_s - 5)
+    assert {r["status"] for r in await deliveries_of(db, cycle_id)} == {"pending"}
+    assert notice_keys(botapi, b.user_id) == [{"notices.account_paused"}]
+
+
+async def test_bad_content_fails_and_tells_the_user_once_per_cycle(db, net, settings, pool, ctx, botapi) -> None:
+    b = await make_broadcaster(db, net, settings, 1014, groups=3, text="x" * 5000)
+    cycle_id = await start_cycle(pool, settings)
+    await run_batch(ctx, cycle_id)
+    assert {(r["status"], r["reason"]) for r in await deliveries_of(db, cycle_id)} == {("failed", "bad_content")}
+    assert notice_keys(botapi, b.user_id) == [{"notices.bad_content"}]
+
+
+async def test_lock_busy_re_enqueues_a_bounded_number_of_times(db, net, settings, pool, ctx, redis, sync_redis) -> None:
+    b = await make_broadcaster(db, net, settings, 1015, groups=1)
+    cycle_id = await start_cycle(pool, settings)
+    await redis.set(queues.account_lock_key(settings, b.user_id), "someone-else", px=60_000)
+    result = await run_batch(ctx, cycle_id, attempt=0)
+    assert result.outcome == "lock_busy" and result.job_id is not None
+    assert result.job_id in scheduled(settings, sync_redis)
+    job = queues.broadcast_queue(settings, sync_redis).fetch_job(result.job_id)
+    assert job is not None and job.args == (cycle_id, 1)
+    last = await run_batch(ctx, cycle_id, attempt=settings.lock_busy_retries)
+    assert last.outcome == "lock_busy" and last.job_id is None
+    assert (await cycle_row(db, cycle_id))["lock_busy"] == 2
+    assert await net.send_attempts(b.tg_user_id) == []
+    # the lock of someone else is never released by us
+    assert await redis.get(queues.account_lock_key(settings, b.user_id)) == b"someone-else"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"send_pause_min_ms": 50, "send_pause_max_ms": 50}])
+async def test_concurrent_jobs_for_one_user_only_one_sends(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1016, groups=4)
+    cycle_id = await start_cycle(pool, settings)
+    results = await asyncio.gather(run_batch(ctx, cycle_id), run_batch(ctx, cycle_id))
+    assert sorted(r.outcome for r in results) == ["finished", "lock_busy"]
+    assert sum(r.sent for r in results) == 4
+    for chat_id in b.chat_ids:
+        assert len(await net.posted(chat_id)) == 1
+
+
+async def test_a_job_that_wakes_after_a_stop_sends_nothing(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1017, groups=3)
+    cycle_id = await start_cycle(pool, settings)
+    await broadcast.stop(db, b.user_id)
+    result = await run_batch(ctx, cycle_id)
+    assert result.outcome == "inactive"
+    assert await net.send_attempts(b.tg_user_id) == []
+    assert {r["status"] for r in await deliveries_of(db, cycle_id)} == {"cancelled"}
+
+
+@pytest.mark.parametrize("settings_overrides", [{"send_pause_min_ms": 300, "send_pause_max_ms": 300}])
+async def test_stop_during_a_batch_stops_between_two_sends(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1018, groups=5)
+    cycle_id = await start_cycle(pool, settings)
+
+    async def stop_after_first_post() -> None:
+        while not await net.posted(b.chat_ids[0]):  # noqa: ASYNC110  the emulator lives in Redis: poll it
+            await asyncio.sleep(0.01)
+        await broadcast.stop(db, b.user_id)
+
+    result, _ = await asyncio.gather(run_batch(ctx, cycle_id), stop_after_first_post())
+    assert result.outcome == "inactive"
+    rows = await deliveries_of(db, cycle_id)
+    sent = [r for r in rows if r["status"] == "sent"]
+    assert 1 <= len(sent) < 5 and {r["status"] for r in rows} <= {"sent", "cancelled"}
+    assert await total_posted(net, b.chat_ids) == len(sent)
+    assert (await cycle_row(db, cycle_id))["finished_at"] is not None
+
+
+async def test_expired_owner_job_stops_and_tells_once(db, net, settings, pool, ctx, botapi) -> None:
+    b = await make_broadcaster(db, net, settings, 1019, groups=2, expires_at=utcnow() + timedelta(hours=1))
+    cycle_id = await start_cycle(pool, settings)
+    await db.execute("UPDATE bot_users SET expires_at = now() - interval '1 second' WHERE user_id = %(u)s",
+                     {"u": b.user_id})
+    assert (await run_batch(ctx, cycle_id)).outcome == "inactive"
+    assert await net.send_attempts(b.tg_user_id) == []
+    assert (await config_row(db, b.user_id))["active"] is False
+    assert notice_keys(botapi, b.user_id) == [{"notices.expired"}]
+
+
+async def test_missing_account_cancels_the_cycle(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1020, groups=2)
+    cycle_id = await start_cycle(pool, settings)
+    await db.execute("DELETE FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
+    assert (await run_batch(ctx, cycle_id)).outcome == "no_account"
+    assert {r["status"] for r in await deliveries_of(db, cycle_id)} == {"cancelled"}
+
+
+async def test_a_message_edited_after_the_cycle_started_applies_next_cycle(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1021, groups=1, text="version one")
+    cycle_id = await start_cycle(pool, settings)
+    await configs.set_message(db, b.user_id, await add_message(db, b.user_id, "version two"))
+    await run_batch(ctx, cycle_id)
+    assert [p.text for p in await net.posted(b.chat_ids[0])] == ["version one"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"batch_size": 1}])
+async def test_media_is_uploaded_once_per_cycle(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1022, groups=3, media=b"\xff\xd8 fake jpeg", text="caption")
+    cycle_id = await start_cycle(pool, settings)
+    for _ in range(3):
+        await run_batch(ctx, cycle_id)
+    assert await net.upload_count(b.tg_user_id) == 1
+    assert (await cycle_row(db, cycle_id))["media_handle"]
+    for chat_id in b.chat_ids:
+        assert [(p.kind, p.text) for p in await net.posted(chat_id)] == [("photo", "caption")]
+
+
+async def test_three_failing_cycles_in_a_row_remove_the_group_and_tell_the_user(
+    db, net, settings, pool, ctx, botapi
+) -> None:
+    b = await make_broadcaster(db, net, settings, 1023, groups=2)
+    bad = b.chat_ids[1]
+    await net.forbid(bad, b.tg_user_id)
+    for n in range(3):
+        cycle_id = await start_cycle(pool, settings)
+        await run_batch(ctx, cycle_id)
+        cur = await db.execute("SELECT fail_streak, selected FROM groups WHERE chat_id = %(c)s", {"c": bad})
+        streak, selected = await cur.fetchone()
+        assert (streak, selected) == ((n + 1, True) if n < 2 else (0, False))
+        await make_due(db, b.user_id)
+    cur = await db.execute("SELECT fail_streak FROM groups WHERE chat_id = %(c)s", {"c": b.chat_ids[0]})
+    assert (await cur.fetchone())[0] == 0
+    assert notice_keys(botapi, b.user_id) == [{"notices.group_removed", "notices.reason_forbidden"}]
+    assert "Group 1 &lt;of 1023&gt;" in botapi.messages(b.user_id)[0]["text"]
+    # the next cycle no longer targets it
+    cycle_id = await start_cycle(pool, settings)
+    assert [r["chat_id"] for r in await deliveries_of(db, cycle_id)] == [b.chat_ids[0]]
+
+
+async def test_a_success_resets_the_streak(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1024, groups=1)
+    await db.execute("UPDATE groups SET fail_streak = 2")
+    cycle_id = await start_cycle(pool, settings)
+    await run_batch(ctx, cycle_id)
+    cur = await db.execute("SELECT fail_streak, selected FROM groups WHERE owner_id = %(o)s", {"o": b.user_id})
+    assert await cur.fetchone() == (0, True)
