@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from typing import Any
 
 from aiogram.methods import TelegramMethod
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse
 
 from api.state import AppState, app_state
 from core.logs import log_context
+from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,13 @@ def _secret_ok(state: AppState, given: str | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
 
 
+def _update_type(update: Update) -> str:
+    try:
+        return update.event_type
+    except Exception:  # an update kind aiogram does not know yet
+        return "unknown"
+
+
 def _method_response(state: AppState, result: Any) -> dict[str, Any] | None:
     """The handler's method as a webhook reply, or None when it must be called instead (files)."""
     if not isinstance(result, TelegramMethod):
@@ -66,11 +75,14 @@ def _method_response(state: AppState, result: Any) -> dict[str, Any] | None:
 
 async def telegram_webhook(request: Request) -> JSONResponse:
     state = app_state(request)
+    metrics = Metrics(state.redis, state.settings.redis_prefix)
     if not _secret_ok(state, request.headers.get(SECRET_HEADER)):
+        await metrics.inc("tgcast_webhook_errors_total", kind="unauthorized")
         return JSONResponse({"error": "unauthorized"}, status_code=401)
     try:
         raw = await _read_bounded(request)
     except BodyTooLarge:
+        await metrics.inc("tgcast_webhook_errors_total", kind="too_large")
         return JSONResponse({"error": "body too large"}, status_code=413)
     try:
         payload = json.loads(raw)
@@ -78,6 +90,7 @@ async def telegram_webhook(request: Request) -> JSONResponse:
             raise ValueError("not an object")
         update = Update.model_validate(payload, context={"bot": state.bot})
     except (ValueError, ValidationError):
+        await metrics.inc("tgcast_webhook_errors_total", kind="bad_update")
         return JSONResponse({"error": "not a Telegram update"}, status_code=400)
 
     key = f"{state.settings.redis_prefix}update:{state.bot.id}:{update.update_id}"
@@ -85,20 +98,28 @@ async def telegram_webhook(request: Request) -> JSONResponse:
         first_time = await state.redis.set(key, 1, nx=True, ex=DEDUP_TTL_S)
     except RedisError:
         # Without Redis there is neither de-duplication nor FSM state: let Telegram redeliver later.
+        await metrics.inc("tgcast_webhook_errors_total", kind="unavailable")
         return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
     if not first_time:
+        await metrics.inc("tgcast_webhook_duplicates_total")
         return JSONResponse({})  # a redelivery: already handled once
 
+    started = time.perf_counter()
     token = log_context.set({"update_id": update.update_id})
     try:
-        result = await state.dispatcher.feed_update(state.bot, update)
+        # `metrics` reaches the dispatcher's error handler, which counts the handlers' failures.
+        result = await state.dispatcher.feed_update(state.bot, update, metrics=metrics)
     except Exception:
         # The dispatcher's error handler already answered the user; this is the last line of defence.
         log.exception("update %s failed outside the handlers", update.update_id)
+        await metrics.inc("tgcast_webhook_errors_total", kind="dispatch")
         return JSONResponse({})
     finally:
         log_context.reset(token)
     reply = _method_response(state, result)
     if reply is None and isinstance(result, TelegramMethod):
         await state.bot(result)
+    async with metrics.pipeline() as m:
+        m.inc("tgcast_webhook_updates_total", type=_update_type(update))
+        m.observe("tgcast_webhook_latency_seconds", time.perf_counter() - started)
     return JSONResponse(reply or {})

@@ -21,6 +21,7 @@ from core.settings import Settings
 from handlers import build_router
 from handlers.middlewares.access import AccessMiddleware
 from handlers.middlewares.context import ContextMiddleware
+from services.metrics import Metrics
 from userbot.gateway import AccountGateway
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,12 @@ def build_bot(settings: Settings) -> Bot:
     return Bot(bot_token(settings), session=session, default=DefaultBotProperties(parse_mode="HTML"))
 
 
-async def _on_error(event: ErrorEvent, bot: Bot, tr: Translator | None = None) -> bool:
+async def _on_error(
+    event: ErrorEvent, bot: Bot, tr: Translator | None = None, metrics: Metrics | None = None
+) -> bool:
     update = event.update
+    if metrics is not None:  # given by the webhook (api/webhook.py), not by long polling
+        await metrics.inc("tgcast_webhook_errors_total", kind="handler")
     log.error(
         "handler failed on update %s: %s", update.update_id, type(event.exception).__name__,
         exc_info=event.exception,

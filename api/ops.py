@@ -1,0 +1,170 @@
+"""GET /ops: one server-rendered page an operator reads at a glance (no scripts, no build step).
+
+Protected by METRICS_TOKEN (or TICK_TOKEN when that is unset), given as `?token=` so the page can
+be opened from a bookmark, or as a bearer header. The page is for operators, not bot users, so its
+words are plain English here rather than catalog keys.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+
+from api.metrics import bearer, token_matches
+from api.state import app_state
+from db.ops import HourCount
+from services.gauges import OpsSnapshot, snapshot
+
+log = logging.getLogger(__name__)
+
+_STYLE = """
+body{font:15px/1.4 system-ui,sans-serif;margin:24px;color:#1d2330;background:#f6f7f9}
+h1{font-size:22px;margin:0 0 16px}
+h2{font-size:15px;margin:0 0 8px;color:#4a5363;text-transform:uppercase;letter-spacing:.04em}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:16px}
+.card{background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:14px 16px}
+.wide{grid-column:1/-1}
+.big{font-size:28px;font-weight:600}
+.bad{color:#b42318}.ok{color:#067647}.muted{color:#6b7280}
+table{border-collapse:collapse;width:100%}
+td,th{text-align:left;padding:3px 6px;border-bottom:1px solid #eef0f3}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+"""
+
+# Past these the figure is shown in red: the same thresholds as infra/prometheus/alerts.yml.
+_TICK_STALE_S = 300
+_LAG_P95_BAD_MS = 60_000
+
+
+def _authorized(request: Request) -> bool:
+    settings = app_state(request).settings
+    expected = settings.metrics_token or settings.tick_token
+    return token_matches(request.query_params.get("token") or bearer(request), expected)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else _duration(value / 1000) if value >= 1000 else f"{value:.0f} ms"
+
+
+def _card(title: str, body: str, *, ident: str, wide: bool = False) -> str:
+    cls = "card wide" if wide else "card"
+    return f'<section class="{cls}" id="{ident}"><h2>{html.escape(title)}</h2>{body}</section>'
+
+
+def _table(head: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
+    def cells(values: list[str], tag: str) -> str:
+        return "".join(
+            f'<{tag} class="n">{v}</{tag}>' if i >= numeric_from else f"<{tag}>{v}</{tag}>"
+            for i, v in enumerate(values)
+        )
+
+    body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows)
+    return f"<table><thead><tr>{cells(head, 'th')}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def chart(per_hour: list[HourCount], width: int = 960, height: int = 220) -> str:
+    """Stacked bars (sent, failed) per hour as inline SVG; labels every third hour."""
+    top = max((h.sent + h.failed for h in per_hour), default=0) or 1
+    pad_l, pad_b, pad_t = 40, 24, 10
+    plot_h = height - pad_b - pad_t
+    slot = (width - pad_l) / max(len(per_hour), 1)
+    bar_w = max(slot * 0.7, 1)
+    parts = [
+        f'<svg id="per-hour-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="100%" role="img" aria-label="Deliveries per hour, last 24 hours">',
+        f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width}" y2="{pad_t + plot_h}" stroke="#9aa3b2"/>',
+        f'<text x="{pad_l - 6}" y="{pad_t + 10}" text-anchor="end" font-size="11" fill="#6b7280">{top}</text>',
+        f'<text x="{pad_l - 6}" y="{pad_t + plot_h}" text-anchor="end" font-size="11" fill="#6b7280">0</text>',
+    ]
+    for i, hour in enumerate(per_hour):
+        x = pad_l + i * slot + (slot - bar_w) / 2
+        sent_h = plot_h * hour.sent / top
+        failed_h = plot_h * hour.failed / top
+        label = f"{hour.hour:%H}:00 sent {hour.sent}, failed {hour.failed}"
+        y_sent = pad_t + plot_h - sent_h
+        parts.append(
+            f'<g class="bar" data-sent="{hour.sent}" data-failed="{hour.failed}"><title>{label}</title>'
+            f'<rect x="{x:.1f}" y="{y_sent:.1f}" width="{bar_w:.1f}" height="{sent_h:.1f}" fill="#2e90fa"/>'
+            f'<rect x="{x:.1f}" y="{y_sent - failed_h:.1f}" width="{bar_w:.1f}" height="{failed_h:.1f}" '
+            f'fill="#f04438"/></g>'
+        )
+        if i % 3 == 0:
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="11" '
+                f'fill="#6b7280">{hour.hour:%H}h</text>'
+            )
+    parts.append("</svg>")
+    legend = ('<p class="muted"><span style="color:#2e90fa">■</span> sent '
+              '<span style="color:#f04438">■</span> failed (UTC hours, by cycle finish)</p>')
+    return "".join(parts) + legend
+
+
+def render_page(snap: OpsSnapshot, now: datetime) -> str:
+    tick_cls = "bad" if snap.last_tick_age_s is None or snap.last_tick_age_s > _TICK_STALE_S else "ok"
+    p95_cls = "bad" if (snap.lag.p95_ms or 0) > _LAG_P95_BAD_MS else "ok"
+    total_sent = sum(h.sent for h in snap.per_hour)
+    total_failed = sum(h.failed for h in snap.per_hour)
+    queues = _table(["queue", "waiting", "scheduled"],
+                    [[html.escape(q.name), str(q.depth), str(q.scheduled)] for q in snap.queues])
+    lag = (f'<div class="big {p95_cls}">p95 {_ms(snap.lag.p95_ms)}</div>'
+           + _table(["percentile", "start lag"],
+                    [["p50", _ms(snap.lag.p50_ms)], ["p95", _ms(snap.lag.p95_ms)], ["p99", _ms(snap.lag.p99_ms)]])
+           + f'<p class="muted">{snap.lag.cycles} cycles started in 24 h</p>')
+    tick = (f'<div class="big {tick_cls}" id="tick-age">{_duration(snap.last_tick_age_s)}</div>'
+            '<p class="muted">since the last scheduler tick</p>')
+    accounts = _table(["state", "accounts"], [[html.escape(k), str(v)] for k, v in snap.accounts.items()])
+    accounts += f'<p class="muted">{snap.configs_active} broadcasts switched on</p>'
+    paused_rows = [[str(p.owner_id), html.escape(p.pause_reason or "flood"), f"{p.flood_until:%Y-%m-%d %H:%M} UTC",
+                    _duration((p.flood_until - now).total_seconds())] for p in snap.paused]
+    paused = (_table(["owner", "reason", "until", "left"], paused_rows, numeric_from=3) if paused_rows
+              else '<p class="muted">none</p>')
+    failures = (_table(["reason", "deliveries"], [[html.escape(r), str(n)] for r, n in snap.failures])
+                if snap.failures else '<p class="muted">none in 24 h</p>')
+    per_hour = (f'<p><span class="big">{total_sent}</span> sent, '
+                f'<span class="big {"bad" if total_failed else ""}">{total_failed}</span> failed in 24 h</p>'
+                + chart(snap.per_hour))
+    cards = [
+        _card("Last tick", tick, ident="tick"),
+        _card("Queues", queues, ident="queues"),
+        _card("Cycle start lag (24 h)", lag, ident="lag"),
+        _card("Accounts", accounts, ident="accounts"),
+        _card("Deliveries per hour (24 h)", per_hour, ident="per-hour", wide=True),
+        _card("Accounts in flood pause", paused, ident="paused"),
+        _card("Recent failures by reason (24 h)", failures, ident="failures"),
+    ]
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        '<meta name="robots" content="noindex"><title>tgcast operations</title>'
+        f"<style>{_STYLE}</style></head><body>"
+        f'<h1>tgcast operations <span class="muted" style="font-size:14px">{now:%Y-%m-%d %H:%M:%S} UTC</span></h1>'
+        f'<div class="grid">{"".join(cards)}</div></body></html>'
+    )
+
+
+async def ops_page(request: Request) -> Response:
+    if not _authorized(request):
+        return PlainTextResponse("unauthorized\n", status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    state = app_state(request)
+    try:
+        snap = await snapshot(state.settings, state.pool, state.redis)
+    except Exception as exc:
+        log.warning("ops page failed: %s", type(exc).__name__)
+        return PlainTextResponse("storage unavailable\n", status_code=503)
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+               "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"}
+    return HTMLResponse(render_page(snap, datetime.now(UTC)), headers=headers)

@@ -1,0 +1,262 @@
+"""Counters and histograms kept in Redis, so every web replica and worker adds to the same numbers.
+
+Each recorded metric is one Redis hash under `<prefix>metrics:<name>`; a field is the JSON of the
+sample's label values (plus, for histograms, which part: a bucket, the sum or the count). Recording
+is a handful of HINCRBY/HINCRBYFLOAT commands, and a scrape reads every hash back. Gauges are not
+recorded at all: `services.gauges` computes them from PostgreSQL and Redis at scrape time.
+
+Every metric is declared once in `METRICS`, with its type, help text, label names and buckets; a
+name or label set that is not declared is a programming error and raises at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LAG_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+TICK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    kind: str  # counter, histogram, gauge
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+
+
+def _declare(*specs: MetricSpec) -> dict[str, MetricSpec]:
+    return {spec.name: spec for spec in specs}
+
+
+METRICS: dict[str, MetricSpec] = _declare(
+    # Recorded by the send-batch worker.
+    MetricSpec("tgcast_deliveries_total", "counter",
+               "Deliveries that reached an outcome, by outcome (sent, failed, cancelled, retry) and reason.",
+               ("outcome", "reason")),
+    MetricSpec("tgcast_cycle_start_lag_seconds", "histogram",
+               "Time from a cycle's scheduled start to its first batch.", buckets=LAG_BUCKETS),
+    MetricSpec("tgcast_flood_waits_total", "counter", "Flood waits Telegram asked of an account."),
+    MetricSpec("tgcast_flood_wait_seconds_total", "counter", "Seconds of flood wait Telegram asked for."),
+    # Recorded by POST /tick.
+    MetricSpec("tgcast_ticks_total", "counter", "Scheduler ticks run, by result (ok, error).", ("result",)),
+    MetricSpec("tgcast_tick_duration_seconds", "histogram", "How long a scheduler tick took.",
+               buckets=TICK_BUCKETS),
+    MetricSpec("tgcast_tick_enqueued_total", "counter", "Cycles the scheduler created and enqueued."),
+    MetricSpec("tgcast_tick_skipped_total", "counter", "Due configs a tick skipped, by reason.", ("reason",)),
+    # Recorded by POST /telegram/webhook.
+    MetricSpec("tgcast_webhook_updates_total", "counter", "Updates handed to the dispatcher, by type.",
+               ("type",)),
+    MetricSpec("tgcast_webhook_duplicates_total", "counter", "Redelivered updates answered without handling."),
+    MetricSpec("tgcast_webhook_errors_total", "counter",
+               "Webhook requests refused or failed, by kind (unauthorized, too_large, bad_update, "
+               "unavailable, handler, dispatch).", ("kind",)),
+    MetricSpec("tgcast_webhook_latency_seconds", "histogram", "Time to handle one webhook update.",
+               buckets=LATENCY_BUCKETS),
+    # Recorded by the announcement job.
+    MetricSpec("tgcast_announcement_messages_total", "counter",
+               "Announcement messages, by result (delivered, failed, blocked).", ("result",)),
+    # Computed at scrape time (services.gauges).
+    MetricSpec("tgcast_accounts", "gauge", "Connected accounts by state (active, flood_paused, revoked).",
+               ("state",)),
+    MetricSpec("tgcast_users", "gauge", "Bot users by status (pending, active, expired, banned).", ("status",)),
+    MetricSpec("tgcast_configs_active", "gauge", "Broadcast configs that are switched on."),
+    MetricSpec("tgcast_queue_depth", "gauge", "Jobs waiting in an RQ queue.", ("queue",)),
+    MetricSpec("tgcast_queue_scheduled_jobs", "gauge", "Jobs scheduled for later in an RQ queue.", ("queue",)),
+    MetricSpec("tgcast_last_tick_age_seconds", "gauge", "Seconds since the last scheduler tick finished."),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    name: str  # the full sample name: with _bucket/_sum/_count for histograms
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+@dataclass(slots=True)
+class Family:
+    spec: MetricSpec
+    samples: list[Sample] = field(default_factory=list)
+
+
+def _spec(name: str, kind: str, labels: Mapping[str, object]) -> MetricSpec:
+    spec = METRICS.get(name)
+    if spec is None or spec.kind != kind:
+        raise ValueError(f"{name} is not a declared {kind}")
+    if set(labels) != set(spec.labels):
+        raise ValueError(f"{name} takes labels {spec.labels}, got {tuple(labels)}")
+    return spec
+
+
+def _field(spec: MetricSpec, labels: Mapping[str, object], part: str | None = None) -> str:
+    values: list[str] = [str(labels[name]) for name in spec.labels]
+    return json.dumps(values if part is None else [*values, part], ensure_ascii=False)
+
+
+def bucket_for(buckets: tuple[float, ...], value: float) -> str:
+    """The upper bound of the first bucket holding `value` ("+Inf" past the last)."""
+    for bound in buckets:
+        if value <= bound:
+            return _fmt_bound(bound)
+    return "+Inf"
+
+
+def _fmt_bound(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+class _Recorder:
+    """The commands of one recording, queued on a pipeline (one round trip however many)."""
+
+    def __init__(self, pipe: Any, prefix: str) -> None:
+        self._pipe = pipe
+        self._prefix = prefix
+
+    def inc(self, name: str, amount: float = 1, **labels: object) -> None:
+        spec = _spec(name, "counter", labels)
+        if amount < 0:
+            raise ValueError(f"{name}: a counter only goes up")
+        key, fld = f"{self._prefix}{name}", _field(spec, labels)
+        if isinstance(amount, int):
+            self._pipe.hincrby(key, fld, amount)
+        else:
+            self._pipe.hincrbyfloat(key, fld, amount)
+
+    def observe(self, name: str, value: float, **labels: object) -> None:
+        spec = _spec(name, "histogram", labels)
+        key = f"{self._prefix}{name}"
+        self._pipe.hincrby(key, _field(spec, labels, bucket_for(spec.buckets, value)), 1)
+        self._pipe.hincrbyfloat(key, _field(spec, labels, "sum"), float(value))
+        self._pipe.hincrby(key, _field(spec, labels, "count"), 1)
+
+
+class Metrics:
+    """Recording and reading tgcast's counters and histograms. Recording never raises on a Redis
+    failure: a lost increment is better than a failed webhook or send batch."""
+
+    def __init__(self, redis: Redis, redis_prefix: str) -> None:
+        self._redis = redis
+        self._prefix = f"{redis_prefix}metrics:"
+
+    async def inc(self, name: str, amount: float = 1, **labels: object) -> None:
+        async with self.pipeline() as rec:
+            rec.inc(name, amount, **labels)
+
+    async def observe(self, name: str, value: float, **labels: object) -> None:
+        async with self.pipeline() as rec:
+            rec.observe(name, value, **labels)
+
+    @asynccontextmanager
+    async def pipeline(self) -> AsyncIterator[_Recorder]:
+        """Queue several recordings and send them in one round trip:
+        `async with metrics.pipeline() as m: m.inc(...); m.observe(...)`."""
+        pipe = self._redis.pipeline(transaction=False)
+        yield _Recorder(pipe, self._prefix)
+        try:
+            await pipe.execute()
+        except RedisError as exc:
+            log.warning("metrics not recorded: %s", type(exc).__name__)
+
+    async def collect(self) -> list[Family]:
+        """Every recorded counter and histogram, in declaration order (gauges are left out)."""
+        recorded = [spec for spec in METRICS.values() if spec.kind != "gauge"]
+        pipe = self._redis.pipeline(transaction=False)
+        for spec in recorded:
+            pipe.hgetall(f"{self._prefix}{spec.name}")
+        raw = await pipe.execute()
+        return [_family(spec, hashes) for spec, hashes in zip(recorded, raw, strict=True)]
+
+    async def reset(self) -> None:
+        """Forget every recorded value (tests; an operator starting over)."""
+        await self._redis.delete(*(f"{self._prefix}{name}" for name in METRICS))
+
+
+def _decode(raw: Mapping[bytes | str, bytes | str]) -> dict[str, float]:
+    out = {}
+    for key, value in raw.items():
+        k = key.decode() if isinstance(key, bytes) else key
+        v = value.decode() if isinstance(value, bytes) else value
+        out[k] = float(v)
+    return out
+
+
+def _family(spec: MetricSpec, raw: Mapping[bytes | str, bytes | str]) -> Family:
+    values = _decode(raw)
+    family = Family(spec)
+    if spec.kind == "counter":
+        for fld, value in sorted(values.items()):
+            family.samples.append(Sample(spec.name, tuple(zip(spec.labels, json.loads(fld), strict=True)), value))
+        return family
+    # Histogram: per-bucket counts are stored as they fell; exposition wants them cumulative.
+    series: dict[tuple[str, ...], dict[str, float]] = {}
+    for fld, value in values.items():
+        *label_values, part = json.loads(fld)
+        series.setdefault(tuple(label_values), {})[part] = value
+    bounds = [_fmt_bound(b) for b in spec.buckets] + ["+Inf"]
+    for label_values, parts in sorted(series.items()):
+        labels = tuple(zip(spec.labels, label_values, strict=True))
+        running = 0.0
+        for bound in bounds:
+            running += parts.get(bound, 0.0)
+            family.samples.append(Sample(f"{spec.name}_bucket", (*labels, ("le", bound)), running))
+        family.samples.append(Sample(f"{spec.name}_sum", labels, parts.get("sum", 0.0)))
+        family.samples.append(Sample(f"{spec.name}_count", labels, parts.get("count", 0.0)))
+    return family
+
+
+def gauge(name: str, samples: Iterable[tuple[Mapping[str, object], float]]) -> Family:
+    spec = METRICS[name]
+    family = Family(spec)
+    for labels, value in samples:
+        _spec(name, "gauge", labels)
+        family.samples.append(Sample(name, tuple((k, str(labels[k])) for k in spec.labels), float(value)))
+    return family
+
+
+# ---- Prometheus text exposition format 0.0.4 ------------------------------------------------------
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _fmt_value(number: float) -> str:
+    value = float(number)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def render(families: Iterable[Family]) -> str:
+    lines: list[str] = []
+    for family in families:
+        spec = family.spec
+        lines.append(f"# HELP {spec.name} {_escape_help(spec.help)}")
+        lines.append(f"# TYPE {spec.name} {spec.kind}")
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{escape_label(v)}"' for k, v in sample.labels)
+            lines.append(f"{sample.name}{{{labels}}} {_fmt_value(sample.value)}" if labels
+                         else f"{sample.name} {_fmt_value(sample.value)}")
+    return "\n".join(lines) + "\n"
