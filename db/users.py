@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
 from db.rows import BotUser
@@ -82,3 +84,117 @@ async def set_access(
     row = await cur.fetchone()
     assert row is not None
     return row
+
+
+# ---- access administration -------------------------------------------------------------------
+
+
+class UserFilter(StrEnum):
+    all = "all"
+    requested = "requested"
+    confirmed = "confirmed"
+    banned = "banned"
+
+
+# Fixed fragments chosen by the enum, never built from input. "Requested" is everyone waiting for an
+# admin: never granted (pending) or granted once and run out (active, expired).
+_WHERE = {
+    UserFilter.all: "true",
+    UserFilter.requested: "status = 'pending' OR (status = 'active' AND expires_at <= now())",
+    UserFilter.confirmed: "status = 'active' AND (expires_at IS NULL OR expires_at > now())",
+    UserFilter.banned: "status = 'banned'",
+}
+_ORDER = {
+    UserFilter.all: "created_at DESC, user_id DESC",
+    UserFilter.requested: "expires_at DESC NULLS LAST, user_id DESC",
+    UserFilter.confirmed: "expires_at DESC NULLS FIRST, user_id DESC",
+    UserFilter.banned: "updated_at DESC, user_id DESC",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UserCounts:
+    total: int
+    pending: int  # pending or expired: the "requests"
+    active: int
+    banned: int
+
+
+async def counts(conn: AsyncConnection) -> UserCounts:
+    cur = await conn.execute(
+        f"""
+        SELECT count(*),
+               count(*) FILTER (WHERE {_WHERE[UserFilter.requested]}),
+               count(*) FILTER (WHERE {_WHERE[UserFilter.confirmed]}),
+               count(*) FILTER (WHERE {_WHERE[UserFilter.banned]})
+        FROM bot_users
+        """
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return UserCounts(*(int(v) for v in row))
+
+
+async def count_filtered(conn: AsyncConnection, view: UserFilter) -> int:
+    cur = await conn.execute(sql.SQL("SELECT count(*) FROM bot_users WHERE {}").format(sql.SQL(_WHERE[view])))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def page_filtered(conn: AsyncConnection, view: UserFilter, *, offset: int, limit: int) -> list[BotUser]:
+    cur = conn.cursor(row_factory=class_row(BotUser))
+    await cur.execute(
+        sql.SQL("SELECT * FROM bot_users WHERE {} ORDER BY {} OFFSET %(offset)s LIMIT %(limit)s").format(
+            sql.SQL(_WHERE[view]), sql.SQL(_ORDER[view])
+        ),
+        {"offset": offset, "limit": limit},
+    )
+    return await cur.fetchall()
+
+
+async def lock_or_create(conn: AsyncConnection, user_id: int) -> BotUser:
+    """The row, locked until the end of the caller's transaction (created pending if missing): two
+    admins pressing at once are applied one after the other, each seeing the other's result."""
+    await conn.execute(
+        """
+        INSERT INTO bot_users (user_id, status, expires_at) VALUES (%(id)s, 'pending', now())
+        ON CONFLICT (user_id) DO NOTHING
+        """,
+        {"id": user_id},
+    )
+    cur = conn.cursor(row_factory=class_row(BotUser))
+    await cur.execute("SELECT * FROM bot_users WHERE user_id = %(id)s FOR UPDATE", {"id": user_id})
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def update_access(
+    conn: AsyncConnection, user_id: int, *, status: str, expires_at: datetime | None,
+    granted_notified_at: datetime | None,
+) -> BotUser:
+    cur = conn.cursor(row_factory=class_row(BotUser))
+    await cur.execute(
+        """
+        UPDATE bot_users SET status = %(status)s, expires_at = %(exp)s, granted_notified_at = %(notified)s,
+               updated_at = now()
+        WHERE user_id = %(id)s
+        RETURNING *
+        """,
+        {"id": user_id, "status": status, "exp": expires_at, "notified": granted_notified_at},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def allowed_ids_after(conn: AsyncConnection, after_id: int, limit: int) -> list[int]:
+    """Allowed users in id order from a resume point (the announcement job walks them in chunks)."""
+    cur = await conn.execute(
+        f"""
+        SELECT user_id FROM bot_users WHERE user_id > %(after)s AND ({_WHERE[UserFilter.confirmed]})
+        ORDER BY user_id LIMIT %(limit)s
+        """,
+        {"after": after_id, "limit": limit},
+    )
+    return [int(r[0]) for r in await cur.fetchall()]

@@ -11,13 +11,14 @@ from aiogram import Router
 
 def build_router() -> Router:
     # Imported here so that a worker importing `handlers.callbacks` does not pull every router in.
-    from handlers import broadcast, fallback, groups, guide, history, language, login, menu, message
+    from handlers import admin, broadcast, fallback, groups, guide, history, language, login, menu, message
 
     root = Router(name="tgcast")
     # Feature routers first; the fallback must only see what none of them took. The menu's commands
     # come before the login router so that /start, /menu still work in the middle of a conversation.
     root.include_routers(
         menu.make_router(),
+        admin.make_router(),  # before the conversations: its announcement state takes any content
         language.make_router(),
         login.make_router(),
         groups.make_router(),

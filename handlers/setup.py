@@ -19,7 +19,7 @@ from core.crypto import SecretBox
 from core.i18n import Translator
 from core.settings import Settings
 from handlers import build_router
-from handlers.middlewares.access import AccessMiddleware
+from handlers.middlewares.access import AccessGate, AccessMiddleware
 from handlers.middlewares.context import ContextMiddleware
 from services.metrics import Metrics
 from userbot.gateway import AccountGateway
@@ -90,6 +90,8 @@ def build_dispatcher(
     for observer in (dispatcher.message, dispatcher.callback_query):
         observer.outer_middleware(ContextMiddleware())
         observer.outer_middleware(AccessMiddleware())
+        # The access check's second half: it needs the chosen handler's flags (public, allow_expired).
+        observer.middleware(AccessGate())
     dispatcher.errors.register(_on_error)
     dispatcher.include_router(build_router())
     return dispatcher

@@ -25,6 +25,12 @@ def _update(update_id: int, user: TgUser, text: str) -> dict:
 
 
 @pytest.fixture
+def user(admin: TgUser) -> TgUser:
+    """A super admin passes the access check, so these tests see only the webhook's own behaviour."""
+    return admin
+
+
+@pytest.fixture
 def probe(app) -> list[int]:
     """A router that records which updates reached the handlers, and one that raises."""
     seen: list[int] = []

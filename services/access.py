@@ -1,0 +1,108 @@
+"""Who may use the bot now, and the admin's changes to it (grant, adjust, ban, unban).
+
+`is_allowed` is the one source of truth, used by the access middleware and by the scheduler. Every
+change runs on the row locked `FOR UPDATE`, so two admins pressing at once are applied in turn and
+the "access granted" message is claimed by exactly one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from psycopg import AsyncConnection
+
+from db import users
+from db.rows import BotUser
+from services import broadcast
+
+MAX_GRANT_DAYS = 36500
+
+
+def is_allowed(row: BotUser | None, now: datetime, admin_ids: Collection[int] = ()) -> bool:
+    """Super admins always; others with an active row that is permanent or not yet expired."""
+    if row is None:
+        return False
+    return row.user_id in admin_ids or row.allowed_at(now)
+
+
+def new_expiry(current: datetime | None, status: str, now: datetime, days: int) -> datetime | None:
+    """`max(now, current) ± days`. An active row without expiry is permanent: adding keeps it
+    permanent, subtracting counts from now."""
+    if current is None and status == "active":
+        return None if days > 0 else now + timedelta(days=days)
+    base = now if current is None else max(now, current)
+    return base + timedelta(days=days)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessChange:
+    row: BotUser
+    notify_granted: bool  # the user just became allowed: send "access granted" (claimed once)
+    stopped: bool  # the user's broadcast was stopped by this change
+
+
+async def adjust(conn: AsyncConnection, user_id: int, days: int, now: datetime | None = None) -> AccessChange:
+    """Move the expiry by `days`. A positive change is a grant: it activates the row and lifts a
+    ban. An expiry moved into the past stops the user's broadcast."""
+    if days == 0 or abs(days) > MAX_GRANT_DAYS:
+        raise ValueError("days out of range")
+    now = now or datetime.now(UTC)
+    async with conn.transaction():
+        row = await users.lock_or_create(conn, user_id)
+        was_allowed = row.allowed_at(now)
+        expiry = new_expiry(row.expires_at, row.status, now, days)
+        status = "active" if days > 0 else row.status
+        allowed_after = status == "active" and (expiry is None or expiry > now)
+        notified = row.granted_notified_at
+        notify = allowed_after and not was_allowed
+        if notify:
+            notified = now  # claimed under the row lock: a concurrent press sees the user allowed
+        elif not allowed_after:
+            notified = None  # the next grant is a new one and gets its own message
+        row = await users.update_access(conn, user_id, status=status, expires_at=expiry,
+                                        granted_notified_at=notified)
+    stopped = False
+    if not allowed_after:
+        stopped, _ = await broadcast.stop(conn, user_id)
+    return AccessChange(row, notify, stopped)
+
+
+async def grant(conn: AsyncConnection, user_id: int, days: int, now: datetime | None = None) -> AccessChange:
+    if not 1 <= days <= MAX_GRANT_DAYS:
+        raise ValueError("days out of range")
+    return await adjust(conn, user_id, days, now)
+
+
+class BanResult(StrEnum):
+    banned = "banned"
+    refused_admin = "refused_admin"
+
+
+async def ban(conn: AsyncConnection, user_id: int, admin_ids: Collection[int]) -> BanResult:
+    """Durable: the row keeps status banned (created if the user never wrote), and the broadcast
+    stops at once. Super admins cannot be banned."""
+    if user_id in admin_ids:
+        return BanResult.refused_admin
+    async with conn.transaction():
+        row = await users.lock_or_create(conn, user_id)
+        await users.update_access(conn, user_id, status="banned", expires_at=row.expires_at,
+                                  granted_notified_at=None)
+    await broadcast.stop(conn, user_id)
+    return BanResult.banned
+
+
+async def unban(conn: AsyncConnection, user_id: int, now: datetime | None = None) -> BotUser | None:
+    """A banned user goes back to pending (expired now) until access is granted again; returns None
+    when the user was not banned (nothing changes)."""
+    now = now or datetime.now(UTC)
+    async with conn.transaction():
+        row = await users.get(conn, user_id)
+        if row is None or row.status != "banned":
+            return None
+        row = await users.lock_or_create(conn, user_id)
+        if row.status != "banned":
+            return None
+        return await users.update_access(conn, user_id, status="pending", expires_at=now, granted_notified_at=None)
