@@ -7,7 +7,7 @@ and a per-cycle pointer names the job that currently carries the cycle, for the 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redis import Redis as SyncRedis
 from rq import Queue
@@ -68,6 +68,10 @@ def enqueue_send(
     if at <= current:
         queue.enqueue(SEND_BATCH, cycle_id, attempt, **options)
     else:
+        if at.microsecond:
+            # RQ's scheduled registry keeps whole seconds, truncated: round up so a job never runs
+            # early (a continuation waiting for a flood pause would wake, find nothing due, and spin).
+            at = at.replace(microsecond=0) + timedelta(seconds=1)
         queue.enqueue_at(at, SEND_BATCH, cycle_id, attempt, **options)
     connection.set(_pointer_key(settings, cycle_id), job_id, ex=_POINTER_TTL_S)
     return job_id

@@ -140,3 +140,37 @@ async def make_due(conn: AsyncConnection, owner_id: int, at: datetime | None = N
         {"id": owner_id, "at": at or utcnow() - timedelta(seconds=1)},
     )
 
+
+
+def worker_env(settings: Settings, **overrides: object) -> dict[str, str]:
+    """The environment of a real worker process talking to the test database, Redis and fake APIs."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TGCAST_TEST_")}
+    env.update({
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "SESSION_KEYS": ",".join(k.get_secret_value() for k in settings.session_keys),
+        "TICK_TOKEN": settings.tick_token.get_secret_value(),
+        "BOT_TOKEN": settings.bot_token.get_secret_value() if settings.bot_token else "",
+        "BOT_API_BASE": settings.bot_api_base or "",
+        "GATEWAY": "fake",
+        "JITTER_MAX_MS": str(settings.jitter_max_ms),
+        "SEND_PAUSE_MIN_MS": str(settings.send_pause_min_ms),
+        "SEND_PAUSE_MAX_MS": str(settings.send_pause_max_ms),
+        "CONT_DELAY_MS": str(settings.cont_delay_ms),
+        "CONT_JITTER_MS": str(settings.cont_jitter_ms),
+        "LOG_LEVEL": "INFO",
+    })
+    env.update({k.upper(): str(v) for k, v in overrides.items()})
+    return env
+
+
+def spawn_worker(settings: Settings, *, burst: bool, **env_overrides: object):  # -> subprocess.Popen[bytes]
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    args = [sys.executable, "-m", "core.cli", "worker"] + (["--burst"] if burst else [])
+    return subprocess.Popen(args, env=worker_env(settings, **env_overrides), cwd=Path(__file__).parent.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
