@@ -30,8 +30,12 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     from api.app import create_app
 
-    app = create_app(_settings())
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", proxy_headers=True)
+    settings = _settings()
+    app = create_app(settings)
+    # log_config=None: uvicorn's records go through our root handler (JSON, redaction) instead of
+    # its own plain-text ones; access lines are left out (the metrics count requests).
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, log_level=settings.log_level.lower(),
+                access_log=False, proxy_headers=True)
     return 0
 
 
