@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.state import app_state
-from jobs.scheduler import tick
+from jobs.scheduler import record_tick, tick
 
 
 def _authorized(request: Request, expected: str) -> bool:
@@ -20,5 +20,10 @@ async def tick_endpoint(request: Request) -> JSONResponse:
     state = app_state(request)
     if not _authorized(request, state.settings.tick_token.get_secret_value()):
         return JSONResponse({"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    summary = await tick(state.pool, state.settings)
+    try:
+        summary = await tick(state.pool, state.settings)
+    except Exception:
+        await record_tick(state.redis, state.settings, None)
+        raise
+    await record_tick(state.redis, state.settings, summary)
     return JSONResponse(summary.as_json())

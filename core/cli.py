@@ -71,16 +71,22 @@ def cmd_generate_key(args: argparse.Namespace) -> int:
 def cmd_tick(args: argparse.Namespace) -> int:
     import json
 
+    from redis.asyncio import Redis
+
     from db.pool import open_pool
-    from jobs.scheduler import tick
+    from jobs.scheduler import record_tick, tick
 
     settings = _settings()
 
     async def run() -> dict[str, object]:
         pool = await open_pool(settings.database_url, min_size=1, max_size=2)
+        redis = Redis.from_url(settings.redis_url)
         try:
-            return (await tick(pool, settings)).as_json()
+            summary = await tick(pool, settings)
+            await record_tick(redis, settings, summary)
+            return summary.as_json()
         finally:
+            await redis.aclose()
             await pool.close()
 
     print(json.dumps(asyncio.run(run())))

@@ -17,6 +17,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 from redis import Redis as SyncRedis
+from redis.asyncio import Redis
 
 from core.schedule import cycle_jitter_ms, next_run_at
 from core.settings import Settings
@@ -26,6 +27,8 @@ from jobs.botapi import BotApiClient
 from jobs.context import bot_api_client
 from jobs.notices import notify
 from services import broadcast
+from services.gauges import last_tick_key
+from services.metrics import Metrics
 
 # A cycle younger than this is left to the tick that created it (it enqueues right after commit);
 # only older ones without a live job count as lost.
@@ -116,6 +119,20 @@ async def tick(
     summary.skipped = dict(skipped)
     summary.duration_ms = int((time.perf_counter() - started) * 1000)
     return summary
+
+
+async def record_tick(redis: Redis, settings: Settings, summary: TickSummary | None) -> None:
+    """Metrics of one tick (None: it failed) and the time of the last good one, for /metrics."""
+    async with Metrics(redis, settings.redis_prefix).pipeline() as m:
+        m.inc("tgcast_ticks_total", result="ok" if summary is not None else "error")
+        if summary is not None:
+            m.observe("tgcast_tick_duration_seconds", summary.duration_ms / 1000)
+            if summary.enqueued:
+                m.inc("tgcast_tick_enqueued_total", summary.enqueued)
+            for reason, count in summary.skipped.items():
+                m.inc("tgcast_tick_skipped_total", count, reason=reason)
+    if summary is not None:
+        await redis.set(last_tick_key(settings), time.time())
 
 
 def _skip_reason(state: sql.OwnerState, now: datetime) -> str | None:

@@ -29,6 +29,7 @@ from jobs.context import JobContext, runtime
 from jobs.locks import AccountLock
 from jobs.notices import notify
 from services import broadcast
+from services.metrics import Metrics
 from userbot.gateway import GatewayError, OutgoingMedia, Peer, SenderConnection, Sent
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ async def _run_locked(
     lag = await cycles.mark_started(conn, cycle.id, now)
     if lag is not None:
         log.info("cycle %s started, lag_ms=%s", cycle.id, lag)
+        await Metrics(ctx.redis, s.redis_prefix).observe("tgcast_cycle_start_lag_seconds", lag / 1000)
     claimed = await deliveries.claim(conn, cycle.id, now=now, lease_until=now + timedelta(seconds=s.lease_s),
                                      limit=s.batch_size)
     state = _BatchState()
@@ -254,8 +256,19 @@ async def _apply(
         state.revoked = True
     if decision.account_pause_s:
         await _pause_account(conn, cycle, decision, state)
+    await _record(ctx, decision)
     if decision.tell:
         state.tells.add(decision.tell)
+
+
+async def _record(ctx: JobContext, decision: Decision) -> None:
+    outcome = "retry" if decision.status == "pending" else decision.status
+    reason = decision.reason or ("" if decision.status == "sent" else decision.kind.value)
+    async with Metrics(ctx.redis, ctx.settings.redis_prefix).pipeline() as m:
+        m.inc("tgcast_deliveries_total", outcome=outcome, reason=reason)
+        if decision.kind is Kind.FLOOD and decision.account_pause_s:
+            m.inc("tgcast_flood_waits_total")
+            m.inc("tgcast_flood_wait_seconds_total", decision.account_pause_s)
 
 
 async def _pause_account(conn: AsyncConnection, cycle: Cycle, decision: Decision, state: _BatchState) -> None:

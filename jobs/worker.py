@@ -17,6 +17,8 @@ their lease expires (the tick's recovery).
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 
 from rq import Queue, SimpleWorker
@@ -33,7 +35,10 @@ def announce_queue_name(settings: Settings) -> str:
 
 
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
-    import jobs.send_batch  # noqa: F401  preloaded once: jobs never pay for this import
+    # Preloaded once: jobs never pay for these imports.
+    importlib.import_module("jobs.send_batch")
+    with contextlib.suppress(ImportError):
+        importlib.import_module("jobs.announce")
 
     use_settings(settings)
     connection = queues.sync_redis(settings)

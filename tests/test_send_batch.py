@@ -407,3 +407,20 @@ async def test_a_success_resets_the_streak(db, net, settings, pool, ctx) -> None
     await run_batch(ctx, cycle_id)
     cur = await db.execute("SELECT fail_streak, selected FROM groups WHERE owner_id = %(o)s", {"o": b.user_id})
     assert await cur.fetchone() == (0, True)
+
+
+async def test_outcomes_lag_and_flood_are_recorded_as_metrics(db, net, settings, pool, ctx, redis) -> None:
+    b = await make_broadcaster(db, net, settings, 1025, groups=3)
+    await net.forbid(b.chat_ids[2], b.tg_user_id)
+    cycle_id = await start_cycle(pool, settings)
+    await net.fail_next(b.tg_user_id, "RPC_CALL_FAIL")
+    await run_batch(ctx, cycle_id)
+    prefix = f"{settings.redis_prefix}metrics:"
+    recorded = await redis.hgetall(f"{prefix}tgcast_deliveries_total")
+    assert recorded == {b'["retry", "transient"]': b"1", b'["sent", ""]': b"1", b'["failed", "forbidden"]': b"1"}
+    lag = await redis.hgetall(f"{prefix}tgcast_cycle_start_lag_seconds")
+    assert lag[b'["count"]'] == b"1"
+    await db.execute("UPDATE deliveries SET next_attempt_at = now() - interval '1 second'")
+    await net.fail_next(b.tg_user_id, "FLOOD_WAIT_7")
+    await run_batch(ctx, cycle_id)
+    assert await redis.hgetall(f"{prefix}tgcast_flood_wait_seconds_total") == {b"[]": b"7"}

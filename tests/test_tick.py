@@ -380,3 +380,19 @@ async def test_tick_command_prints_the_summary(db, net, settings, monkeypatch, c
     monkeypatch.setattr(cli, "_settings", lambda: settings)
     assert await asyncio.to_thread(cli.main, ["tick"]) == 0
     assert json.loads(capsys.readouterr().out)["enqueued"] == 1
+
+
+async def test_tick_endpoint_records_metrics_and_the_last_tick_time(client, db, net, settings, redis) -> None:
+    from services.gauges import last_tick_age
+
+    await make_broadcaster(db, net, settings, 125)
+    await make_broadcaster(db, net, settings, 126)
+    await db.execute("UPDATE groups SET selected = false WHERE owner_id = 126")
+    response = await client.post("/tick", headers={"Authorization": f"Bearer {TICK_TOKEN}"})
+    assert response.status_code == 200
+    prefix = f"{settings.redis_prefix}metrics:"
+    assert await redis.hgetall(f"{prefix}tgcast_ticks_total") == {b'["ok"]': b"1"}
+    assert await redis.hgetall(f"{prefix}tgcast_tick_enqueued_total") == {b"[]": b"1"}
+    assert await redis.hgetall(f"{prefix}tgcast_tick_skipped_total") == {b'["no_groups"]': b"1"}
+    age = await last_tick_age(settings, redis)
+    assert age is not None and age < 60
