@@ -101,3 +101,26 @@ def cycle_has_live_job(settings: Settings, connection: SyncRedis, cycle_id: int,
 
 def forget_cycle(settings: Settings, connection: SyncRedis, cycle_id: int) -> None:
     connection.delete(_pointer_key(settings, cycle_id), _seq_key(settings, cycle_id))
+
+
+# ---- announcements (admin) ------------------------------------------------------------------------
+
+ANNOUNCE = "jobs.announce.run_announcement"
+ANNOUNCE_TIMEOUT_S = 6 * 3600  # ~25 users/s: hours for a very large audience
+
+
+def announce_queue_name(settings: Settings) -> str:
+    return f"{settings.queue_prefix}-announce"
+
+
+def enqueue_announcement(settings: Settings, connection: SyncRedis, announcement_id: int) -> str | None:
+    """Job id from the announcement, so a repeated confirm cannot queue it twice. Returns the job id,
+    or None when it already exists."""
+    job_id = f"announce-{announcement_id}"
+    if Job.exists(job_id, connection=connection):
+        return None
+    Queue(announce_queue_name(settings), connection=connection).enqueue(
+        ANNOUNCE, announcement_id, job_id=job_id, job_timeout=ANNOUNCE_TIMEOUT_S, result_ttl=RESULT_TTL_S,
+        failure_ttl=7 * 86400,
+    )
+    return job_id
