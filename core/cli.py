@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from core.logs import setup_logging
 from core.settings import Settings, SettingsError, load_settings
@@ -100,6 +101,76 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from services.keys import rotate_sessions
+
+    settings = _settings()
+
+    async def run() -> int:
+        async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
+            report = await rotate_sessions(conn, settings, batch_size=args.batch_size)
+        print(f"rotated {report.rotated} session(s); {report.current} already under the first key")
+        if report.unreadable:
+            owners = ", ".join(str(o) for o in report.unreadable)
+            print(f"tgcast: {len(report.unreadable)} session(s) cannot be opened with any key of SESSION_KEYS "
+                  f"(owner ids: {owners}); they were left as they are", file=sys.stderr)
+            return 1
+        return 0
+
+    return _with_storage(run)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    import psycopg
+    from redis.asyncio import Redis
+
+    from services.gauges import stats
+
+    settings = _settings()
+
+    async def run() -> int:
+        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
+                found = await stats(settings, conn, redis)
+        finally:
+            await redis.aclose()
+        if args.json:
+            print(json.dumps(dataclasses.asdict(found)))
+            return 0
+        d = found.deliveries_24h
+        tick = "never" if found.last_tick_age_s is None else f"{found.last_tick_age_s:.0f} s ago"
+        print("users:         " + ", ".join(f"{k} {v}" for k, v in found.users.items()))
+        print("accounts:      " + ", ".join(f"{k} {v}" for k, v in found.accounts.items()))
+        print(f"configs:       active {found.configs_active}")
+        print(f"deliveries 24h: sent {d.sent}, failed {d.failed}, cancelled {d.cancelled}")
+        for q in found.queues:
+            print(f"queue {q.name}: waiting {q.depth}, scheduled {q.scheduled}")
+        print(f"last tick:     {tick}")
+        return 0
+
+    return _with_storage(run)
+
+
+def _with_storage(run: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Runs a storage command; an unreachable database or Redis is one clear line, not a traceback."""
+    import psycopg
+    from redis.exceptions import RedisError
+
+    try:
+        return asyncio.run(run())
+    except psycopg.OperationalError as exc:
+        print(f"tgcast: cannot use the database at DATABASE_URL ({type(exc).__name__})", file=sys.stderr)
+    except RedisError as exc:
+        print(f"tgcast: cannot use Redis at REDIS_URL ({type(exc).__name__})", file=sys.stderr)
+    return 1
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "migrate": ("apply the SQL migrations that are missing (safe to repeat)", cmd_migrate),
     "web": ("serve the web process (webhook, /tick, /health, /metrics)", cmd_web),
@@ -109,7 +180,19 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "generate-key": ("print a new Fernet key for SESSION_KEYS", cmd_generate_key),
     "tick": ("run one scheduler tick (what POST /tick does) and print its JSON summary", cmd_tick),
     "worker": ("run an RQ worker for the broadcast and announcement queues, with the scheduler", cmd_worker),
+    "rotate-keys": ("re-encrypt every stored session with the first key of SESSION_KEYS", cmd_rotate_keys),
+    "stats": ("print users by status, active configs, deliveries in 24 h and queue depth", cmd_stats),
 }
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--drop-pending", action="store_true", help="also drop updates waiting at Telegram")
         if name == "worker":
             p.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+        if name == "rotate-keys":
+            p.add_argument("--batch-size", type=_positive, default=100, help="sessions per transaction")
+        if name == "stats":
+            p.add_argument("--json", action="store_true", help="print one JSON object instead")
         if name == "web":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8000)

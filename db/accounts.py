@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 from psycopg import AsyncConnection
@@ -75,3 +76,36 @@ async def revoke(conn: AsyncConnection, owner_id: int) -> bool:
         {"id": owner_id},
     )
     return cur.rowcount == 1
+
+
+# ---- key rotation (`tgcast rotate-keys`) ---------------------------------------------------------
+
+
+async def iter_sessions(
+    conn: AsyncConnection, *, batch_size: int = 100
+) -> AsyncIterator[list[tuple[int, bytes]]]:
+    """Every stored (owner_id, session_enc), in batches; each batch is locked in its own transaction,
+    which commits when the caller asks for the next one (use with `contextlib.aclosing`, so an error
+    rolls the current batch back at once). Keyset paging: rows added meanwhile are not missed."""
+    after = -(2**63)
+    while True:
+        async with conn.transaction():
+            cur = await conn.execute(
+                """
+                SELECT owner_id, session_enc FROM accounts WHERE owner_id > %(after)s
+                ORDER BY owner_id LIMIT %(limit)s FOR UPDATE
+                """,
+                {"after": after, "limit": batch_size},
+            )
+            rows = [(int(owner), bytes(enc)) for owner, enc in await cur.fetchall()]
+            if not rows:
+                return
+            yield rows
+        after = rows[-1][0]
+
+
+async def update_session(conn: AsyncConnection, owner_id: int, session_enc: bytes) -> None:
+    await conn.execute(
+        "UPDATE accounts SET session_enc = %(enc)s, updated_at = now() WHERE owner_id = %(id)s",
+        {"id": owner_id, "enc": session_enc},
+    )

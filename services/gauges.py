@@ -11,6 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -38,6 +39,18 @@ class OpsSnapshot:
     failures: list[tuple[str, int]]
     accounts: dict[str, int]
     configs_active: int
+    last_tick_age_s: float | None
+
+
+@dataclass(slots=True)
+class Stats:
+    """What `tgcast stats` prints."""
+
+    users: dict[str, int]
+    accounts: dict[str, int]
+    configs_active: int
+    deliveries_24h: ops.DeliveryTotals
+    queues: list[QueueStat]
     last_tick_age_s: float | None
 
 
@@ -109,4 +122,12 @@ async def snapshot(settings: Settings, pool: AsyncConnectionPool, redis: Redis) 
     return OpsSnapshot(
         queues=await queue_stats(settings), lag=lag, per_hour=per_hour, paused=paused, failures=failures,
         accounts=accounts, configs_active=configs, last_tick_age_s=await last_tick_age(settings, redis),
+    )
+
+
+async def stats(settings: Settings, conn: AsyncConnection, redis: Redis) -> Stats:
+    return Stats(
+        users=await ops.users_by_status(conn), accounts=await ops.accounts_by_state(conn),
+        configs_active=await ops.active_configs(conn), deliveries_24h=await ops.delivery_totals(conn),
+        queues=await queue_stats(settings), last_tick_age_s=await last_tick_age(settings, redis),
     )
