@@ -7,8 +7,6 @@ from starlette.routing import BaseRoute, Route
 from api.health import health
 from api.metrics import metrics
 from api.ops import ops_page
-from api.metrics import metrics
-from api.ops import ops_page
 from api.tick import tick_endpoint
 from api.webhook import telegram_webhook
 
@@ -17,8 +15,6 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/telegram/webhook", telegram_webhook, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/ops", ops_page, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/ops", ops_page, methods=["GET"]),
         Route("/tick", tick_endpoint, methods=["POST"]),
