@@ -35,7 +35,7 @@ class SuperAdminOnly(BaseMiddleware):
             return await handler(event, data)
         if isinstance(event, CallbackQuery):
             tr: Translator = data["tr"]
-            await event.answer(tr("admin.not_allowed"), show_alert=True)
+            await event.answer(tr("common.not_allowed"), show_alert=True)
         return None
 
 
