@@ -32,7 +32,7 @@ h2{font-size:15px;margin:0 0 8px;color:#4a5363;text-transform:uppercase;letter-s
 .bad{color:#b42318}.ok{color:#067647}.muted{color:#6b7280}
 table{border-collapse:collapse;width:100%}
 td,th{text-align:left;padding:3px 6px;border-bottom:1px solid #eef0f3}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 """
 
 # Past these the figure is shown in red: the same thresholds as infra/prometheus/alerts.yml.
@@ -128,9 +128,9 @@ def render_page(snap: OpsSnapshot, now: datetime) -> str:
             '<p class="muted">since the last scheduler tick</p>')
     accounts = _table(["state", "accounts"], [[html.escape(k), str(v)] for k, v in snap.accounts.items()])
     accounts += f'<p class="muted">{snap.configs_active} broadcasts switched on</p>'
-    paused_rows = [[str(p.owner_id), html.escape(p.pause_reason or "flood"), f"{p.flood_until:%Y-%m-%d %H:%M} UTC",
+    paused_rows = [[str(p.owner_id), html.escape(p.pause_reason or "flood"), f"{p.flood_until:%d %b %H:%M}",
                     _duration((p.flood_until - now).total_seconds())] for p in snap.paused]
-    paused = (_table(["owner", "reason", "until", "left"], paused_rows, numeric_from=3) if paused_rows
+    paused = (_table(["owner", "reason", "until (UTC)", "left"], paused_rows, numeric_from=2) if paused_rows
               else '<p class="muted">none</p>')
     failures = (_table(["reason", "deliveries"], [[html.escape(r), str(n)] for r, n in snap.failures])
                 if snap.failures else '<p class="muted">none in 24 h</p>')
