@@ -20,6 +20,7 @@ from handlers.menu import button, require_login, send_main_menu
 from handlers.states import BroadcastStates
 from handlers.ui import show
 from services import broadcast
+from services.access import is_allowed
 
 PRESETS = (3, 5, 10, 30)
 
@@ -38,7 +39,7 @@ def cancel_keyboard(tr: Translator) -> InlineKeyboardMarkup:
 
 
 def _allowed(user_row: BotUser | None, is_admin: bool) -> bool:
-    return is_admin or (user_row is not None and user_row.allowed_at(datetime.now(UTC)))
+    return is_admin or is_allowed(user_row, datetime.now(UTC))
 
 
 async def _apply_interval(

@@ -21,6 +21,7 @@ from db import accounts, configs, cycles, groups
 from db.rows import BotUser
 from handlers import callbacks as cb
 from handlers.ui import show
+from services.access import is_allowed
 
 
 def button(text: str, data: CallbackData) -> InlineKeyboardButton:
@@ -125,7 +126,7 @@ async def start(
         await bot.send_video(message.chat.id, settings.manual_video_file_id, caption=tr("menu.guide_caption"))
     await message.answer(tr("menu.greeting", support=html.escape(settings.support_contact)))
     # /start is public (the guide and greeting are for everyone); the menu is not.
-    if not is_admin and (user_row is None or not user_row.allowed_at(datetime.now(UTC))):
+    if not is_admin and not is_allowed(user_row, datetime.now(UTC)):
         await message.answer(tr("menu.no_access", support=html.escape(settings.support_contact)))
         return
     assert message.from_user is not None
