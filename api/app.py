@@ -8,7 +8,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
-from starlette.routing import Mount
 
 from api.routing import routes
 from api.state import AppState
@@ -16,16 +15,15 @@ from core.crypto import SecretBox
 from core.settings import Settings, load_settings
 from db.pool import open_pool
 from handlers.setup import build_bot, build_dispatcher
-from sandbox.botapi import FakeBotAPI
-from sandbox.botapi import create_app as create_fake_botapi
-from sandbox.seed import seed_sandbox
-from userbot.factory import build_gateway, fake_network
+from sandbox.web import Sandbox
+from userbot.factory import build_gateway
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    sandbox = Sandbox(settings) if settings.sandbox else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -41,15 +39,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             gateway = build_gateway(settings, redis)
             dispatcher = build_dispatcher(settings, redis=redis, pool=pool, gateway=gateway, box=box)
             app.state.tgcast = AppState(settings, pool, redis, bot, dispatcher, gateway, box)
-            if settings.sandbox:
-                await seed_sandbox(fake_network(settings, redis))
+            if sandbox is not None:
+                await sandbox.start(app.state.tgcast)
             if settings.admin_usernames:
                 log.warning("ADMIN_USERNAMES is set: usernames can change hands; prefer numeric ADMIN_IDS")
             yield
 
     app_routes = routes()
-    if settings.sandbox:
-        # No bot token: the bot talks to the built-in Bot API emulator mounted here (BOT_API_BASE
-        # points at it), so the whole service runs with no Telegram account at all.
-        app_routes.append(Mount("/sandbox/botapi", app=create_fake_botapi(FakeBotAPI())))
+    if sandbox is not None:
+        # No bot token: the bot talks to the built-in Bot API emulator mounted under /sandbox/botapi
+        # (BOT_API_BASE points at it), beside the sandbox page, so no Telegram account is needed.
+        app_routes.extend(sandbox.routes())
     return Starlette(routes=app_routes, lifespan=lifespan)

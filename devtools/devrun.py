@@ -23,6 +23,18 @@ from core.crypto import SecretBox
 from devtools.services import LOCAL, ROOT, ensure_database, ensure_postgres, ensure_redis, env_or_none
 
 TICK_EVERY_S = 5
+# Sandbox mode (no BOT_TOKEN): an admin to act as on the page, the shortest interval, and small
+# jitter and pauses, so a cycle shows up in the groups panel within seconds of pressing Start.
+SANDBOX_ADMIN_ID = 100200300
+SANDBOX_DEFAULTS = {
+    "ADMIN_IDS": str(SANDBOX_ADMIN_ID),
+    "MIN_INTERVAL_MINUTES": "1",
+    "JITTER_MAX_MS": "2000",
+    "SEND_PAUSE_MIN_MS": "200",
+    "SEND_PAUSE_MAX_MS": "600",
+    "CONT_DELAY_MS": "500",
+    "CONT_JITTER_MS": "500",
+}
 
 
 def _dev_secrets() -> dict[str, str]:
@@ -45,6 +57,13 @@ def _dev_secrets() -> dict[str, str]:
     path.write_text("".join(f"{k}={v}\n" for k, v in stored.items()))
     path.chmod(0o600)
     return stored
+
+
+def _dotenv_keys() -> set[str]:
+    path = ROOT / ".env"
+    if not path.exists():
+        return set()
+    return {line.partition("=")[0].strip() for line in path.read_text().splitlines() if "=" in line}
 
 
 def _prefix_output(name: str, stream: object) -> None:
@@ -74,6 +93,10 @@ def main() -> int:
     base_url = f"http://127.0.0.1:{port}"
     if not env.get("BOT_TOKEN"):
         env.setdefault("BOT_API_BASE", f"{base_url}/sandbox/botapi")
+        configured = _dotenv_keys()  # what .env sets wins over the sandbox defaults too
+        for key, value in SANDBOX_DEFAULTS.items():
+            if key not in configured:
+                env.setdefault(key, value)
     python = sys.executable
 
     migrate = subprocess.run([python, "-m", "core.cli", "migrate"], env=env, cwd=ROOT)
@@ -95,6 +118,8 @@ def main() -> int:
     threading.Thread(target=_ticker, args=(base_url, env["TICK_TOKEN"], stop), daemon=True).start()
     mode = "sandbox (no BOT_TOKEN: built-in Telegram emulator)" if not env.get("BOT_TOKEN") else "live bot"
     print(f"\ntgcast is starting in {mode}\n  health:  {base_url}/health\n  sandbox: {base_url}/sandbox\n")
+    if not env.get("BOT_TOKEN"):
+        print(f"  super admins (ADMIN_IDS): {env.get('ADMIN_IDS') or 'none'}: tick 'Act as super admin' on the page\n")
 
     def _shutdown(*_: object) -> None:
         stop.set()

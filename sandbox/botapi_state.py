@@ -143,6 +143,9 @@ class BotState:
             self._paths: dict[str, StoredFile] = {}
             self._webhooks: dict[str, dict[str, Any]] = {}
             self._commands: dict[str, list[Any]] = {}
+            # Tombstones of deleted messages (id, side, dates; never the content: it may be a code or
+            # a password the bot deleted on purpose), so a client can show "message deleted".
+            self._deleted: dict[int, dict[int, dict[str, Any]]] = {}
 
     def dispatch(self, token: str, name: str, params: dict[str, Any], uploads: dict[str, Upload]) -> Any:
         """Run lower-cased method `name`; unknown methods succeed with True. Raises ApiError."""
@@ -286,6 +289,12 @@ class BotState:
         msg = self._target(params, "delete")
         if msg is not None:
             del self._messages[msg["chat"]["id"]][msg["message_id"]]
+            self._deleted.setdefault(msg["chat"]["id"], {})[msg["message_id"]] = {
+                "message_id": msg["message_id"],
+                "date": msg["date"],
+                "from": msg.get("from"),
+                "deleted_date": int(time.time()),
+            }
         return True
 
     def _copy(self, token: str, params: dict[str, Any], uploads: dict[str, Upload], forward: bool) -> Any:
@@ -427,3 +436,58 @@ class BotState:
             False,
         )
         return chat | {"accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": gifts}
+
+
+class ChatSnapshots:
+    """Mixin for the sandbox: a client's view of whole chats, and saving/restoring them.
+
+    Works on BotState's stores under its lock; kept apart from the method semantics above."""
+
+    _cond: threading.Condition
+    _messages: dict[int, dict[int, dict[str, Any]]]
+    _deleted: dict[int, dict[int, dict[str, Any]]]
+    _next_id: dict[int, int]
+    _files: dict[str, StoredFile]
+    _paths: dict[str, StoredFile]
+
+    def add_incoming(self, chat_id: int, sender: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
+        """A message the user wrote to the bot: it takes the chat's next message id, as in Telegram,
+        so the bot can delete or copy it."""
+        with self._cond:
+            message_id = self._next_id[chat_id] = self._next_id.get(chat_id, 0) + 1
+            chat = {"id": chat_id, "type": "private", "first_name": sender.get("first_name", "")}
+            msg = {"message_id": message_id, "from": sender, "chat": chat, "date": int(time.time()),
+                   **{k: v for k, v in content.items() if v not in (None, [], {})}}
+            self._messages.setdefault(chat_id, {})[message_id] = msg
+            return copy.deepcopy(msg)
+
+    def deleted(self, chat_id: int) -> list[dict[str, Any]]:
+        with self._cond:
+            return copy.deepcopy(list(self._deleted.get(chat_id, {}).values()))
+
+    def file_data(self, file_id: str) -> bytes | None:
+        with self._cond:
+            stored = self._files.get(file_id)
+            return stored.data if stored else None
+
+    def export_chat(self, chat_id: int) -> dict[str, Any]:
+        with self._cond:
+            return {
+                "messages": copy.deepcopy(list(self._messages.get(chat_id, {}).values())),
+                "deleted": copy.deepcopy(list(self._deleted.get(chat_id, {}).values())),
+                "next_id": self._next_id.get(chat_id, 0),
+            }
+
+    def import_chat(self, chat_id: int, snapshot: dict[str, Any]) -> None:
+        with self._cond:
+            self._messages[chat_id] = {int(m["message_id"]): m for m in snapshot.get("messages", [])}
+            self._deleted[chat_id] = {int(m["message_id"]): m for m in snapshot.get("deleted", [])}
+            self._next_id[chat_id] = max(int(snapshot.get("next_id", 0)), self._next_id.get(chat_id, 0))
+
+    def export_file(self, file_id: str) -> StoredFile | None:
+        with self._cond:
+            return self._files.get(file_id)
+
+    def import_file(self, stored: StoredFile) -> None:
+        with self._cond:
+            self._files[stored.file_id] = self._paths[stored.file_path] = stored

@@ -136,6 +136,39 @@ class FakeTelegram:
         """The next sends of this account fail with these error codes, one each (e.g. FLOOD_WAIT_30)."""
         await self.redis.rpush(f"{self.p}faults:{tg_user_id}", *codes)  # type: ignore[misc]
 
+    async def kill_connection(self, tg_user_id: int) -> None:
+        """The account's connection drops: its next send fails with a network error (retried)."""
+        await self.fail_next(tg_user_id, "NETWORK")
+
+    # ---- inspection for the sandbox page ---------------------------------------------------------
+
+    async def codes(self) -> dict[str, str]:
+        """The last login code of every phone that asked for one recently (the "Telegram" chat)."""
+        found: dict[str, str] = {}
+        async for key in self.redis.scan_iter(match=f"{self.p}lastcode:*", count=200):
+            code = await self.redis.get(key)
+            if code is not None:
+                found[key.decode().removeprefix(f"{self.p}lastcode:")] = code.decode()
+        return found
+
+    async def seeded_groups(self) -> list[FakeGroup]:
+        groups = [await self._group(chat_id) for chat_id in sorted(await self._seeded_groups())]
+        return [g for g in groups if g is not None]
+
+    async def flood_left(self, tg_user_id: int) -> float:
+        ms = await self.redis.pttl(f"{self.p}flood:{tg_user_id}")
+        return ms / 1000 if ms and ms > 0 else 0.0
+
+    async def forbidden_for(self, chat_id: int) -> list[int]:
+        return sorted(int(x) for x in await self.redis.smembers(f"{self.p}forbidden:{chat_id}"))  # type: ignore[misc]
+
+    async def forbids_all(self, chat_id: int) -> bool:
+        return bool(await self.redis.exists(f"{self.p}forbid_all:{chat_id}"))
+
+    async def pending_faults(self, tg_user_id: int) -> list[str]:
+        raw = await self.redis.lrange(f"{self.p}faults:{tg_user_id}", 0, -1)  # type: ignore[misc]
+        return [r.decode() for r in raw]
+
     # ---- internals --------------------------------------------------------------------------------
 
     async def _group(self, chat_id: int) -> FakeGroup | None:
