@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from aiogram.fsm.storage.base import StorageKey
+from starlette.applications import Starlette
 
 from api.app import create_app
 from db import accounts, configs
@@ -245,36 +246,44 @@ async def test_secrets_never_reach_the_logs(tg: Telegram, net, allowed: TgUser,
 
 
 @asynccontextmanager
-async def _restarted(settings, botapi, botapi_server) -> AsyncIterator[Telegram]:
-    """A second web process: a fresh app with nothing but PostgreSQL and Redis in common."""
-    fresh = create_app(settings)
-    async with fresh.router.lifespan_context(fresh):
-        transport = httpx.ASGITransport(app=fresh)
+async def _web_process(settings, botapi, botapi_server) -> AsyncIterator[tuple[Starlette, Telegram]]:
+    """One life of the web process: its lifespan opens and closes everything it holds, so a second
+    one shares nothing with the first but PostgreSQL and Redis."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://tgcast.test") as client:
-            yield Telegram(client, botapi, botapi_server.base_url, BOT_TOKEN)
+            yield app, Telegram(client, botapi, botapi_server.base_url, BOT_TOKEN)
 
 
-async def test_restart_between_phone_and_code_loses_nothing(app, tg: Telegram, net, db, settings, botapi,
-                                                            botapi_server, allowed: TgUser) -> None:
+async def test_restart_between_phone_and_code_loses_nothing(net, db, settings, botapi, botapi_server,
+                                                            allowed: TgUser) -> None:
     await net.add_account(PHONE)
-    await tg.press(allowed, "login")
-    await tg.send(allowed, PHONE)
-    async with _restarted(settings, botapi, botapi_server) as tg2:
-        await tg2.send(allowed, spaced(await net.last_code(PHONE) or ""))
-        assert tg2.screen(allowed).has("login.success")
+    async with _web_process(settings, botapi, botapi_server) as (first, tg):
+        await tg.press(allowed, "login")
+        await tg.send(allowed, PHONE)
+        assert await fsm_state(first, allowed) == WAITING_CODE
+    # the first process is gone (lifespan closed: pool, Redis client, bot session)
+    async with _web_process(settings, botapi, botapi_server) as (second, tg):
+        assert await fsm_state(second, allowed) == WAITING_CODE
+        await tg.send(allowed, spaced(await net.last_code(PHONE) or ""))
+        assert tg.screen(allowed).has("login.success")
+        assert await fsm_state(second, allowed) is None
     assert await accounts.get(db, allowed.id) is not None
 
 
-async def test_restart_between_code_and_password_loses_nothing(app, tg: Telegram, net, db, settings, botapi,
-                                                               botapi_server, allowed: TgUser) -> None:
+async def test_restart_between_code_and_password_loses_nothing(net, db, settings, botapi, botapi_server,
+                                                               allowed: TgUser) -> None:
     await net.add_account(PHONE, password="pw-after-restart")
-    await tg.press(allowed, "login")
-    await tg.send(allowed, PHONE)
-    await tg.send(allowed, spaced(await net.last_code(PHONE) or ""))
-    assert await fsm_state(app, allowed) == WAITING_PASSWORD
-    async with _restarted(settings, botapi, botapi_server) as tg2:
-        await tg2.send(allowed, "pw-after-restart")
-        assert tg2.screen(allowed).has("login.success_2fa")
+    async with _web_process(settings, botapi, botapi_server) as (first, tg):
+        await tg.press(allowed, "login")
+        await tg.send(allowed, PHONE)
+        await tg.send(allowed, spaced(await net.last_code(PHONE) or ""))
+        assert await fsm_state(first, allowed) == WAITING_PASSWORD
+    async with _web_process(settings, botapi, botapi_server) as (second, tg):
+        await tg.send(allowed, "pw-after-restart")
+        assert tg.screen(allowed).has("login.success_2fa")
+        assert await fsm_state(second, allowed) is None
     assert await accounts.get(db, allowed.id) is not None
 
 
