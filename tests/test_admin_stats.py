@@ -1,0 +1,85 @@
+"""admin_stats: figures from cycles, configs, accounts and the queues, plus the chart photo."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from redis import Redis as SyncRedis
+from rq import Queue
+
+from db import accounts, configs, stats, users
+from tests.harness import Telegram, TgUser
+
+
+async def _message(db, owner: int) -> int:
+    cur = await db.execute(
+        "INSERT INTO messages (owner_id, kind, text, content_hash) VALUES (%(o)s, 'text', 'hi', 'h') RETURNING id",
+        {"o": owner},
+    )
+    return (await cur.fetchone())[0]
+
+
+async def _cycle(db, owner: int, seq: int, message_id: int, finished_ago: timedelta, *, sent: int, failed: int,
+                 cancelled: int = 0, reasons: str = "{}", lag_ms: int = 100) -> None:
+    finished = datetime.now(UTC) - finished_ago
+    await db.execute(
+        """
+        INSERT INTO cycles (owner_id, seq, message_id, interval_minutes, scheduled_at, run_at, started_at,
+                            finished_at, status, outcome, total, sent, failed, cancelled, reasons, lag_ms)
+        VALUES (%(o)s, %(seq)s, %(m)s, 5, %(f)s, %(f)s, %(f)s, %(f)s, 'done', 'partial', %(t)s, %(s)s, %(fa)s,
+                %(c)s, %(r)s::jsonb, %(lag)s)
+        """,
+        {"o": owner, "seq": seq, "m": message_id, "f": finished, "t": sent + failed + cancelled, "s": sent,
+         "fa": failed, "c": cancelled, "r": reasons, "lag": lag_ms},
+    )
+
+
+async def _seed(db) -> None:
+    await users.set_access(db, 1, status="active", expires_at=None)
+    await users.set_access(db, 2, status="pending", expires_at=datetime.now(UTC))
+    await users.set_access(db, 3, status="banned", expires_at=None)
+    m = await _message(db, 1)
+    await configs.set_message(db, 1, m)
+    await configs.activate(db, 1, 5, datetime.now(UTC))
+    await _cycle(db, 1, 1, m, timedelta(minutes=30), sent=5, failed=2, reasons='{"forbidden": 2}', lag_ms=100)
+    await _cycle(db, 1, 2, m, timedelta(hours=3), sent=4, failed=1, cancelled=1, reasons='{"unreachable": 1}',
+                 lag_ms=2000)
+    await _cycle(db, 1, 3, m, timedelta(hours=30), sent=50, failed=50)  # older than 24 h: not counted
+    await accounts.store(db, 1, tg_user_id=11, phone="+998900000001", session_enc=b"x")
+    await accounts.pause(db, 1, datetime.now(UTC) + timedelta(minutes=10), "flood")
+
+
+async def test_stats_queries(db) -> None:
+    await _seed(db)
+    now = datetime.now(UTC)
+    sends = await stats.deliveries_since(db, now - timedelta(hours=24))
+    assert (sends.sent, sends.failed, sends.cancelled) == (9, 3, 1)
+    assert sends.reasons == {"forbidden": 2, "unreachable": 1}
+    assert await stats.accounts_in_flood(db, now) == 1
+    assert await stats.active_broadcasts(db) == 1
+    assert 1900 <= await stats.lag_p95_ms(db, now - timedelta(hours=24)) <= 2000
+    hourly = await stats.sent_per_hour(db, now)
+    assert len(hourly) == 24 and sum(hourly) == 9 and hourly[-1] + hourly[-2] >= 5
+    assert hourly[-4] + hourly[-3] + hourly[-5] >= 4
+
+
+async def test_admin_stats_screen_and_chart(tg: Telegram, db, settings, admin: TgUser) -> None:
+    await _seed(db)
+    Queue(f"{settings.queue_prefix}-broadcast", connection=SyncRedis.from_url(settings.redis_url)).enqueue(
+        "jobs.send_batch.send_batch", 1, 0)
+    await tg.press(admin, "admin_stats")
+    photo = tg.api.last("sendPhoto")
+    assert photo is not None and int(photo.params["chat_id"]) == admin.id
+    screen = tg.screen(admin)
+    assert screen.has("admin.stats_title", "admin.stats_users", "admin.stats_broadcasts", "admin.stats_deliveries",
+                      "admin.stats_reasons", "admin.stats_flood", "admin.stats_queue", "admin.stats_lag")
+    assert "sent 9, failed 3, cancelled 1" in screen.text
+    assert "broadcast 1, announcements 0" in screen.text
+    assert "Accounts in flood pause: 1" in screen.text
+    assert screen.callbacks == ["admin_stats", "back_to_menu"]
+
+
+async def test_stats_with_no_data(tg: Telegram, db, admin: TgUser) -> None:
+    await tg.press(admin, "admin_stats")
+    assert tg.api.last("sendPhoto") is not None
+    assert tg.screen(admin).has("admin.stats_lag_none")

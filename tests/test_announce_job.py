@@ -1,0 +1,146 @@
+"""The announcement job against the fake Bot API: rate bound, 429, blocked users, progress, report,
+resume. Rates are measured from the fake's recorded call times, never from the test's own clock."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from core.settings import Settings
+from db import announcements, users
+from jobs.announce import Pacer, deliver, run_announcement
+from jobs.botapi import BotApiClient
+from tests.conftest import ADMIN_ID, BOT_TOKEN
+from tests.harness import message_keys
+
+RATE = 20
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"announce_rate": RATE}
+
+
+@pytest.fixture
+async def client(settings: Settings, botapi) -> AsyncIterator[BotApiClient]:
+    async with BotApiClient(BOT_TOKEN, settings.bot_api_base) as c:
+        yield c
+
+
+async def _setup(db, botapi, n: int, *, base: int = 1000) -> int:
+    for i in range(n):
+        await users.set_access(db, base + i, status="active", expires_at=None)
+    await users.set_access(db, 5, status="pending", expires_at=datetime.now(UTC))  # not in the audience
+    await users.set_access(db, 6, status="banned", expires_at=None)
+    source = botapi.add_message(ADMIN_ID, text="<b>News</b>", entities=[{"type": "bold", "offset": 0, "length": 4}])
+    progress = botapi.add_message(ADMIN_ID, text="queued")
+    ann = await announcements.create(db, admin_id=ADMIN_ID, from_chat_id=ADMIN_ID, source_message_id=source,
+                                     total=n)
+    await announcements.set_progress_message(db, ann.id, progress)
+    botapi.clear_calls()
+    return ann.id
+
+
+def _copies(botapi) -> list:
+    return botapi.calls_of("copyMessage")
+
+
+def _report_keys(botapi) -> set[str]:
+    return message_keys(botapi.messages(ADMIN_ID)[-1].get("text", ""))
+
+
+async def test_copies_to_every_allowed_user_within_the_rate_and_reports(db, botapi, settings, client) -> None:
+    ann_id = await _setup(db, botapi, 15)
+    done = await deliver(db, client, settings, ann_id)
+    copies = _copies(botapi)
+    assert sorted(int(c.params["chat_id"]) for c in copies) == list(range(1000, 1015))
+    assert all(int(c.params["from_chat_id"]) == ADMIN_ID for c in copies)
+    times = [c.at for c in copies]
+    assert (len(times) - 1) / (times[-1] - times[0]) <= RATE * 1.05
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.8 / RATE  # no bursts either
+    assert (done.delivered, done.failed, done.blocked, done.status) == (15, 0, 0, "done")
+    assert "admin.announce_report" in _report_keys(botapi)
+    # the copy keeps the formatting of the source
+    assert botapi.messages(1000)[-1]["entities"] == [{"type": "bold", "offset": 0, "length": 4}]
+
+
+async def test_429_retry_after_is_honoured_and_the_user_still_gets_it(db, botapi, settings, client) -> None:
+    ann_id = await _setup(db, botapi, 4)
+    botapi.fail_next("copyMessage", error_code=429, retry_after=1, chat_id=1001)
+    done = await deliver(db, client, settings, ann_id)
+    copies = _copies(botapi)
+    to_1001 = [c for c in copies if int(c.params["chat_id"]) == 1001]
+    assert len(to_1001) == 2  # refused once, then delivered
+    after = [c for c in copies if c.at > to_1001[0].at]
+    assert after and after[0].at - to_1001[0].at >= 1.0  # nothing at all was sent during the wait
+    assert (done.delivered, done.failed) == (4, 0)
+
+
+async def test_blocked_users_are_counted_not_retried(db, botapi, settings, client) -> None:
+    ann_id = await _setup(db, botapi, 5)
+    botapi.block_chat(1001)
+    botapi.block_chat(1003)
+    done = await deliver(db, client, settings, ann_id)
+    attempts = [int(c.params["chat_id"]) for c in _copies(botapi)]
+    assert attempts.count(1001) == 1 and attempts.count(1003) == 1
+    assert (done.delivered, done.failed, done.blocked) == (3, 2, 2)
+    assert "delivered 3, failed 2 (blocked the bot: 2)" in botapi.messages(ADMIN_ID)[-1]["text"]
+
+
+async def test_other_errors_count_as_failed(db, botapi, settings, client) -> None:
+    ann_id = await _setup(db, botapi, 3)
+    botapi.fail_next("copyMessage", error_code=400, description="Bad Request: chat not found", chat_id=1002)
+    done = await deliver(db, client, settings, ann_id)
+    assert (done.delivered, done.failed, done.blocked) == (2, 1, 0)
+
+
+async def test_progress_message_is_edited_with_sent_x_of_n(db, botapi, settings, client) -> None:
+    ann_id = await _setup(db, botapi, 6)
+    ann = await announcements.get(db, ann_id)
+    await deliver(db, client, settings, ann_id, progress_every=0.1)
+    edits = [c for c in botapi.calls_of("editMessageText") if int(c.params["message_id"]) == ann.progress_message_id]
+    assert len(edits) >= 2  # during the run and at the end
+    assert all("admin.announce_progress" in message_keys(c.params["text"]) for c in edits)
+    assert "sent 6 / 6" in edits[-1].params["text"]
+
+
+async def test_resumes_after_the_last_user_and_a_finished_one_does_nothing(db, botapi, settings, client) -> None:
+    ann_id = await _setup(db, botapi, 6)
+    await announcements.start(db, ann_id, 6)
+    await announcements.save_progress(db, ann_id, last_user_id=1002, delivered=3, failed=0, blocked=0)
+    done = await deliver(db, client, settings, ann_id)
+    assert sorted(int(c.params["chat_id"]) for c in _copies(botapi)) == [1003, 1004, 1005]
+    assert (done.delivered, done.total) == (6, 6)
+    botapi.clear_calls()
+    assert await deliver(db, client, settings, ann_id) is None
+    assert _copies(botapi) == []
+
+
+async def test_rq_entry_point_runs_the_whole_job(db, botapi, settings) -> None:
+    ann_id = await _setup(db, botapi, 2)
+    result = await asyncio.to_thread(run_announcement, ann_id, settings)
+    assert result == {"delivered": 2, "failed": 0, "blocked": 0}
+    assert (await announcements.get(db, ann_id)).status == "done"
+
+
+async def test_pacer_spaces_calls_and_holds_after_a_429() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(10, clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        await pacer.wait()
+    assert slept == pytest.approx([0.1, 0.1])
+    pacer.hold(5)
+    await pacer.wait()
+    assert now[0] == pytest.approx(5.2)

@@ -1,0 +1,72 @@
+"""core.chart: the PNG it writes decodes (signature, chunk CRCs, size, pixels) and bars scale."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import pytest
+
+from core.chart import BACKGROUND, BAR, bar_chart, bar_heights, encode_png
+
+
+def decode(png: bytes) -> tuple[int, int, list[bytes]]:
+    """A minimal PNG reader for 8-bit RGB, filter 0 — exactly what the renderer writes."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, []
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos:pos + 4])
+        kind, data = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", png[pos + 8 + length:pos + 12 + length])
+        assert zlib.crc32(kind + data) & 0xFFFFFFFF == crc
+        chunks.append((kind, data))
+        pos += 12 + length
+    assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    assert (depth, color, interlace) == (8, 2, 0)
+    raw = zlib.decompress(b"".join(d for k, d in chunks if k == b"IDAT"))
+    stride = width * 3 + 1
+    assert len(raw) == stride * height
+    rows = [raw[i * stride:(i + 1) * stride] for i in range(height)]
+    assert all(r[0] == 0 for r in rows)
+    return width, height, [r[1:] for r in rows]
+
+
+def pixel(rows: list[bytes], x: int, y: int) -> tuple[int, int, int]:
+    return tuple(rows[y][x * 3:x * 3 + 3])  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("values", "plot", "expected"),
+    [([0, 0], 10, [0, 0]), ([], 10, []), ([5, 10], 10, [5, 10]), ([1, 1000], 100, [1, 100]), ([3], 7, [7])],
+)
+def test_bar_heights(values, plot, expected) -> None:
+    assert bar_heights(values, plot) == expected
+
+
+def test_chart_decodes_with_bars_where_the_values_are() -> None:
+    values = [0, 4, 8] + [0] * 21
+    png = bar_chart(values, bar_width=5, gap=1, height=50, margin=5)
+    width, height, rows = decode(png)
+    assert (width, height) == (5 * 2 + 24 * 6 - 1, 50)
+    baseline = height - 5 - 1
+    top = baseline - 1  # the row just above the baseline
+    assert pixel(rows, 5, top) == BACKGROUND  # value 0: no bar
+    assert pixel(rows, 5 + 6, top) == BAR
+    assert pixel(rows, 5 + 12, top) == BAR
+    assert pixel(rows, 5 + 12, 5) == BAR  # the tallest bar fills the plot
+    assert pixel(rows, 5 + 6, 5) == BACKGROUND  # half as tall
+    assert pixel(rows, 5 + 5, top) == BACKGROUND  # the gap between bars
+    assert pixel(rows, 0, 0) == BACKGROUND
+
+
+def test_empty_day_is_a_valid_blank_chart() -> None:
+    _, _, rows = decode(bar_chart([0] * 24))
+    assert BAR not in {pixel(rows, x, y) for y in range(len(rows)) for x in range(len(rows[0]) // 3)}
+
+
+def test_encode_png_rejects_mismatched_rows() -> None:
+    with pytest.raises(ValueError):
+        encode_png(2, 1, [b"\x00" * 3])
+    with pytest.raises(ValueError):
+        bar_chart([])
