@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import datetime
 
 from psycopg import AsyncConnection
@@ -83,7 +83,7 @@ async def revoke(conn: AsyncConnection, owner_id: int) -> bool:
 
 async def iter_sessions(
     conn: AsyncConnection, *, batch_size: int = 100
-) -> AsyncIterator[list[tuple[int, bytes]]]:
+) -> AsyncGenerator[list[tuple[int, bytes]], None]:
     """Every stored (owner_id, session_enc), in batches; each batch is locked in its own transaction,
     which commits when the caller asks for the next one (use with `contextlib.aclosing`, so an error
     rolls the current batch back at once). Keyset paging: rows added meanwhile are not missed."""

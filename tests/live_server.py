@@ -6,13 +6,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
 
 class LiveServer:
-    def __init__(self, app: Any, *, lifespan: str = "on", host: str = "127.0.0.1") -> None:
+    def __init__(self, app: Any, *, lifespan: Literal["auto", "on", "off"] = "on", host: str = "127.0.0.1") -> None:
         self.app, self.lifespan, self.host = app, lifespan, host
         self.port = 0
         self._server: uvicorn.Server | None = None
