@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from db import configs, users
-from db.rows import BotUser
+from db.rows import BotUser, Config
 from services import access
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -63,6 +63,7 @@ async def test_grant_creates_row_activates_and_claims_the_message_once(db) -> No
     assert first.row.status == "active" and first.notify_granted
     second = await access.grant(db, 42, 30)
     assert not second.notify_granted  # already allowed: not a new grant
+    assert second.row.expires_at is not None and first.row.expires_at is not None
     assert second.row.expires_at - first.row.expires_at == pytest.approx(timedelta(days=30), abs=timedelta(seconds=5))
 
 
@@ -97,13 +98,13 @@ async def test_expiry_into_the_past_stops_the_broadcast(db) -> None:
     await _active_config(db, 46)
     change = await access.adjust(db, 46, -30)
     assert change.stopped and not change.row.allowed_at(datetime.now(UTC))
-    assert (await configs.get(db, 46)).active is False
+    assert (await _config(db, 46)).active is False
 
 
 async def test_regrant_after_expiry_notifies_again(db) -> None:
     await access.grant(db, 47, 7)
     await access.adjust(db, 47, -30)
-    assert (await users.get(db, 47)).granted_notified_at is None
+    assert (await _user(db, 47)).granted_notified_at is None
     assert (await access.grant(db, 47, 30)).notify_granted
 
 
@@ -111,8 +112,8 @@ async def test_ban_is_durable_stops_broadcast_and_refuses_super_admins(db) -> No
     await access.grant(db, 48, 30)
     await _active_config(db, 48)
     assert await access.ban(db, 48, admin_ids={1}) is access.BanResult.banned
-    assert (await users.get(db, 48)).status == "banned"
-    assert (await configs.get(db, 48)).active is False
+    assert (await _user(db, 48)).status == "banned"
+    assert (await _config(db, 48)).active is False
     assert await access.ban(db, 1, admin_ids={1}) is access.BanResult.refused_admin
     assert await users.get(db, 1) is None
 
@@ -124,7 +125,7 @@ async def test_unban_makes_pending_and_ignores_not_banned(db) -> None:
     assert await access.unban(db, 49) is None  # no longer banned
     await access.grant(db, 50, 30)
     assert await access.unban(db, 50) is None
-    assert (await users.get(db, 50)).status == "active"
+    assert (await _user(db, 50)).status == "active"
 
 
 async def _active_config(db, owner_id: int) -> None:
@@ -135,4 +136,16 @@ async def _active_config(db, owner_id: int) -> None:
     message_id = (await cur.fetchone())[0]
     await configs.set_message(db, owner_id, message_id)
     await configs.activate(db, owner_id, 5, datetime.now(UTC))
-    assert (await configs.get(db, owner_id)).active
+    assert (await _config(db, owner_id)).active
+
+
+async def _user(db, user_id: int) -> BotUser:
+    row = await users.get(db, user_id)
+    assert row is not None
+    return row
+
+
+async def _config(db, owner_id: int) -> Config:
+    row = await configs.get(db, owner_id)
+    assert row is not None
+    return row

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from db import users
+from db.rows import BotUser
 from handlers.admin.commands import parse_adduser, parse_id
 from tests.conftest import ADMIN_ID
 from tests.harness import Telegram, TgUser
@@ -35,15 +36,17 @@ async def test_adduser_creates_row_grants_default_30_days_and_tells_the_user_onc
     tg: Telegram, db, admin: TgUser
 ) -> None:
     await tg.send(admin, f"/adduser {TARGET}")
-    row = await users.get(db, TARGET)
+    row = await _user(db, TARGET)
     assert row is not None and row.status == "active"
+    assert row.expires_at is not None
     assert row.expires_at - datetime.now(UTC) == pytest.approx(timedelta(days=30), abs=timedelta(minutes=1))
     assert tg.screen(admin).has("admin.granted")
     granted = tg.screen(TARGET)
     assert granted.has("access.granted") and granted.callbacks == ["login", "back_to_menu"]
     await tg.send(admin, f"/adduser {TARGET} 7")  # already active: extends, no second message
     assert len(tg.api.messages(TARGET)) == 1
-    row2 = await users.get(db, TARGET)
+    row2 = await _user(db, TARGET)
+    assert row2.expires_at is not None
     assert row2.expires_at - row.expires_at == pytest.approx(timedelta(days=7), abs=timedelta(seconds=5))
 
 
@@ -59,13 +62,13 @@ async def test_ban_then_user_is_denied_then_unban_makes_pending(tg: Telegram, db
     await tg.send(admin, f"/adduser {TARGET}")
     await tg.send(admin, f"/ban {TARGET}")
     assert tg.screen(admin).has("admin.banned")
-    assert (await users.get(db, TARGET)).status == "banned"
+    assert (await _user(db, TARGET)).status == "banned"
     await tg.send(target, "/menu")
     assert tg.screen(target).has("access.denied")
-    assert (await users.get(db, TARGET)).status == "banned"  # durable: not back to pending
+    assert (await _user(db, TARGET)).status == "banned"  # durable: not back to pending
     await tg.send(admin, f"/unban {TARGET}")
     assert tg.screen(admin).has("admin.unbanned")
-    row = await users.get(db, TARGET)
+    row = await _user(db, TARGET)
     assert row.status == "pending" and not row.allowed_at(datetime.now(UTC))
     await tg.send(target, "/menu")
     assert tg.screen(target).has("access.not_active")
@@ -74,7 +77,7 @@ async def test_ban_then_user_is_denied_then_unban_makes_pending(tg: Telegram, db
 async def test_ban_of_unknown_user_is_durable(tg: Telegram, db, admin: TgUser) -> None:
     await tg.send(admin, f"/ban {TARGET}")
     await tg.send(TgUser(TARGET), "hello")
-    assert (await users.get(db, TARGET)).status == "banned"
+    assert (await _user(db, TARGET)).status == "banned"
     assert tg.screen(TARGET).has("access.denied")
 
 
@@ -88,7 +91,7 @@ async def test_unban_of_not_banned_user_changes_nothing(tg: Telegram, db, admin:
     await tg.send(admin, f"/adduser {TARGET}")
     await tg.send(admin, f"/unban {TARGET}")
     assert tg.screen(admin).has("admin.not_banned")
-    assert (await users.get(db, TARGET)).status == "active"
+    assert (await _user(db, TARGET)).status == "active"
 
 
 @pytest.mark.parametrize("text", [f"/adduser {TARGET}", f"/ban {TARGET}", f"/unban {TARGET}", "/adduser"])
@@ -112,3 +115,9 @@ async def test_admin_info_and_menu(tg: Telegram, db, admin: TgUser) -> None:
     assert screen.has("admin.menu_title", "admin.menu_stats")
     assert screen.callbacks == ["admin_panel:requested:0", "admin_panel:confirmed:0", "admin_panel:all:0",
                                 "admin_announce", "admin_stats"]
+
+
+async def _user(db, user_id: int) -> BotUser:
+    row = await users.get(db, user_id)
+    assert row is not None
+    return row

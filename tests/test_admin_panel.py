@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from db import accounts, announcements, users
+from db.rows import BotUser
 from services import access
 from tests.conftest import ADMIN_ID
 from tests.harness import Telegram, TgUser, _callbacks, message_keys
@@ -104,7 +105,8 @@ async def test_expiry_buttons_move_the_expiry_and_redraw(tg: Telegram, db, admin
     start = datetime.now(UTC) + timedelta(days=10)
     await users.set_access(db, TARGET, status="active", expires_at=start)
     await tg.press(admin, f"{data}:{TARGET}")
-    row = await users.get(db, TARGET)
+    row = await _user(db, TARGET)
+    assert row.expires_at is not None
     assert row.expires_at - start == pytest.approx(timedelta(days=days), abs=timedelta(seconds=5))
     assert "admin.toast_expiry" in tg.toast_keys()
     assert tg.screen(admin).has("admin.card_id")
@@ -116,8 +118,9 @@ async def test_request_notification_plus_30_grants_and_user_told_once(
     await tg.send(user, "hello")  # the request, with [+30 days] for the admin
     await tg.press(admin, f"admin_add_month:{user.id}")
     await tg.press(admin, f"admin_add_month:{user.id}")  # a double press: one more month, no second message
-    row = await users.get(db, user.id)
+    row = await _user(db, user.id)
     assert row.status == "active"
+    assert row.expires_at is not None
     assert row.expires_at - datetime.now(UTC) == pytest.approx(timedelta(days=60), abs=timedelta(minutes=1))
     granted = [m for m in tg.api.messages(user.id) if "access.granted" in message_keys(m.get("text", ""))]
     assert len(granted) == 1
@@ -129,16 +132,16 @@ async def test_request_notification_plus_30_grants_and_user_told_once(
 async def test_sub_month_into_the_past_makes_user_expired(tg: Telegram, db, admin: TgUser) -> None:
     await access.grant(db, TARGET, 7)
     await tg.press(admin, f"admin_sub_month:{TARGET}")
-    assert not (await users.get(db, TARGET)).allowed_at(datetime.now(UTC))
+    assert not (await _user(db, TARGET)).allowed_at(datetime.now(UTC))
 
 
 async def test_block_and_unban_buttons(tg: Telegram, db, admin: TgUser) -> None:
     await access.grant(db, TARGET, 7)
     await tg.press(admin, f"admin_block:{TARGET}")
-    assert (await users.get(db, TARGET)).status == "banned"
+    assert (await _user(db, TARGET)).status == "banned"
     assert f"admin_unban:{TARGET}" in tg.screen(admin).callbacks
     await tg.press(admin, f"admin_unban:{TARGET}")
-    assert (await users.get(db, TARGET)).status == "pending"
+    assert (await _user(db, TARGET)).status == "pending"
     assert f"admin_block:{TARGET}" in tg.screen(admin).callbacks
 
 
@@ -163,11 +166,17 @@ async def test_forged_admin_callback_from_normal_user_changes_nothing(
     await users.set_access(db, user.id, status="active", expires_at=None)
     await users.set_access(db, TARGET, status="banned" if "unban" in data else "active",
                            expires_at=datetime.now(UTC) + timedelta(days=3))
-    before = await users.get(db, TARGET)
+    before = await _user(db, TARGET)
     await tg.press(user, data)
     assert tg.toast_keys() == {"common.not_allowed"}
-    after = await users.get(db, TARGET)
+    after = await _user(db, TARGET)
     assert (after.status, after.expires_at) == (before.status, before.expires_at)
     assert tg.api.messages(user.id) == []  # no screen shown, no photo, no preview
     assert await announcements.get(db, 1) is None
     assert [k for k in await redis.keys("*fsm*")] == []  # no conversation state set
+
+
+async def _user(db, user_id: int) -> BotUser:
+    row = await users.get(db, user_id)
+    assert row is not None
+    return row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
@@ -11,6 +12,12 @@ from jobs.botapi import BotApiClient, BotApiError
 
 BASE = "https://botapi.test"
 TOKEN = "42:abc"
+
+
+def _request(httpx_mock: HTTPXMock) -> httpx.Request:
+    request = httpx_mock.get_request()
+    assert request is not None
+    return request
 
 
 def url(method: str) -> str:
@@ -22,7 +29,7 @@ async def test_call_posts_json_without_none_values_and_returns_result(httpx_mock
     async with BotApiClient(TOKEN, BASE) as api:
         result = await api.send_message(5, "<b>hi</b>")
     assert result == {"message_id": 7}
-    body = json.loads(httpx_mock.get_request().content)
+    body = json.loads(_request(httpx_mock).content)
     assert body == {"chat_id": 5, "text": "<b>hi</b>", "parse_mode": "HTML"}
 
 
@@ -30,7 +37,7 @@ async def test_copy_message_returns_the_new_message_id(httpx_mock: HTTPXMock) ->
     httpx_mock.add_response(url=url("copyMessage"), json={"ok": True, "result": {"message_id": 99}})
     async with BotApiClient(TOKEN, BASE) as api:
         assert await api.copy_message(1, 2, 3) == 99
-    assert json.loads(httpx_mock.get_request().content) == {"chat_id": 1, "from_chat_id": 2, "message_id": 3}
+    assert json.loads(_request(httpx_mock).content) == {"chat_id": 1, "from_chat_id": 2, "message_id": 3}
 
 
 async def test_429_carries_retry_after(httpx_mock: HTTPXMock) -> None:
@@ -75,7 +82,7 @@ async def test_send_photo_bytes_is_a_multipart_upload(httpx_mock: HTTPXMock) -> 
     httpx_mock.add_response(url=url("sendPhoto"), json={"ok": True, "result": {"message_id": 1}})
     async with BotApiClient(TOKEN, BASE) as api:
         await api.send_photo_bytes(5, b"\x89PNGdata", caption="chart")
-    request = httpx_mock.get_request()
+    request = _request(httpx_mock)
     assert request.headers["content-type"].startswith("multipart/form-data")
     assert b'name="photo"; filename="chart.png"' in request.content and b"\x89PNGdata" in request.content
     assert b'name="chat_id"' in request.content and b"chart" in request.content

@@ -70,7 +70,9 @@ async def test_prompt_preview_confirm_enqueues_and_the_job_delivers(tg: Telegram
     result = await asyncio.to_thread(run_announcement, 1, settings)
     assert result == {"delivered": 3, "failed": 0, "blocked": 0}
     assert all(tg.api.messages(2000 + i) for i in range(3)) and tg.api.messages(3000) == []
+    assert ann.progress_message_id is not None
     progress = tg.api.message(ADMIN_ID, ann.progress_message_id)
+    assert progress is not None
     assert "admin.announce_progress" in message_keys(progress["text"])
     assert "admin.announce_report" in tg.screen(admin).keys
 

@@ -13,6 +13,7 @@ import pytest
 
 from core.settings import Settings
 from db import announcements, users
+from db.rows import Announcement
 from jobs.announce import Pacer, deliver, run_announcement
 from jobs.botapi import BotApiClient
 from tests.conftest import ADMIN_ID, BOT_TOKEN
@@ -46,6 +47,18 @@ async def _setup(db, botapi, n: int, *, base: int = 1000) -> int:
     return ann.id
 
 
+async def _run(db, client: BotApiClient, settings: Settings, ann_id: int) -> Announcement:
+    done = await deliver(db, client, settings, ann_id)
+    assert done is not None
+    return done
+
+
+async def _get(db, ann_id: int) -> Announcement:
+    row = await announcements.get(db, ann_id)
+    assert row is not None
+    return row
+
+
 def _copies(botapi) -> list:
     return botapi.calls_of("copyMessage")
 
@@ -56,7 +69,7 @@ def _report_keys(botapi) -> set[str]:
 
 async def test_copies_to_every_allowed_user_within_the_rate_and_reports(db, botapi, settings, client) -> None:
     ann_id = await _setup(db, botapi, 15)
-    done = await deliver(db, client, settings, ann_id)
+    done = await _run(db, client, settings, ann_id)
     copies = _copies(botapi)
     assert sorted(int(c.params["chat_id"]) for c in copies) == list(range(1000, 1015))
     assert all(int(c.params["from_chat_id"]) == ADMIN_ID for c in copies)
@@ -73,7 +86,7 @@ async def test_copies_to_every_allowed_user_within_the_rate_and_reports(db, bota
 async def test_429_retry_after_is_honoured_and_the_user_still_gets_it(db, botapi, settings, client) -> None:
     ann_id = await _setup(db, botapi, 4)
     botapi.fail_next("copyMessage", error_code=429, retry_after=1, chat_id=1001)
-    done = await deliver(db, client, settings, ann_id)
+    done = await _run(db, client, settings, ann_id)
     copies = _copies(botapi)
     to_1001 = [c for c in copies if int(c.params["chat_id"]) == 1001]
     assert len(to_1001) == 2  # refused once, then delivered
@@ -86,7 +99,7 @@ async def test_blocked_users_are_counted_not_retried(db, botapi, settings, clien
     ann_id = await _setup(db, botapi, 5)
     botapi.block_chat(1001)
     botapi.block_chat(1003)
-    done = await deliver(db, client, settings, ann_id)
+    done = await _run(db, client, settings, ann_id)
     attempts = [int(c.params["chat_id"]) for c in _copies(botapi)]
     assert attempts.count(1001) == 1 and attempts.count(1003) == 1
     assert (done.delivered, done.failed, done.blocked) == (3, 2, 2)
@@ -96,13 +109,13 @@ async def test_blocked_users_are_counted_not_retried(db, botapi, settings, clien
 async def test_other_errors_count_as_failed(db, botapi, settings, client) -> None:
     ann_id = await _setup(db, botapi, 3)
     botapi.fail_next("copyMessage", error_code=400, description="Bad Request: chat not found", chat_id=1002)
-    done = await deliver(db, client, settings, ann_id)
+    done = await _run(db, client, settings, ann_id)
     assert (done.delivered, done.failed, done.blocked) == (2, 1, 0)
 
 
 async def test_progress_message_is_edited_with_sent_x_of_n(db, botapi, settings, client) -> None:
     ann_id = await _setup(db, botapi, 6)
-    ann = await announcements.get(db, ann_id)
+    ann = await _get(db, ann_id)
     await deliver(db, client, settings, ann_id, progress_every=0.1)
     edits = [c for c in botapi.calls_of("editMessageText") if int(c.params["message_id"]) == ann.progress_message_id]
     assert len(edits) >= 2  # during the run and at the end
@@ -114,7 +127,7 @@ async def test_resumes_after_the_last_user_and_a_finished_one_does_nothing(db, b
     ann_id = await _setup(db, botapi, 6)
     await announcements.start(db, ann_id, 6)
     await announcements.save_progress(db, ann_id, last_user_id=1002, delivered=3, failed=0, blocked=0)
-    done = await deliver(db, client, settings, ann_id)
+    done = await _run(db, client, settings, ann_id)
     assert sorted(int(c.params["chat_id"]) for c in _copies(botapi)) == [1003, 1004, 1005]
     assert (done.delivered, done.total) == (6, 6)
     botapi.clear_calls()
@@ -126,7 +139,7 @@ async def test_rq_entry_point_runs_the_whole_job(db, botapi, settings) -> None:
     ann_id = await _setup(db, botapi, 2)
     result = await asyncio.to_thread(run_announcement, ann_id, settings)
     assert result == {"delivered": 2, "failed": 0, "blocked": 0}
-    assert (await announcements.get(db, ann_id)).status == "done"
+    assert (await _get(db, ann_id)).status == "done"
 
 
 async def test_pacer_spaces_calls_and_holds_after_a_429() -> None:
