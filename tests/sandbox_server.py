@@ -2,24 +2,31 @@
 
 The sandbox's bot talks to the Bot API emulator mounted in the app itself, over real HTTP, so the
 app must really listen: an in-process ASGI client is not enough. Also runs the RQ worker in burst
-mode in a thread, for tests that need the broadcast to actually send.
+mode in a child process, for tests that need the broadcast to actually send.
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 
 from core.settings import Settings
 from tests.conftest import TICK_TOKEN, make_settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SANDBOX_ADMIN_ID = 100200300
 
@@ -39,22 +46,28 @@ class LiveSandbox:
         return result
 
     def run_worker(self) -> None:
-        """Every job due now, in a fresh thread (the runtime keeps one event loop per thread)."""
-        from jobs.worker import run_worker
+        """`tgcast worker --burst`: every job due now, in its own process as in production (RQ
+        installs signal handlers, which only the main thread may do)."""
+        done = subprocess.run([sys.executable, "-m", "core.cli", "worker", "--burst"], env=settings_env(self.settings),
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"worker failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}")
 
-        errors: list[BaseException] = []
 
-        def work() -> None:
-            try:
-                run_worker(self.settings, burst=True)
-            except BaseException as exc:  # re-raised in the test's thread
-                errors.append(exc)
-
-        thread = threading.Thread(target=work, name="sandbox-worker", daemon=True)
-        thread.start()
-        thread.join(120)
-        if errors:
-            raise errors[0]
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes `load_settings()` in a child process equal to `settings`."""
+    env = {k: v for k, v in os.environ.items() if k not in {"BOT_TOKEN"}}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            env.pop(name.upper(), None)
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, (frozenset, tuple, list)):
+            value = ",".join(v.get_secret_value() if isinstance(v, SecretStr) else str(v) for v in value)
+        env[name.upper()] = str(value)
+    return env
 
 
 @contextmanager

@@ -1,0 +1,204 @@
+"""The sandbox in a real browser: headless Chromium (Debian's, never a downloaded one) driven by
+Playwright walks the whole journey a newcomer would try by hand — /start, access granted by the
+admin, login with a code and 2FA, import groups, a message with bold text, interval, start, tick,
+the post in the groups panel, a flood wait that delays the next post, stop. Screenshots of each
+step are saved under artifacts/sandbox/.
+
+Drives only the page: every click and keystroke goes through the page's own endpoints into the
+real webhook; the test itself only calls /tick and runs the worker, as the dev runner does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from devtools.chromium import find_chromium
+from tests.sandbox_server import SANDBOX_ADMIN_ID, LiveSandbox, live_sandbox
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
+
+CHROMIUM = find_chromium()
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found: install Debian's `chromium` (apt-get install "
+                                                "chromium) or set CHROMIUM_PATH to run the sandbox browser test"),
+]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "sandbox"
+UID = 700_555_001
+PHONE = "+998901234567"
+PASSWORD = "sandbox-2fa"
+MARKET = -1001000000001  # a seeded group without slow mode
+FLOOD_S = 70  # longer than the 1-minute interval: the next cycle meets the pause
+STEP_TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def live(database_url: str, redis_url: str) -> Iterator[LiveSandbox]:
+    with live_sandbox(database_url, redis_url) as server:
+        yield server
+
+
+@pytest.fixture
+def page(live: LiveSandbox) -> Iterator[object]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1500, "height": 950})
+        tab = context.new_page()
+        tab.set_default_timeout(STEP_TIMEOUT_MS)
+        try:
+            yield tab
+        finally:
+            tab.screenshot(path=str(ARTIFACTS / "zz-last.png"), full_page=True)
+            browser.close()
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _send(page, text: str) -> None:
+    page.fill("#composer", text)
+    page.press("#composer", "Enter")
+
+
+def _press(page, callback: str) -> None:
+    button = page.locator(f'.msg.bot .inline-btn[data-callback="{callback}"]').last
+    button.wait_for(state="visible")
+    button.click()
+
+
+def _wait_for_button(page, callback: str) -> None:
+    page.locator(f'.msg.bot .inline-btn[data-callback="{callback}"]').last.wait_for(state="visible")
+
+
+def _bot_messages(page) -> int:
+    return page.locator(".msg.bot").count()
+
+
+def _wait_for_reply(page, before: int) -> None:
+    page.wait_for_function(f"document.querySelectorAll('.msg.bot').length > {before}", timeout=STEP_TIMEOUT_MS)
+
+
+def _posts(live: LiveSandbox, chat_id: int) -> list[dict]:
+    groups = httpx.get(f"{live.base_url}/sandbox/api/network", timeout=30).json()["groups"]
+    return next(g for g in groups if g["chat_id"] == chat_id)["posts"]
+
+
+def _run_until(live: LiveSandbox, done, deadline_s: float) -> None:
+    """What the dev runner does, until `done()`: tick, then let the worker run what is due."""
+    deadline = time.monotonic() + deadline_s
+    while not done():
+        assert time.monotonic() < deadline, "the broadcast did not get there in time"
+        live.tick()
+        live.run_worker()
+        time.sleep(1)
+
+
+def test_the_whole_journey_in_the_browser(live: LiveSandbox, page, database_url: str) -> None:
+    page.goto(f"{live.base_url}/sandbox")
+    page.fill("#user-id", str(UID))
+    page.locator("#user-id").dispatch_event("change")
+    page.fill("#user-name", "Browser Ali")
+    page.locator("#user-name").dispatch_event("change")
+    page.fill("#user-phone", PHONE)
+    page.locator("#user-phone").dispatch_event("change")
+    page.select_option("#user-lang", "en")
+    page.wait_for_selector("#groups .group")  # the seeded groups are drawn
+
+    # /start: an unknown user gets "how to get access"; every super admin gets the request.
+    _send(page, "/start")
+    page.wait_for_selector(".msg.bot")
+    _shot(page, "01-start")
+
+    # Access granted by the admin, with the request's own button.
+    page.check("#as-admin")
+    _press(page, f"admin_add_month:{UID}")
+    page.wait_for_timeout(500)
+    _shot(page, "02-admin-granted")
+    page.uncheck("#as-admin")
+    _wait_for_button(page, "login")
+
+    # Two-step verification on the emulated account, then login with the contact button and the code.
+    page.fill("#tfa-phone", PHONE)
+    page.fill("#tfa-password", PASSWORD)
+    page.click("#tfa-set")
+    page.wait_for_selector("#tfa-result:has-text('two-step')")
+    _press(page, "login")
+    contact = page.locator(".reply-btn[data-request-contact]")
+    contact.wait_for(state="visible")
+    contact.click()
+    code = page.locator(f'.code[data-phone="{PHONE}"] .value')
+    code.wait_for(state="visible")
+    _shot(page, "03-code-arrived")
+    before = _bot_messages(page)
+    _send(page, " ".join(code.inner_text().strip()))
+    _wait_for_reply(page, before)
+    before = _bot_messages(page)
+    _send(page, PASSWORD)
+    _wait_for_reply(page, before)
+    # The bot deleted the message holding the password; the page shows only that it was deleted.
+    page.wait_for_selector(".msg.me.deleted")
+    assert PASSWORD not in page.locator("#messages").inner_text()
+    _shot(page, "04-logged-in")
+
+    # Import the account's groups into the list.
+    before = _bot_messages(page)
+    _send(page, "/import_groups")
+    _wait_for_reply(page, before)
+
+    # The message, with bold text made by the toolbar.
+    _send(page, "/menu")
+    _press(page, "send_message")
+    page.fill("#composer", "Big sale today")
+    page.eval_on_selector("#composer", "el => el.setSelectionRange(9, 14)")
+    page.click('#toolbar [data-wrap="b"]')
+    assert page.input_value("#composer") == "Big sale <b>today</b>"
+    page.press("#composer", "Enter")
+    _press(page, "set_interval_custom")
+    before = _bot_messages(page)
+    _send(page, "1")  # the sandbox allows a 1-minute interval
+    _wait_for_reply(page, before)
+    _send(page, "/menu")
+    _wait_for_button(page, "stop_broadcast")  # the broadcast is on
+    _shot(page, "05-started")
+
+    # Tick: the first cycle posts to the groups; the panel shows it with the bold text.
+    _run_until(live, lambda: bool(_posts(live, MARKET)), 60)
+    bold = page.locator(f"#group-{MARKET} .post-body b")
+    bold.first.wait_for(state="visible")
+    assert bold.first.inner_text() == "today"
+    assert _posts(live, MARKET)[0]["cycle"]["seq"] == 1
+    _shot(page, "06-first-post")
+
+    # A flood wait on the account: the next cycle meets it, waits it out, and then posts.
+    account = page.locator(".account").first
+    account.locator(".flood-seconds").fill(str(FLOOD_S))
+    flood_set_at = time.time()
+    account.locator(".flood").click()
+    page.wait_for_selector(".account .flood-left")
+    _shot(page, "07-flood-injected")
+    _run_until(live, lambda: len(_posts(live, MARKET)) >= 2, FLOOD_S + 120)
+    second = _posts(live, MARKET)[1]
+    assert second["at"] >= flood_set_at + FLOOD_S - 1, "a post went out during the flood wait"
+    assert second["cycle"]["seq"] == 2
+    page.locator(f"#group-{MARKET} .post").nth(1).wait_for(state="visible")
+    _shot(page, "08-post-after-flood")
+
+    # Stop.
+    _send(page, "/menu")
+    _press(page, "stop_broadcast")
+    _wait_for_button(page, "start_broadcast")
+    _shot(page, "09-stopped")
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT active FROM configs WHERE owner_id = %(id)s", {"id": UID}).fetchone()
+    assert row == (False,)
+    assert SANDBOX_ADMIN_ID != UID
