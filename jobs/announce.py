@@ -16,12 +16,14 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import AsyncConnection
+from redis.asyncio import Redis
 
 from core.i18n import Translator, resolve_language
 from core.settings import Settings, load_settings
 from db import announcements, users
 from db.rows import Announcement
 from jobs.botapi import BotApiClient, BotApiError
+from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +40,14 @@ def run_announcement(announcement_id: int, settings: Settings | None = None) -> 
 
 async def _main(announcement_id: int, settings: Settings) -> dict[str, int]:
     token = settings.bot_token.get_secret_value() if settings.bot_token else SANDBOX_TOKEN
-    async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
-        async with BotApiClient(token, settings.bot_api_base, timeout=15) as botapi:
-            row = await deliver(conn, botapi, settings, announcement_id)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    try:
+        async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
+            async with BotApiClient(token, settings.bot_api_base, timeout=15) as botapi:
+                row = await deliver(conn, botapi, settings, announcement_id,
+                                    metrics=Metrics(redis, settings.redis_prefix))
+    finally:
+        await redis.aclose()
     if row is None:
         return {}
     return {"delivered": row.delivered, "failed": row.failed, "blocked": row.blocked}
@@ -66,7 +73,7 @@ class Pacer:
 
 
 async def deliver(conn: AsyncConnection, botapi: BotApiClient, settings: Settings, announcement_id: int, *,
-                  progress_every: float = PROGRESS_EVERY_S) -> Announcement | None:
+                  progress_every: float = PROGRESS_EVERY_S, metrics: Metrics | None = None) -> Announcement | None:
     audience = await users.counts(conn)
     ann = await announcements.start(conn, announcement_id, audience.active)
     if ann is None:
@@ -90,6 +97,12 @@ async def deliver(conn: AsyncConnection, botapi: BotApiClient, settings: Setting
                 last_progress = time.monotonic()
                 await _progress(botapi, ann, tr("admin.announce_progress", done=delivered + failed,
                                                 total=max(ann.total, delivered + failed)))
+    if metrics is not None:  # this run's share only: a resumed run does not count earlier users again
+        async with metrics.pipeline() as m:
+            m.inc("tgcast_announcement_messages_total", delivered - ann.delivered, result="delivered")
+            m.inc("tgcast_announcement_messages_total", (failed - blocked) - (ann.failed - ann.blocked),
+                  result="failed")
+            m.inc("tgcast_announcement_messages_total", blocked - ann.blocked, result="blocked")
     done = await announcements.finish(conn, ann.id)
     if done is None:
         return await announcements.get(conn, ann.id)
