@@ -226,11 +226,12 @@ async def logout(query: CallbackQuery, pool: AsyncConnectionPool, settings: Sett
     await show(query, tr("login.logout_confirm", phone=html.escape(mask_phone(account.phone))), logout_keyboard(tr))
 
 
-async def logout_confirm(query: CallbackQuery, state: FSMContext, pool: AsyncConnectionPool, box: SecretBox,
-                         settings: Settings, gateway: AccountGateway, tr: Translator, is_admin: bool) -> None:
+async def logout_confirm(query: CallbackQuery, state: FSMContext, pool: AsyncConnectionPool, redis: Redis,
+                         box: SecretBox, settings: Settings, gateway: AccountGateway, tr: Translator,
+                         is_admin: bool) -> None:
     await state.clear()
     async with pool.connection() as conn:
-        done = await log_out(conn, gateway, box, query.from_user.id)
+        done = await log_out(conn, redis, settings, gateway, box, query.from_user.id)
     await query.answer(tr("login.logged_out") if done else None)
     await send_main_menu(query, pool=pool, settings=settings, tr=tr, user_id=query.from_user.id,
                          is_admin=is_admin, notice=tr("login.logged_out") if done else None)

@@ -24,6 +24,10 @@ class NotLoggedIn(Exception):
     pass
 
 
+def cache_key(settings: Settings, owner_id: int) -> str:
+    return f"{settings.redis_prefix}groups:{owner_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Toggled:
     group: GroupInfo
@@ -35,10 +39,10 @@ class AccountGroups:
         self.redis = redis
         self.gateway = gateway
         self.box = box
-        self.prefix = settings.redis_prefix
+        self.settings = settings
 
     def _key(self, owner_id: int) -> str:
-        return f"{self.prefix}groups:{owner_id}"
+        return cache_key(self.settings, owner_id)
 
     async def listed(self, conn: AsyncConnection, owner_id: int) -> list[GroupInfo]:
         """Every group the account may post to now; raises NotLoggedIn without an active account.

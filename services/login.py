@@ -20,6 +20,7 @@ from core.crypto import SecretBox, SecretBoxError
 from core.settings import Settings
 from db import accounts, users
 from services import broadcast
+from services.groups import cache_key as groups_cache_key
 from userbot.gateway import AccountGateway, GatewayError, PasswordNeeded, SignedIn
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,10 @@ class LoginStore:
     def __init__(self, redis: Redis, box: SecretBox, settings: Settings) -> None:
         self.redis = redis
         self.box = box
-        self.prefix = settings.redis_prefix
+        self.settings = settings
 
     def key(self, user_id: int) -> str:
-        return f"{self.prefix}login:{user_id}"
+        return f"{self.settings.redis_prefix}login:{user_id}"
 
     async def load(self, user_id: int) -> PendingLogin | None:
         raw = await self.redis.get(self.key(user_id))
@@ -174,6 +175,8 @@ class LoginFlow:
             await accounts.store(conn, user_id, tg_user_id=signed.tg_user_id, phone=signed.phone,
                                  session_enc=encrypted)
         await self.store.delete(user_id)
+        # Groups cached from a previous account of this user must not be offered for the new one.
+        await self.store.redis.delete(groups_cache_key(self.store.settings, user_id))
         return Outcome("signed_in", moved_from=tuple(previous))
 
 
@@ -188,9 +191,11 @@ async def ensure_user_row(conn: AsyncConnection, user_id: int, *, is_admin: bool
         await users.set_access(conn, user_id, status="active", expires_at=None)
 
 
-async def log_out(conn: AsyncConnection, gateway: AccountGateway, box: SecretBox, user_id: int) -> bool:
+async def log_out(conn: AsyncConnection, redis: Redis, settings: Settings, gateway: AccountGateway, box: SecretBox,
+                  user_id: int) -> bool:
     """Stop the broadcast, end the session at Telegram where possible, delete it here."""
     await broadcast.stop(conn, user_id)
+    await redis.delete(groups_cache_key(settings, user_id))
     account = await accounts.delete(conn, user_id)
     if account is None:
         return False

@@ -219,3 +219,16 @@ async def test_import_groups_command_needs_a_login(tg: Telegram, allowed: TgUser
     await tg.send(allowed, "/import_groups")
     screen = tg.screen(allowed)
     assert screen.has("menu.need_login", "menu.not_connected")
+
+
+async def test_a_new_login_does_not_offer_the_previous_accounts_cached_groups(tg: Telegram, net,
+                                                                               allowed: TgUser) -> None:
+    first, second = make_groups(1), make_groups(1, start=60)
+    await log_in(tg, net, allowed, groups=first)
+    await tg.press(allowed, "add_group")  # cached now
+    await tg.press(allowed, "logout")
+    await tg.press(allowed, "logout_confirm")
+    await log_in(tg, net, allowed, phone="+998935550000", groups=second)
+    await tg.press(allowed, "add_group")
+    imports = [c for c in tg.screen(allowed).callbacks if c.startswith("import_group:")]
+    assert imports == [f"import_group:{second[0].chat_id}:0"]

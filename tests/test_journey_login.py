@@ -195,6 +195,29 @@ async def test_login_state_in_redis_is_encrypted_and_expires(tg: Telegram, net, 
     assert 0 < ttl <= 600
 
 
+async def test_wrong_codes_do_not_extend_the_ten_minutes(tg: Telegram, net, redis, settings,
+                                                        allowed: TgUser) -> None:
+    await net.add_account(PHONE)
+    await tg.press(allowed, "login")
+    await tg.send(allowed, PHONE)
+    await redis.expire(_login_key(settings, allowed), 100)  # as if 500 s of the 600 had passed
+    code = await net.last_code(PHONE)
+    await tg.send(allowed, spaced("11111" if code != "11111" else "22222"))
+    assert tg.screen(allowed).has("login.wrong_code")
+    assert 0 < await redis.ttl(_login_key(settings, allowed)) <= 100
+
+
+async def test_login_state_lost_in_redis_asks_for_the_phone_again(app, tg: Telegram, net, redis, settings,
+                                                                  allowed: TgUser) -> None:
+    await net.add_account(PHONE)
+    await tg.press(allowed, "login")
+    await tg.send(allowed, PHONE)
+    await redis.delete(_login_key(settings, allowed))  # the ten minutes are over
+    await tg.send(allowed, spaced(await net.last_code(PHONE) or "12345"))
+    assert tg.screen(allowed).has("login.restart")
+    assert await fsm_state(app, allowed) == WAITING_PHONE
+
+
 async def test_two_step_password(app, tg: Telegram, net, db, allowed: TgUser, botapi) -> None:
     await net.add_account(PHONE, password="s3cret-pass")
     await tg.press(allowed, "login")
