@@ -424,3 +424,12 @@ async def test_outcomes_lag_and_flood_are_recorded_as_metrics(db, net, settings,
     await net.fail_next(b.tg_user_id, "FLOOD_WAIT_7")
     await run_batch(ctx, cycle_id)
     assert await redis.hgetall(f"{prefix}tgcast_flood_wait_seconds_total") == {b"[]": b"7"}
+
+
+async def test_a_stored_forum_topic_is_used(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1026, groups=2)
+    await db.execute("UPDATE groups SET kind = 'forum', topic_id = 7 WHERE chat_id = %(c)s", {"c": b.chat_ids[0]})
+    cycle_id = await start_cycle(pool, settings)
+    await run_batch(ctx, cycle_id)
+    assert [p.topic_id for p in await net.posted(b.chat_ids[0])] == [7]
+    assert [p.topic_id for p in await net.posted(b.chat_ids[1])] == [None]

@@ -100,3 +100,28 @@ async def test_end_to_end_webhook_tick_worker_menu(
     await tg.send(user, "/start")
     screen = tg.screen(user)
     assert "menu.status_last_cycle" in screen.keys, screen.text
+
+
+async def test_rq_entry_point_reuses_one_context_per_process(db, net, settings, pool, botapi) -> None:
+    """`send_batch` (what RQ calls) runs on the process's runtime: the second job finds the pool,
+    Redis and clients the first one opened."""
+    from jobs import context
+    from jobs.send_batch import send_batch
+
+    b = await make_broadcaster(db, net, settings, 3002, groups=2)
+    [cycle_id] = (await tick(pool, settings)).cycle_ids
+
+    def two_jobs() -> tuple[str, str, bool]:
+        context.use_settings(settings)
+        try:
+            first = send_batch(cycle_id)
+            opened = context.runtime()._context
+            second = send_batch(cycle_id)
+            return first, second, opened is context.runtime()._context and opened is not None
+        finally:
+            context.close_runtime()
+            context.use_settings(None)
+
+    first, second, same = await asyncio.to_thread(two_jobs)
+    assert (first, second, same) == ("finished", "inactive", True)
+    assert [len(await net.posted(c)) for c in b.chat_ids] == [1, 1]
