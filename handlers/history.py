@@ -45,7 +45,7 @@ async def show_history(query: CallbackQuery, pool: AsyncConnectionPool, tr: Tran
     for n, entry in enumerate(entries, start=page.offset + 1):
         lines.append(tr("history.line", n=n, label=html.escape(_label(tr, entry)), cycles=entry.cycles,
                         sent=entry.sent))
-        kb.row(button(f"{n}. {_label(tr, entry)}", cb.HistoryView(id=entry.id)))
+        kb.row(button(_label(tr, entry), cb.HistoryView(id=entry.id)))
     nav = []
     if page.has_prev:
         nav.append(button("◀", cb.SentMessagesPage(page=page.number - 1)))

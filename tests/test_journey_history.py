@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -67,7 +68,7 @@ async def test_history_pages_five_at_a_time_newest_first(tg: Telegram, db, ready
     assert screen.callbacks == [f"history_view:{i}" for i in reversed(ids[2:])] + [
         "sent_messages_page:1", "back_to_menu"]
     labels = [b["text"] for row in screen.raw["reply_markup"]["inline_keyboard"] for b in row][:5]
-    assert all(" – message number " in label for label in labels)
+    assert all(re.fullmatch(r"\d\d-\d\d \d\d:\d\d – message number \d", label) for label in labels), labels
     await tg.press(ready, "sent_messages_page:1")
     assert tg.screen(ready).callbacks == [f"history_view:{i}" for i in reversed(ids[:2])] + [
         "sent_messages_page:0", "back_to_menu"]
