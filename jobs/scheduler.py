@@ -72,7 +72,8 @@ async def tick(
             for config in due:
                 state = states[config.owner_id]
                 interval = timedelta(minutes=config.interval_minutes)
-                if not state.allowed_at(now):
+                # Super admins are always allowed (services.access.is_allowed), whatever their row says.
+                if config.owner_id not in settings.admin_ids and not state.allowed_at(now):
                     was_active, _ = await broadcast.stop(conn, config.owner_id)
                     if was_active and state.status == "active":  # expired; a ban has its own reply
                         expired.append((config.owner_id, state.expires_at.isoformat() if state.expires_at else ""))

@@ -28,7 +28,7 @@ from jobs import queues
 from jobs.context import JobContext, runtime
 from jobs.locks import AccountLock
 from jobs.notices import notify
-from services import broadcast
+from services import access, broadcast
 from services.metrics import Metrics
 from userbot.gateway import GatewayError, OutgoingMedia, Peer, SenderConnection, Sent
 
@@ -106,7 +106,7 @@ async def _stale(ctx: JobContext, conn: AsyncConnection, cycle: Cycle) -> str | 
     """runtime.md worker rule 1 (and 3 for a missing session): a reason to send nothing, or None."""
     now = utcnow()
     user = await users.get(conn, cycle.owner_id)
-    if user is None or not user.allowed_at(now):
+    if not access.is_allowed(user, now, ctx.settings.admin_ids):
         was_active, _ = await broadcast.stop(conn, cycle.owner_id)
         if was_active and user is not None and user.status == "active":
             await notify(conn, ctx.botapi, ctx.settings, cycle.owner_id, cause="expired",

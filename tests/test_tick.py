@@ -396,3 +396,17 @@ async def test_tick_endpoint_records_metrics_and_the_last_tick_time(client, db, 
     assert await redis.hgetall(f"{prefix}tgcast_tick_skipped_total") == {b'["no_groups"]': b"1"}
     age = await last_tick_age(settings, redis)
     assert age is not None and age < 60
+
+
+async def test_a_super_admin_is_always_allowed(db, net, settings, pool, admin) -> None:
+    from jobs.send_batch import run_batch
+    from tests.runtime_helpers import job_context
+
+    b = await make_broadcaster(db, net, settings, admin.id, groups=1)
+    await db.execute("UPDATE bot_users SET status = 'pending', expires_at = now() - interval '1 day' "
+                     "WHERE user_id = %(u)s", {"u": admin.id})
+    summary = await tick(pool, settings)
+    assert summary.enqueued == 1 and summary.skipped == {}
+    async with job_context(settings) as ctx:
+        assert (await run_batch(ctx, summary.cycle_ids[0])).outcome == "finished"
+    assert len(await net.posted(b.chat_ids[0])) == 1
