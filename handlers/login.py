@@ -246,6 +246,7 @@ def make_router() -> Router:
     router.message.register(phone, LoginStates.WAITING_PHONE, F.contact)
     router.message.register(phone, LoginStates.WAITING_PHONE, F.text, _NOT_COMMAND)
     router.message.register(code, LoginStates.WAITING_CODE, F.text, _NOT_COMMAND)
-    router.message.register(password, LoginStates.WAITING_PASSWORD, F.text, _NOT_COMMAND)
+    # A password may start with "/"; the commands that matter (/start, /menu, /cancel) are taken earlier.
+    router.message.register(password, LoginStates.WAITING_PASSWORD, F.text)
     router.message.register(code_hint, StateFilter(None), F.text.func(looks_like_code))
     return router

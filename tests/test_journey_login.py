@@ -241,6 +241,17 @@ async def test_two_step_password(app, tg: Telegram, net, db, allowed: TgUser, bo
     assert len(_deleted_ids(botapi, allowed)) == 2
 
 
+async def test_a_password_starting_with_a_slash_is_still_a_password(app, tg: Telegram, net, db, allowed: TgUser,
+                                                                     botapi) -> None:
+    await net.add_account(PHONE, password="/slash-pass")
+    await tg.press(allowed, "login")
+    await tg.send(allowed, PHONE)
+    await tg.send(allowed, spaced(await net.last_code(PHONE) or ""))
+    await tg.send(allowed, "/slash-pass")
+    assert tg.screen(allowed).has("login.success_2fa")
+    assert len(_deleted_ids(botapi, allowed)) == 2
+
+
 async def test_five_wrong_passwords_reset_the_login(app, tg: Telegram, net, redis, settings,
                                                     allowed: TgUser) -> None:
     await net.add_account(PHONE, password="right")
