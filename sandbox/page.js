@@ -203,8 +203,14 @@ function controls(children) {
   return el("div", { class: "controls" }, children);
 }
 
-function numberInput(cls, value) {
-  return el("input", { type: "number", min: "0", class: cls, value: String(value) });
+// The panels are redrawn whenever the network changes (every post): what the person typed into a
+// control survives the redraw, keyed by the control and the object it acts on.
+const typed = {};
+
+function numberInput(cls, value, key) {
+  const input = el("input", { type: "number", min: "0", class: cls, value: String(typed[key] ?? value) });
+  input.addEventListener("input", () => { typed[key] = input.value; });
+  return input;
 }
 
 function renderAccount(a) {
@@ -214,7 +220,7 @@ function renderAccount(a) {
   if (a.flood_until) badges.push(el("span", { class: "badge warn", text: "paused until " + new Date(a.flood_until).toLocaleTimeString() }));
   box.appendChild(el("div", {}, [el("strong", { text: a.phone }),
     el("span", { class: "muted", text: ` user ${a.owner_id} · account ${a.tg_user_id}` }), ...badges]));
-  const seconds = numberInput("flood-seconds", 30);
+  const seconds = numberInput("flood-seconds", 30, `flood:${a.tg_user_id}`);
   const flood = el("button", { type: "button", class: "flood", text: "Flood wait" });
   flood.addEventListener("click", () => fault({ action: "flood", tg_user_id: a.tg_user_id, seconds: Number(seconds.value) }));
   const revoke = el("button", { type: "button", class: "revoke", text: "Revoke session" });
@@ -232,13 +238,15 @@ function renderGroup(g, accounts) {
   if (g.read_only) badges.push(el("span", { class: "badge bad", text: "read-only" }));
   if (g.banned.length) badges.push(el("span", { class: "badge bad", text: `banned: ${g.banned.join(", ")}` }));
   box.appendChild(el("div", {}, [el("strong", { text: g.title }), ...badges]));
-  const slow = numberInput("slowmode-seconds", g.slowmode_s || 60);
+  const slow = numberInput("slowmode-seconds", g.slowmode_s || 60, `slow:${g.chat_id}`);
   const setSlow = el("button", { type: "button", class: "slowmode", text: "Set slow mode" });
   setSlow.addEventListener("click", () => fault({ action: "slowmode", chat_id: g.chat_id, seconds: Number(slow.value) }));
   const row = [slow, el("span", { text: "s" }), setSlow];
   if (accounts.length) {
     const who = el("select", { class: "ban-account" });
     for (const a of accounts) who.appendChild(el("option", { value: a.tg_user_id, text: a.phone }));
+    if (typed[`ban:${g.chat_id}`]) who.value = typed[`ban:${g.chat_id}`];
+    who.addEventListener("change", () => { typed[`ban:${g.chat_id}`] = who.value; });
     const ban = el("button", { type: "button", class: "ban", text: "Ban account here" });
     ban.addEventListener("click", () => fault({ action: "forbid", chat_id: g.chat_id, tg_user_id: Number(who.value) }));
     row.push(who, ban);
