@@ -187,9 +187,10 @@ def test_the_whole_journey_in_the_browser(live: LiveSandbox, page, database_url:
     page.wait_for_selector(".account .flood-left")
     _shot(page, "07-flood-injected")
     _run_until(live, lambda: len(_posts(live, MARKET)) >= 2, FLOOD_S + 120)
-    second = _posts(live, MARKET)[1]
+    first, second = _posts(live, MARKET)[:2]
     assert second["at"] >= flood_set_at + FLOOD_S - 1, "a post went out during the flood wait"
-    assert second["cycle"]["seq"] == 2
+    # Cycle 1's deliveries were pruned when cycle 2 began; the panel still knows which cycle posted what.
+    assert (first["cycle"]["seq"], second["cycle"]["seq"]) == (1, 2)
     page.locator(f"#group-{MARKET} .post").nth(1).wait_for(state="visible")
     _shot(page, "08-post-after-flood")
 

@@ -230,3 +230,14 @@ def test_bot_html_that_telegram_would_refuse_is_refused() -> None:
     status, body = api.handle(SANDBOX_TOKEN, "sendMessage", ok, {})
     assert status == 200 and body["result"]["text"] == "ok"
     assert body["result"]["entities"] == [{"type": "bold", "offset": 0, "length": 2}]
+
+
+def test_the_reply_keyboard_in_force_is_the_latest_until_removed() -> None:
+    from sandbox.views import reply_keyboard
+
+    share = {"keyboard": [[{"text": "Share", "request_contact": True}]], "one_time_keyboard": True}
+    shown = reply_keyboard([{"message_id": 1, "reply_markup": share}, {"message_id": 2, "text": "x"}])
+    assert shown == {"rows": [[{"text": "Share", "request_contact": True}]], "one_time": True, "placeholder": "",
+                     "message_id": 1}
+    assert reply_keyboard([{"message_id": 1, "reply_markup": share},
+                           {"message_id": 2, "reply_markup": {"remove_keyboard": True}}]) is None
