@@ -10,7 +10,10 @@ lose them.
 from __future__ import annotations
 
 import base64
+import copy
+import itertools
 import json
+import re
 import time
 from collections import deque
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from sandbox.botapi import FakeBotAPI
-from sandbox.botapi_state import SEND_METHODS, ApiError, ChatSnapshots, StoredFile, Upload
+from sandbox.botapi_state import SEND_METHODS, ApiError, StoredFile, Upload
 from sandbox.entities import MarkupError, parse_html
 
 _TEXT_METHODS = frozenset({"sendmessage", "editmessagetext"})
@@ -29,6 +32,7 @@ _CAPTION_METHODS = frozenset(
 _CHANGES = SEND_METHODS | {"deletemessage"}
 _TOASTS_KEPT = 50
 _FILE_LIMIT = 20 * 1024 * 1024
+_FILE_NUMBER = re.compile(r"/file_(\d+)")
 
 
 def _parse_field(params: dict[str, Any], field: str, entities_field: str) -> None:
@@ -44,7 +48,7 @@ def _parse_field(params: dict[str, Any], field: str, entities_field: str) -> Non
     params[entities_field] = entities
 
 
-class SandboxBotAPI(ChatSnapshots, FakeBotAPI):
+class SandboxBotAPI(FakeBotAPI):
     def __init__(self) -> None:
         super().__init__()
         self._dirty_chats: set[int] = set()
@@ -52,6 +56,7 @@ class SandboxBotAPI(ChatSnapshots, FakeBotAPI):
         self._toasts: dict[int, deque[dict[str, Any]]] = {}
         self._callback_chats: dict[str, int] = {}
         self._toast_seq = 0
+        self._file_floor = 0
 
     def handle(
         self, token: str, method: str, params: dict[str, Any], uploads: dict[str, Upload]
@@ -94,10 +99,52 @@ class SandboxBotAPI(ChatSnapshots, FakeBotAPI):
     # ---- what the sandbox page uses ---------------------------------------------------------------
 
     def add_incoming(self, chat_id: int, sender: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
-        msg = super().add_incoming(chat_id, sender, content)
+        """A message the user wrote to the bot: it takes the chat's next message id, as in Telegram,
+        so the bot can delete or copy it."""
         with self._cond:
+            message_id = self._next_id[chat_id] = self._next_id.get(chat_id, 0) + 1
+            chat = {"id": chat_id, "type": "private", "first_name": sender.get("first_name", "")}
+            msg = {"message_id": message_id, "from": sender, "chat": chat, "date": int(time.time()),
+                   **{k: v for k, v in content.items() if v not in (None, [], {})}}
+            self._messages.setdefault(chat_id, {})[message_id] = msg
             self._dirty_chats.add(chat_id)
-        return msg
+            return copy.deepcopy(msg)
+
+    def deleted(self, chat_id: int) -> list[dict[str, Any]]:
+        with self._cond:
+            return copy.deepcopy(list(self._deleted.get(chat_id, {}).values()))
+
+    def file_data(self, file_id: str) -> bytes | None:
+        with self._cond:
+            stored = self._files.get(file_id)
+            return stored.data if stored else None
+
+    def export_chat(self, chat_id: int) -> dict[str, Any]:
+        with self._cond:
+            return {
+                "messages": copy.deepcopy(list(self._messages.get(chat_id, {}).values())),
+                "deleted": copy.deepcopy(list(self._deleted.get(chat_id, {}).values())),
+                "next_id": self._next_id.get(chat_id, 0),
+            }
+
+    def import_chat(self, chat_id: int, snapshot: dict[str, Any]) -> None:
+        with self._cond:
+            self._messages[chat_id] = {int(m["message_id"]): m for m in snapshot.get("messages", [])}
+            self._deleted[chat_id] = {int(m["message_id"]): m for m in snapshot.get("deleted", [])}
+            self._next_id[chat_id] = max(int(snapshot.get("next_id", 0)), self._next_id.get(chat_id, 0))
+
+    def export_file(self, file_id: str) -> StoredFile | None:
+        with self._cond:
+            return self._files.get(file_id)
+
+    def import_file(self, stored: StoredFile) -> None:
+        with self._cond:
+            self._files[stored.file_id] = self._paths[stored.file_path] = stored
+            # New file ids and paths are numbered; continue after the restored ones, never reuse them.
+            numbered = _FILE_NUMBER.search(stored.file_path)
+            if numbered:
+                self._file_floor = max(self._file_floor, int(numbered.group(1)))
+                self._file_seq = itertools.count(self._file_floor + 1)
 
     def expect_callback(self, callback_query_id: str, chat_id: int) -> None:
         """The answer to this callback query is a toast in this chat."""

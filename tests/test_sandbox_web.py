@@ -194,11 +194,19 @@ def test_network_lists_the_seeded_groups(live: LiveSandbox) -> None:
     assert all(g["posts"] == [] for g in groups)
 
 
+def _bot_photo(c) -> str:
+    """The bot sends a photo by URL, as it may; returns the file id the emulator gave it."""
+    sent = c.post(f"/sandbox/botapi/bot{SANDBOX_TOKEN}/sendPhoto",
+                  json={"chat_id": USER_ID, "photo": "https://example.com/p.jpg"}).json()
+    return str(sent["result"]["photo"][-1]["file_id"])
+
+
 def test_chats_survive_a_restart_of_the_web_process(database_url: str, redis_url: str) -> None:
     with live_sandbox(database_url, redis_url) as first, first.client() as c:
         c.post("/sandbox/api/send", json={"user": USER, "text": "/id"})
         c.post("/sandbox/api/media", json={"user": USER, "kind": "photo", "file_name": "a.png",
                                            "data": base64.b64encode(PNG).decode()})
+        old_file = _bot_photo(c)
         before = _chat(first)
     assert len(before["messages"]) >= 3
     with live_sandbox(database_url, redis_url) as second, second.client() as c:
@@ -206,6 +214,8 @@ def test_chats_survive_a_restart_of_the_web_process(database_url: str, redis_url
         assert after["messages"] == before["messages"]
         photo = next(m for m in after["messages"] if m.get("media"))
         assert c.get(photo["media"]["url"]).content == PNG
+        # Files the bot sends after the restart get new ids: the old ones still mean the old files.
+        assert _bot_photo(c) != old_file
         # New messages continue the chat's numbering instead of overwriting the old ones.
         c.post("/sandbox/api/send", json={"user": USER, "text": "again"})
         assert _chat(second)["messages"][-2]["id"] > before["messages"][-1]["id"] or \
