@@ -217,18 +217,52 @@ async def test_recording_survives_redis_down(settings) -> None:
         await dead.aclose()
 
 
-# ---- a real tick ---------------------------------------------------------------------------------
+# ---- the real runtime: POST /tick, then the send-batch job -------------------------------------------
+
+
+def _tick_auth(settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.tick_token.get_secret_value()}"}
 
 
 async def test_real_tick_moves_the_tick_metrics(client, settings) -> None:
     before = await scrape(client)
-    response = await client.post("/tick", headers={"Authorization": f"Bearer {settings.tick_token.get_secret_value()}"})
+    assert ("tgcast_last_tick_age_seconds", frozenset()) not in before
+    response = await client.post("/tick", headers=_tick_auth(settings))
     assert response.status_code == 200
     after = await scrape(client)
-    if value(after, "tgcast_ticks_total", result="ok") == value(before, "tgcast_ticks_total", result="ok"):
-        pytest.xfail("POST /tick does not record tgcast_ticks_total yet (runtime wiring pending)")
-    assert value(after, "tgcast_tick_duration_seconds_count") == value(before, "tgcast_tick_duration_seconds_count") + 1
+    assert value(after, "tgcast_ticks_total", result="ok") == value(before, "tgcast_ticks_total", result="ok") + 1
+    assert value(after, "tgcast_tick_duration_seconds_count") == \
+        value(before, "tgcast_tick_duration_seconds_count") + 1
     assert ("tgcast_last_tick_age_seconds", frozenset()) in after
+
+
+async def test_tick_and_batch_move_enqueued_lag_deliveries_and_flood(client, db, net, settings) -> None:
+    from jobs.send_batch import run_batch
+    from tests.runtime_helpers import job_context, make_broadcaster
+
+    sender = await make_broadcaster(db, net, settings, 801, groups=3)
+    flooded = await make_broadcaster(db, net, settings, 802, groups=2)
+    await net.set_flood(flooded.tg_user_id, 45)
+    before = await scrape(client)
+    response = await client.post("/tick", headers=_tick_auth(settings))
+    assert response.status_code == 200
+    after_tick = await scrape(client)
+    assert value(after_tick, "tgcast_tick_enqueued_total") == value(before, "tgcast_tick_enqueued_total") + 2
+    cur = await db.execute("SELECT id, owner_id FROM cycles ORDER BY owner_id")
+    cycles = {owner: cid for cid, owner in await cur.fetchall()}
+    async with job_context(settings) as ctx:
+        await run_batch(ctx, cycles[sender.user_id])
+        await run_batch(ctx, cycles[flooded.user_id])
+    after = await scrape(client)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(after_tick, name, **labels)
+
+    assert moved("tgcast_deliveries_total", outcome="sent", reason="") == 3
+    assert moved("tgcast_cycle_start_lag_seconds_count") == 2
+    assert moved("tgcast_flood_waits_total") == 1
+    assert moved("tgcast_flood_wait_seconds_total") >= 45
+    assert value(after, "tgcast_accounts", state="flood_paused") == 1
 
 
 # ---- gauges --------------------------------------------------------------------------------------
