@@ -53,6 +53,13 @@ def _secret_ok(state: AppState, given: str | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
 
 
+def _event(update: Update) -> Any:
+    try:
+        return update.event
+    except Exception:  # an update kind aiogram does not know yet
+        return None
+
+
 def _update_type(update: Update) -> str:
     try:
         return update.event_type
@@ -105,7 +112,11 @@ async def telegram_webhook(request: Request) -> JSONResponse:
         return JSONResponse({})  # a redelivery: already handled once
 
     started = time.perf_counter()
-    token = log_context.set({"update_id": update.update_id})
+    ids: dict[str, Any] = {"update_id": update.update_id}
+    sender = getattr(_event(update), "from_user", None)
+    if sender is not None:
+        ids["user_id"] = sender.id
+    token = log_context.set(ids)
     try:
         # `metrics` reaches the dispatcher's error handler, which counts the handlers' failures.
         result = await state.dispatcher.feed_update(state.bot, update, metrics=metrics)

@@ -139,3 +139,27 @@ def test_filter_on_any_handler_redacts_the_record() -> None:
     assert RedactingFilter(SECRETS).filter(record)
     assert record.getMessage() == "t=***"
     assert json.loads(JsonFormatter().format(record))["msg"] == "t=***"
+
+
+async def test_webhook_records_carry_update_and_user_ids(app, tg, admin, stream: io.StringIO) -> None:
+    """A failing handler's log line, as the webhook emits it, names the update and the user."""
+    from aiogram import Router
+    from aiogram.filters import Command
+    from aiogram.types import Message
+
+    router = Router(name="boom-logs")
+
+    @router.message(Command("boom"))
+    async def _boom(message: Message) -> None:
+        raise RuntimeError(f"exploded holding {TELETHON_SESSION}")
+
+    dispatcher = app.state.tgcast.dispatcher
+    dispatcher.include_router(router)
+    dispatcher.sub_routers.insert(0, dispatcher.sub_routers.pop())  # ahead of the catch-all fallback
+    update = {"update_id": 6061, "message": {
+        "message_id": 1, "date": 0, "text": "/boom", "chat": {"id": admin.id, "type": "private"},
+        "from": admin.as_dict(), "entities": [{"type": "bot_command", "offset": 0, "length": 5}]}}
+    assert (await tg.post_update(update)).status_code == 200
+    [failure] = [d for d in lines(stream) if "handler failed on update 6061" in d["msg"]]
+    assert (failure["update_id"], failure["user_id"], failure["level"]) == (6061, admin.id, "ERROR")
+    assert "RuntimeError" in failure["exc"] and TELETHON_SESSION not in failure["exc"]
