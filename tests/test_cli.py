@@ -209,3 +209,16 @@ def test_web_logs_json_at_the_configured_level(base_env, tmp_path, botapi_server
     assert any("Application startup complete" in m for m in messages), messages
     assert {r["logger"] for r in records} >= {"uvicorn.error"}
     assert BOT_TOKEN not in stderr and TICK_TOKEN not in stderr
+
+
+def test_worker_logs_json_at_the_configured_level(base_env, tmp_path, botapi_server) -> None:
+    env = {**base_env, "LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "BOT_TOKEN": BOT_TOKEN,
+           "BOT_API_BASE": botapi_server.base_url}
+    result = tgcast(env, tmp_path, "worker", "--burst", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    records = [json.loads(line) for line in output]  # RQ's own lines too: every one is JSON
+    assert any(r["logger"].startswith("rq.") for r in records)
+    quiet = tgcast({**env, "LOG_LEVEL": "WARNING"}, tmp_path, "worker", "--burst", timeout=120)
+    assert quiet.returncode == 0
+    assert not [line for line in (quiet.stdout + quiet.stderr).splitlines() if '"level": "INFO"' in line]
