@@ -10,6 +10,7 @@ real webhook; the test itself only calls /tick and runs the worker, as the dev r
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,9 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "sandbox"
 UID = 700_555_001
 PHONE = "+998901234567"
 PASSWORD = "sandbox-2fa"
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
 MARKET = -1001000000001  # a seeded group without slow mode
 FLOOD_S = 70  # longer than the 1-minute interval: the next cycle meets the pause
 STEP_TIMEOUT_MS = 20_000
@@ -122,7 +126,7 @@ def test_the_whole_journey_in_the_browser(live: LiveSandbox, page, database_url:
     # Access granted by the admin, with the request's own button.
     page.check("#as-admin")
     _press(page, f"admin_add_month:{UID}")
-    page.wait_for_timeout(500)
+    page.wait_for_selector("#toasts .toast")  # the new expiry, as a toast
     _shot(page, "02-admin-granted")
     page.uncheck("#as-admin")
     _wait_for_button(page, "login")
@@ -203,3 +207,26 @@ def test_the_whole_journey_in_the_browser(live: LiveSandbox, page, database_url:
         row = conn.execute("SELECT active FROM configs WHERE owner_id = %(id)s", {"id": UID}).fetchone()
     assert row == (False,)
     assert SANDBOX_ADMIN_ID != UID
+
+
+def test_photo_upload_and_toolbar_formatting(live: LiveSandbox, page) -> None:
+    """The composer's toolbar (with a link asked for in a prompt) and the attach button: the photo
+    goes up with its caption's formatting, and the chat shows it as a picture."""
+    page.goto(f"{live.base_url}/sandbox")
+    page.fill("#user-id", str(UID + 1))
+    page.locator("#user-id").dispatch_event("change")
+    page.on("dialog", lambda dialog: dialog.accept("https://example.com/x"))
+    page.fill("#composer", "see site now")
+    page.eval_on_selector("#composer", "el => el.setSelectionRange(4, 8)")
+    page.click('#toolbar [data-wrap="a"]')
+    page.eval_on_selector("#composer", "el => el.setSelectionRange(el.value.length - 3, el.value.length)")
+    page.click('#toolbar [data-wrap="tg-spoiler"]')
+    assert page.input_value("#composer") == 'see <a href="https://example.com/x">site</a> <tg-spoiler>now</tg-spoiler>'
+    page.set_input_files("#attach", files=[{"name": "dot.png", "mimeType": "image/png", "buffer": PNG}])
+    picture = page.locator(".msg.me img").first
+    picture.wait_for(state="visible")
+    page.wait_for_function("document.querySelector('.msg.me img').naturalWidth > 0")
+    link = page.locator('.msg.me a[href="https://example.com/x"]')
+    assert link.inner_text() == "site"
+    assert page.locator(".msg.me .tg-spoiler").inner_text() == "now"
+    _shot(page, "10-photo-with-caption")
