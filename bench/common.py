@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
 import socket
@@ -16,7 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from devtools.services import ensure_postgres, ensure_redis, env_or_none, with_db
+from devtools.services import claim_redis_db, ensure_postgres, ensure_redis, env_or_none, with_db
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSION_KEY = "Q8kc3ryTr3mH0C8rcn1-6ydrM0Y_gkDmKcbkfxk-6SU="
@@ -108,7 +109,9 @@ _services: dict[str, str] = {}
 def services() -> dict[str, str]:
     if not _services:
         _services["server"] = ensure_postgres(env_or_none("BENCH_DATABASE_URL"))
-        _services["redis"] = ensure_redis(env_or_none("BENCH_REDIS_URL")).rsplit("/", 1)[0] + "/14"
+        url, release = claim_redis_db(ensure_redis(env_or_none("BENCH_REDIS_URL")))
+        atexit.register(release)
+        _services["redis"] = url
     return _services
 
 
