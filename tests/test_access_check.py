@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 
 from db import users
 from tests.harness import Telegram, TgUser
@@ -157,3 +158,27 @@ async def test_profile_not_refreshed_within_the_hour(tg: Telegram, db, user: TgU
                      "WHERE user_id = %(id)s", {"id": user.id})
     await tg.send(user, "/menu")
     assert (await _row(db, user.id)).first_name == "Old"
+
+
+async def test_unknown_user_pressing_a_button_gets_a_short_alert_and_a_request(
+    tg: Telegram, db, user: TgUser, admin: TgUser
+) -> None:
+    await tg.press(user, "select_groups")
+    assert "access.not_active" in tg.toast_keys()
+    assert (await users.get(db, user.id)) is not None
+    assert len(_admin_requests(tg, admin)) == 1
+
+
+ALERT_KEYS = ("access.denied", "access.expired", "access.not_active", "common.not_allowed", "admin.ban_refused",
+              "admin.user_not_found", "admin.toast_expiry", "admin.toast_permanent", "admin.toast_banned",
+              "admin.toast_unbanned", "admin.toast_not_banned", "admin.announce_queued", "admin.announce_expired",
+              "admin.announce_cancelled")
+
+
+@pytest.mark.parametrize("lang", ["uz", "ru", "en"])
+def test_toast_texts_fit_telegrams_200_characters(lang: str) -> None:
+    from core.i18n import t
+
+    values = {"support": "@" + "s" * 32, "date": "2026-01-01", "count": 1_000_000}
+    for key in ALERT_KEYS:
+        assert len(t(lang, key, **values)) <= 200, key

@@ -124,7 +124,7 @@ async def refuse(event: TelegramObject, standing: Standing, tr: Translator, sett
     support = html.escape(settings.support_contact)
     if standing is Standing.banned:
         text = tr("access.denied")
-    elif standing is Standing.new:
+    elif standing is Standing.new and not isinstance(event, CallbackQuery):
         user = getattr(event, "from_user", None)
         text = tr("access.welcome", support=support, id=user.id if user else "")
     elif standing is Standing.expired:
@@ -132,7 +132,7 @@ async def refuse(event: TelegramObject, standing: Standing, tr: Translator, sett
     else:
         text = tr("access.not_active", support=support)
     if isinstance(event, CallbackQuery):
-        await event.answer(text, show_alert=True)
+        await event.answer(text, show_alert=True)  # an alert holds 200 characters: the short texts only
     elif isinstance(event, Message):
         await event.answer(text)
 
