@@ -1,0 +1,68 @@
+"""`make bench`: every benchmark, side by side in one run; prints a markdown table and writes it with
+the machine's description to docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import load, memory, pipeline, tick_scaling, tick_select, webhook
+from bench.common import ROOT, machine
+
+Row = tuple[str, str, str]
+PARTS: dict[str, Callable[[Path], list[Row]]] = {
+    "webhook": webhook.run,
+    "tick-select": tick_select.run,
+    "tick-scaling": tick_scaling.run,
+    "pipeline": pipeline.run,
+    "memory": memory.run,
+    "load": load.run,
+}
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| measurement | value: median (min–max) | notes |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or list(PARTS)
+    unknown = [name for name in chosen if name not in PARTS]
+    if unknown:
+        print(f"unknown part(s): {', '.join(unknown)}; choose from {', '.join(PARTS)}", file=sys.stderr)
+        return 2
+    logs = ROOT / "artifacts" / "bench"
+    rows: list[Row] = []
+    started = time.monotonic()
+    for name in chosen:
+        print(f"bench: {name} …", file=sys.stderr, flush=True)
+        part_started = time.monotonic()
+        rows += PARTS[name](logs)
+        print(f"bench: {name} done in {time.monotonic() - part_started:.0f} s", file=sys.stderr, flush=True)
+    result = table(rows)
+    print(result)
+    env = "\n".join(f"- {k}: {v}" for k, v in machine().items())
+    doc = (
+        "# Benchmarks\n\n"
+        f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `make bench` ({time.monotonic() - started:.0f} s; "
+        f"parts: {', '.join(chosen)}). Comparisons were measured side by side in this one run; "
+        "values are median (min–max) over the repetitions stated in each module of `bench/`.\n\n"
+        f"## Machine\n\n{env}\n\n## Results\n\n{result}\n"
+    )
+    if chosen == list(PARTS):
+        (ROOT / "docs").mkdir(exist_ok=True)
+        (ROOT / "docs" / "benchmarks.md").write_text(doc + _notes())
+    return 0
+
+
+def _notes() -> str:
+    notes = ROOT / "bench" / "NOTES.md"
+    return "\n" + notes.read_text() if notes.exists() else ""
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
