@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -129,6 +130,43 @@ def _embedded_redis() -> str:
             return url
         time.sleep(0.1)
     raise SystemExit("the embedded Redis did not start; see .local/redis.log")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_redis_db(server_url: str) -> tuple[str, Callable[[], None]]:
+    """A Redis db of this process's own (1..15), for tests and benchmarks that flush it: several runs
+    may share one server, and RQ's keys have no prefix, so separate dbs are the only clean isolation.
+    Claimed with a lock key in db 0; a claim left by a process that died is taken over.
+    Returns the db's URL and the function that releases it."""
+    from redis import Redis
+
+    base = server_url.rsplit("/", 1)[0]
+    with Redis.from_url(f"{base}/0") as r:
+        for n in range(15, 0, -1):
+            key = f"tgcast-test-db-lock:{n}"
+            if r.set(key, os.getpid(), nx=True, ex=6 * 3600):
+                break
+            holder = r.get(key)
+            if holder is not None and not _alive(int(holder)):
+                r.set(key, os.getpid(), ex=6 * 3600)
+                break
+        else:
+            raise RuntimeError("all Redis dbs 1..15 are claimed by other runs")
+
+    def release() -> None:
+        with Redis.from_url(f"{base}/0") as r:
+            r.delete(f"tgcast-test-db-lock:{n}")
+
+    return f"{base}/{n}", release
 
 
 def with_db(url: str, dbname: str) -> str:

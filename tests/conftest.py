@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 
 from core.settings import Settings
 from db.migrate import migrate
+from devtools.services import claim_redis_db
 from sandbox.botapi import FakeBotAPI, FakeBotAPIServer
 from tests.harness import WEBHOOK_SECRET, Telegram, TgUser
 from userbot.fake import FakeTelegram
@@ -55,35 +56,11 @@ def database_url() -> Iterator[str]:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """A Redis db of this test session's own: several test runs may share one server (RQ keys have
-    no prefix, so separate dbs are the only clean isolation). Claimed with a lock key in db 0."""
-    base = _REDIS_URL.rsplit("/", 1)[0]
-    with SyncRedis.from_url(f"{base}/0") as r:
-        for n in range(15, 0, -1):
-            key = f"tgcast-test-db-lock:{n}"
-            if r.set(key, os.getpid(), nx=True, ex=6 * 3600):
-                break
-            holder = r.get(key)
-            if holder is not None and not _alive(int(holder)):
-                r.set(key, os.getpid(), ex=6 * 3600)  # a killed run left it behind
-                break
-        else:
-            raise RuntimeError("all Redis dbs 1..15 are claimed by other test runs")
-    yield f"{base}/{n}"
-    with SyncRedis.from_url(f"{base}/0") as r:
-        r.delete(f"tgcast-test-db-lock:{n}")
+    url, release = claim_redis_db(_REDIS_URL)
+    yield url
+    release()
 
 
 @pytest.fixture(scope="session")
