@@ -53,6 +53,17 @@ def _secret_ok(state: AppState, given: str | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
 
 
+def _without_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL; U+FFFD keeps the UTF-16 length, so entity offsets stay right."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def _event(update: Update) -> Any:
     try:
         return update.event
@@ -95,8 +106,8 @@ async def telegram_webhook(request: Request) -> JSONResponse:
         payload = json.loads(raw)
         if not isinstance(payload, dict):
             raise ValueError("not an object")
-        update = Update.model_validate(payload, context={"bot": state.bot})
-    except (ValueError, ValidationError):
+        update = Update.model_validate(_without_nul(payload), context={"bot": state.bot})
+    except (ValueError, ValidationError, RecursionError):  # RecursionError: absurdly deep nesting
         await metrics.inc("tgcast_webhook_errors_total", kind="bad_update")
         return JSONResponse({"error": "not a Telegram update"}, status_code=400)
 
