@@ -404,7 +404,7 @@ class Fuzzer:
 async def fuzzer(app: Starlette, tg: Telegram, db: psycopg.AsyncConnection, net, settings, errors) -> Any:
     victim = await make_broadcaster(db, net, settings, VICTIM, groups=3)
     await add_message(db, VICTIM, "older history entry")
-    attacker = await make_broadcaster(db, net, settings, ATTACKER, groups=12)
+    await make_broadcaster(db, net, settings, ATTACKER, groups=12)
     await add_message(db, ATTACKER, "attacker's older entry")
     await users.create_pending(db, PENDING, username="p", first_name="P", last_name=None, language_code="en")
     await users.set_access(db, BANNED, status="banned", expires_at=None)
