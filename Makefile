@@ -29,6 +29,12 @@ lint: install
 bench: install
 	$(PY) -m bench
 
+# Not part of `make test`: ~10 minutes of real processes under faults on private PostgreSQL and Redis;
+# writes its table into docs/reliability.md ("## Soak"). Fails on any duplicate, loss, early or overlap.
+.PHONY: soak
+soak: install
+	$(PY) -m bench.soak --doc
+
 lock:
 	$(PY) -m pip install -q pip-tools
 	$(VENV)/bin/pip-compile -q --strip-extras --extra test --extra dev -o requirements.lock pyproject.toml

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # Storage
     database_url: str
     redis_url: str
+    # The built-in Telegram emulator's own Redis (unset: REDIS_URL). The soak harness flushes the
+    # service's Redis to prove recovery; "Telegram" must survive that, as the real one would.
+    fake_redis_url: str | None = None
     session_keys: Annotated[tuple[SecretStr, ...], NoDecode]
     run_retention_days: int = Field(default=7, ge=1)
 

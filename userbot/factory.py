@@ -12,6 +12,10 @@ from userbot.gateway import AccountGateway
 
 
 def fake_network(settings: Settings, redis: Redis) -> FakeTelegram:
+    """The emulator on the service's Redis, or on its own when FAKE_REDIS_URL is set (the client then
+    lives as long as the process, like the network it stands for)."""
+    if settings.fake_redis_url:
+        redis = Redis.from_url(settings.fake_redis_url, socket_timeout=10, socket_connect_timeout=5)
     return FakeTelegram(redis, prefix=f"{settings.redis_prefix}fake:", auto_accounts=settings.sandbox)
 
 
