@@ -25,8 +25,9 @@ _CONTEXT_KEYS = ("update_id", "user_id", "job_id", "cycle_id", "request_id")
 MASK = "***"
 
 _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
-    # A bot token, also inside an API URL (".../bot123456:AA.../getMe": no word boundary before it).
-    (re.compile(r"(?<![0-9])[0-9]{5,}:[A-Za-z0-9_-]{30,}"), MASK),
+    # A bot token, also inside an API URL (".../bot123456:AA.../getMe": no word boundary before it),
+    # and URL-encoded as an access log prints a request path ("/bot123456%3AAA.../sendMessage").
+    (re.compile(r"(?<![0-9])[0-9]{5,}(?::|%3[Aa])[A-Za-z0-9_-]{30,}"), MASK),
     # Long base64 runs: Telethon string sessions (~350 chars), Fernet ciphertexts of them, auth keys.
     (re.compile(r"[A-Za-z0-9_-]{120,}={0,2}"), MASK),
     # The emulator's session strings (sandbox mode runs real flows with them).
