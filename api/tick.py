@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.state import app_state
+from handlers.setup import TRY_LATER
 from jobs.scheduler import record_tick, tick
 
 
@@ -22,6 +23,12 @@ async def tick_endpoint(request: Request) -> JSONResponse:
         return JSONResponse({"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
     try:
         summary = await tick(state.pool, state.settings)
+    except TRY_LATER as exc:
+        # Overload or an outage: the cron calls again within a minute and carries on (cycles are
+        # committed whole, and the next tick's recovery enqueues any job this one did not).
+        await record_tick(state.redis, state.settings, None)
+        return JSONResponse({"error": "temporarily unavailable", "reason": type(exc).__name__}, status_code=503,
+                            headers={"Retry-After": "5"})
     except Exception:
         await record_tick(state.redis, state.settings, None)
         raise

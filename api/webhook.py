@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 
 from api.state import AppState, app_state
 from core.logs import log_context
+from handlers.setup import TRY_LATER
 from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 DEDUP_TTL_S = 24 * 3600
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
+RETRY_AFTER_S = "5"
 
 
 class BodyTooLarge(Exception):
@@ -117,7 +119,8 @@ async def telegram_webhook(request: Request) -> JSONResponse:
     except RedisError:
         # Without Redis there is neither de-duplication nor FSM state: let Telegram redeliver later.
         await metrics.inc("tgcast_webhook_errors_total", kind="unavailable")
-        return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+        return JSONResponse({"error": "temporarily unavailable"}, status_code=503,
+                            headers={"Retry-After": RETRY_AFTER_S})
     if not first_time:
         await metrics.inc("tgcast_webhook_duplicates_total")
         return JSONResponse({})  # a redelivery: already handled once
@@ -131,6 +134,16 @@ async def telegram_webhook(request: Request) -> JSONResponse:
     try:
         # `metrics` reaches the dispatcher's error handler, which counts the handlers' failures.
         result = await state.dispatcher.feed_update(state.bot, update, metrics=metrics)
+    except TRY_LATER as exc:
+        # Forget the update id, or the redelivery would be dropped as a duplicate.
+        log.warning("update %s deferred: %s", update.update_id, type(exc).__name__)
+        try:
+            await state.redis.delete(key)
+        except RedisError:
+            pass  # Redis is what failed: the key may outlive the outage (24 h) and the update is lost
+        await metrics.inc("tgcast_webhook_errors_total", kind="unavailable")
+        return JSONResponse({"error": "temporarily unavailable"}, status_code=503,
+                            headers={"Retry-After": RETRY_AFTER_S})
     except Exception:
         # The dispatcher's error handler already answered the user; this is the last line of defence.
         log.exception("update %s failed outside the handlers", update.update_id)

@@ -9,11 +9,14 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import ErrorEvent
-from psycopg_pool import AsyncConnectionPool
+from psycopg import OperationalError
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from core.crypto import SecretBox
 from core.i18n import Translator
@@ -25,6 +28,10 @@ from services.metrics import Metrics
 from userbot.gateway import AccountGateway
 
 log = logging.getLogger(__name__)
+
+# Overload or an outage of a store, not a bug of the update: the webhook answers 503 so that
+# Telegram redelivers it later, instead of 200 and a lost update.
+TRY_LATER = (PoolTimeout, OperationalError, RedisError)
 
 # The sandbox bot's token: aiogram needs a well-formed one; the built-in Bot API emulator accepts any.
 SANDBOX_TOKEN = "1000000001:sandbox-token-for-the-built-in-emulator"
@@ -43,8 +50,10 @@ def build_bot(settings: Settings) -> Bot:
 
 async def _on_error(
     event: ErrorEvent, bot: Bot, tr: Translator | None = None, metrics: Metrics | None = None
-) -> bool:
+) -> Any:
     update = event.update
+    if isinstance(event.exception, TRY_LATER):
+        return UNHANDLED  # re-raised to the webhook (api/webhook.py), which answers 503
     if metrics is not None:  # given by the webhook (api/webhook.py), not by long polling
         await metrics.inc("tgcast_webhook_errors_total", kind="handler")
     log.error(
