@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -65,7 +65,7 @@ def _start(update_id: int, user_id: int, text: str = "/start") -> dict[str, Any]
     }
 
 
-async def _post_all(client: httpx.AsyncClient, requests: list[tuple[str, dict[str, Any] | None, dict[str, str]]]
+async def _post_all(client: httpx.AsyncClient, requests: Sequence[tuple[str, dict[str, Any] | None, dict[str, str]]]
                     ) -> list[httpx.Response]:
     async def one(path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> httpx.Response:
         return await client.post(path, json=body, headers=headers)

@@ -113,7 +113,7 @@ async def _db_rows(db) -> str:
     cur = await db.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
     )
-    out = []
+    out: list[str] = []
     for (table,) in await cur.fetchall():
         rows = await db.execute(f'SELECT row_to_json(t)::text FROM "{table}" t')  # names from the catalog
         out.extend(r[0] for r in await rows.fetchall())
@@ -187,7 +187,9 @@ async def test_no_secret_in_logs_database_or_redis(
     response = await tg.client.post("/tick", headers={"Authorization": f"Bearer {TICK_TOKEN}"})
     assert response.status_code == 200 and response.json()["enqueued"] == 1
     cur = await db.execute("SELECT id FROM cycles WHERE owner_id = %(id)s", {"id": user.id})
-    (cycle_id,) = await cur.fetchone()  # type: ignore[misc]
+    cycle = await cur.fetchone()
+    assert cycle is not None
+    cycle_id = cycle[0]
     async with job_context(settings) as ctx:
         result = await run_batch(ctx, cycle_id)
     assert result.sent == 3
