@@ -95,7 +95,9 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
         queues.broadcast_queue(settings, connection),
         Queue(announce_queue_name(settings), connection=connection),
     ]
-    worker = BroadcastWorker(worker_queues, connection=connection, name=name)
+    # RQ restarts a dead scheduler process (and takes over a dead worker's scheduler lock) only in its
+    # maintenance pass, every 10 minutes by default: far too long for jobs that must start on time.
+    worker = BroadcastWorker(worker_queues, connection=connection, name=name, maintenance_interval=30)
     try:
         return bool(worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level))
     finally:
