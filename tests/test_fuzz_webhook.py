@@ -396,6 +396,8 @@ class Fuzzer:
         failures = [f"{r.name}: {r.getMessage()} {r.exc_info[1]!r}" if r.exc_info else f"{r.name}: {r.getMessage()}"
                     for r in self.errors.records]
         assert not failures, (failures, body[:1000])
+        if self.count % 250 == 0:  # a change of the victim's rows is found close to the update that made it
+            assert await snapshot(self.db, VICTIM) == self.victim_before, body[:1000]
 
     async def check_victim(self) -> None:
         assert await snapshot(self.db, VICTIM) == self.victim_before
