@@ -29,16 +29,18 @@ def test_dead_scheduler_process_is_restarted_and_moves_due_jobs(redis_url: str) 
     queue = Queue("tgcast-broadcast", connection=connection)
     worker = BroadcastWorker([queue], connection=connection)
     worker._start_scheduler()
+    assert worker.scheduler is not None
     first = worker.scheduler._process
     try:
         assert first is not None and first.is_alive()
         os.kill(first.pid, signal.SIGKILL)
         first.join(5)
         # The killed scheduler's lock would expire in a minute; dropping it stands for that wait.
-        connection.delete(*connection.keys("rq:scheduler-lock:*") or ["none"])
-        worker.last_cleaned_at = datetime.now(UTC) - timedelta(hours=1)
+        for key in connection.scan_iter("rq:scheduler-lock:*"):
+            connection.delete(key)
+        worker.last_cleaned_at = datetime.now(UTC) - timedelta(hours=1)  # type: ignore[assignment]
         worker.run_maintenance_tasks()
-        second = worker.scheduler._process
+        second = worker.scheduler._process  # type: ignore[union-attr]
         assert second is not None and second is not first and second.is_alive()
 
         queue.enqueue_at(datetime.now(UTC) + timedelta(seconds=1), "builtins.print", "x", job_id="probe")
