@@ -38,9 +38,9 @@ def test_dead_scheduler_process_is_restarted_and_moves_due_jobs(redis_url: str) 
         # The killed scheduler's lock would expire in a minute; dropping it stands for that wait.
         for key in connection.scan_iter("rq:scheduler-lock:*"):
             connection.delete(key)
-        worker.last_cleaned_at = datetime.now(UTC) - timedelta(hours=1)  # type: ignore[assignment]
+        worker.last_cleaned_at = datetime.now(UTC) - timedelta(hours=1)
         worker.run_maintenance_tasks()
-        second = worker.scheduler._process  # type: ignore[union-attr]
+        second = worker.scheduler._process
         assert second is not None and second is not first and second.is_alive()
 
         queue.enqueue_at(datetime.now(UTC) + timedelta(seconds=1), "builtins.print", "x", job_id="probe")
