@@ -12,15 +12,11 @@ import email
 import email.message
 import email.utils
 import json
-import socket
-import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -35,6 +31,7 @@ from sandbox.botapi_state import (
     BotState,
     Upload,
 )
+from sandbox.live_server import LiveServer
 
 __all__ = ["BLOCKED", "NOT_MODIFIED", "Call", "FakeBotAPI", "FakeBotAPIServer", "Upload", "create_app"]
 
@@ -343,75 +340,15 @@ def create_app(api: FakeBotAPI) -> Starlette:
     )
 
 
-class FakeBotAPIServer:
+class FakeBotAPIServer(LiveServer):
     """Serves create_app(api) with uvicorn from a background thread with its own event loop."""
 
     def __init__(self, api: FakeBotAPI | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.api = api or FakeBotAPI()
-        self.host, self.port = host, port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
+        super().__init__(create_app(self.api), lifespan="off", host=host, port=port)
 
     @property
     def base_url(self) -> str:
-        if self._sock is None:
+        if self._thread is None:
             raise RuntimeError("FakeBotAPIServer is not started")
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> FakeBotAPIServer:
-        if self._thread is not None:
-            return self
-        # Binding here (port 0 → free port) tells us the port before uvicorn runs and avoids a race
-        # between picking a free port and uvicorn binding it.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(self.api),
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        # No install_signal_handlers switch is needed: uvicorn ≥0.29 only captures signals when
-        # serving from the main thread, and this one never is.
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-botapi", daemon=True
-        )
-        self._server, self._thread, self._sock = server, thread, sock
-        thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("fake Bot API server failed to start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        server, thread, sock = self._server, self._thread, self._sock
-        self._server = self._thread = self._sock = None
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive() and server is not None:
-                # Connections still busy after the graceful window: stop waiting on them.
-                server.force_exit = True
-                thread.join(timeout)
-        if sock is not None:
-            sock.close()
-
-    def __enter__(self) -> FakeBotAPIServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self.url

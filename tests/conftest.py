@@ -182,3 +182,31 @@ def admin() -> TgUser:
 @pytest.fixture
 def user() -> TgUser:
     return TgUser(700_000_001, first_name="Ali", username="ali")
+
+
+# ---- the runtime's tests: a pool, an in-process job context, a sync Redis for RQ -----------------
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[Any]:
+    from db.pool import open_pool
+
+    p = await open_pool(settings.database_url, min_size=1, max_size=6)
+    await p.wait()
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def ctx(settings: Settings, botapi: FakeBotAPI) -> AsyncIterator[Any]:
+    from tests.runtime_helpers import job_context
+
+    async with job_context(settings) as c:
+        yield c
+
+
+@pytest.fixture
+def sync_redis(settings: Settings) -> Iterator[SyncRedis]:
+    r = SyncRedis.from_url(settings.redis_url)
+    yield r
+    r.close()

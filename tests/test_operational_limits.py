@@ -22,9 +22,9 @@ from rq.registry import ScheduledJobRegistry
 
 from api.app import create_app
 from jobs import queues
+from sandbox.live_server import LiveServer
 from tests.conftest import ADMIN_ID, TICK_TOKEN
 from tests.harness import WEBHOOK_SECRET
-from tests.live_server import LiveServer
 from tests.runtime_helpers import make_broadcaster
 
 BURST = 300

@@ -19,8 +19,8 @@ from rq import Queue
 
 from api.app import create_app
 from devtools.chromium import find_chromium
+from sandbox.live_server import LiveServer
 from tests.conftest import TICK_TOKEN
-from tests.live_server import LiveServer
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 

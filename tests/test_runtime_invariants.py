@@ -9,10 +9,8 @@ import time
 from datetime import timedelta
 
 import pytest
-from redis import Redis as SyncRedis
 from rq.registry import ScheduledJobRegistry
 
-from db.pool import open_pool
 from jobs import queues
 from jobs.locks import AccountLock
 from jobs.scheduler import tick
@@ -21,7 +19,6 @@ from tests.runtime_helpers import (
     config_row,
     cycle_row,
     deliveries_of,
-    job_context,
     make_broadcaster,
     make_due,
     spawn_worker,
@@ -29,27 +26,6 @@ from tests.runtime_helpers import (
 )
 
 TERMINAL = {"sent", "failed", "cancelled"}
-
-
-@pytest.fixture
-async def pool(settings):
-    p = await open_pool(settings.database_url, min_size=1, max_size=6)
-    await p.wait()
-    yield p
-    await p.close()
-
-
-@pytest.fixture
-async def ctx(settings, botapi):
-    async with job_context(settings) as c:
-        yield c
-
-
-@pytest.fixture
-def sync_redis(settings):
-    r = SyncRedis.from_url(settings.redis_url)
-    yield r
-    r.close()
 
 
 async def posts_per_group(net, chat_ids) -> list[int]:

@@ -8,12 +8,10 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from redis import Redis as SyncRedis
 from rq.registry import ScheduledJobRegistry
 
 from core.schedule import backoff_ms
 from db import configs
-from db.pool import open_pool
 from jobs import queues
 from jobs.scheduler import tick
 from jobs.send_batch import run_batch
@@ -24,32 +22,10 @@ from tests.runtime_helpers import (
     config_row,
     cycle_row,
     deliveries_of,
-    job_context,
     make_broadcaster,
     make_due,
     utcnow,
 )
-
-
-@pytest.fixture
-async def pool(settings):
-    p = await open_pool(settings.database_url, min_size=1, max_size=4)
-    await p.wait()
-    yield p
-    await p.close()
-
-
-@pytest.fixture
-async def ctx(settings, botapi):
-    async with job_context(settings) as c:
-        yield c
-
-
-@pytest.fixture
-def sync_redis(settings):
-    r = SyncRedis.from_url(settings.redis_url)
-    yield r
-    r.close()
 
 
 def scheduled(settings, sync_redis) -> dict[str, float]:

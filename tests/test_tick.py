@@ -10,32 +10,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from redis import Redis as SyncRedis
 from rq import Queue
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from core.schedule import cycle_jitter_ms
-from db.pool import open_pool
 from jobs import queues
 from jobs.scheduler import tick
 from tests.conftest import TICK_TOKEN
 from tests.runtime_helpers import config_row, cycle_row, deliveries_of, make_broadcaster, make_due, utcnow
-
-
-@pytest.fixture
-async def pool(settings):
-    p = await open_pool(settings.database_url, min_size=1, max_size=4)
-    await p.wait()
-    yield p
-    await p.close()
-
-
-@pytest.fixture
-def sync_redis(settings):
-    r = SyncRedis.from_url(settings.redis_url)
-    yield r
-    r.close()
 
 
 def queue(settings, sync_redis) -> Queue:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from core.cli import COMMANDS
-from db.pool import open_pool
 from jobs.scheduler import tick
 from tests.conftest import TICK_TOKEN
 from tests.harness import Telegram, TgUser
@@ -21,14 +20,6 @@ from tests.journey_helpers import allow, log_in, make_groups
 from tests.runtime_helpers import cycle_row, deliveries_of, make_broadcaster, spawn_worker
 
 ROOT = Path(__file__).parent.parent
-
-
-@pytest.fixture
-async def pool(settings):
-    p = await open_pool(settings.database_url, min_size=1, max_size=4)
-    await p.wait()
-    yield p
-    await p.close()
 
 
 def test_worker_does_not_import_the_web_stack() -> None:

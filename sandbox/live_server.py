@@ -1,20 +1,22 @@
 """Any ASGI app, lifespan included, served by a real uvicorn on 127.0.0.1 from a background thread:
-for clients that must reach it over the network (a browser, a subprocess)."""
+for clients that must reach it over the network (a browser, a subprocess, aiogram's HTTP session).
+Used by the tests and by `FakeBotAPIServer`."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import uvicorn
 
 
 class LiveServer:
-    def __init__(self, app: Any, *, lifespan: Literal["auto", "on", "off"] = "on", host: str = "127.0.0.1") -> None:
+    def __init__(self, app: Any, *, lifespan: Literal["auto", "on", "off"] = "on", host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         self.app, self.lifespan, self.host = app, lifespan, host
-        self.port = 0
+        self.port = port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -23,12 +25,15 @@ class LiveServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> LiveServer:
+    def start(self, timeout: float = 30.0) -> Self:
+        if self._thread is not None:
+            return self
         # Bound here (port 0: a free one), so the port is known before uvicorn runs, without a race.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
+        # No signal handlers to switch off: uvicorn only installs them when serving from the main thread.
         config = uvicorn.Config(self.app, lifespan=self.lifespan, log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
@@ -56,7 +61,7 @@ class LiveServer:
         if sock is not None:
             sock.close()
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
