@@ -61,6 +61,7 @@ class _BatchState:
     tells: set[str] = field(default_factory=set)
     pause_s: int = 0
     decisions: list[Decision] = field(default_factory=list)  # for metrics, written once per batch
+    live: bool | None = None  # the cycle's liveness as of the last recorded send, if known
 
 
 def utcnow() -> datetime:
@@ -172,7 +173,11 @@ async def _send_claimed(
                     if index:
                         await asyncio.sleep(send_pause_s(ctx.settings.send_pause_min_ms,
                                                          ctx.settings.send_pause_max_ms))
-                    if lock.lost or not await cycles.is_live(conn, cycle.id):
+                    # A stop takes effect between two sends: after a recorded send its statement
+                    # already told whether the cycle is still live; otherwise ask.
+                    live = state.live if state.live is not None else await cycles.is_live(conn, cycle.id)
+                    state.live = None
+                    if lock.lost or not live:
                         state.stopped = not lock.lost
                         break
                     target = peers.get(delivery.chat_id)
@@ -242,7 +247,9 @@ async def _apply(
 ) -> None:
     now = utcnow()
     if decision.status == "sent":
-        if await deliveries.mark_sent(conn, delivery.id, sent.message_id if sent else 0, now):
+        recorded, state.live = await deliveries.mark_sent(
+            conn, delivery.id, cycle.id, sent.message_id if sent else 0, now)
+        if recorded:
             state.sent += 1
     elif decision.status == "failed":
         await deliveries.mark_failed(conn, delivery.id, reason=decision.reason or outcomes.UNKNOWN,
