@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,9 +17,13 @@ from core.settings import Settings, load_settings
 from db.pool import open_pool
 from handlers.setup import build_bot, build_dispatcher
 from sandbox.web import Sandbox
+from services.metrics import BufferedMetrics
 from userbot.factory import build_gateway
 
 log = logging.getLogger(__name__)
+
+# Webhook metrics are summed in the process and written to Redis this often (and before a scrape).
+METRICS_FLUSH_S = 1.0
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -38,7 +43,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             box = SecretBox(settings.session_keys)
             gateway = build_gateway(settings, redis)
             dispatcher = build_dispatcher(settings, redis=redis, pool=pool, gateway=gateway, box=box)
-            app.state.tgcast = AppState(settings, pool, redis, bot, dispatcher, gateway, box)
+            metrics = BufferedMetrics(redis, settings.redis_prefix)
+            stack.push_async_callback(metrics.flush)  # runs after the flusher below is cancelled
+            flusher = asyncio.create_task(metrics.flush_every(METRICS_FLUSH_S))
+            stack.callback(flusher.cancel)
+            app.state.tgcast = AppState(settings, pool, redis, bot, dispatcher, gateway, box, metrics)
             if sandbox is not None:
                 await sandbox.start(app.state.tgcast)
             if settings.admin_usernames:

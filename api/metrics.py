@@ -37,6 +37,7 @@ async def metrics(request: Request) -> Response:
     if expected is not None and not token_matches(bearer(request), expected):
         return PlainTextResponse("unauthorized\n", status_code=401, headers={"WWW-Authenticate": "Bearer"})
     try:
+        await state.metrics.flush()  # this replica's latest webhook counts, before reading the totals
         body = await scrape(state.settings, state.pool, state.redis)
     except Exception as exc:
         # A half-rendered scrape would read as counters dropping to zero; fail the whole scrape instead.

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from core.crypto import SecretBox
 from core.settings import Settings
+from services.metrics import BufferedMetrics
 from userbot.gateway import AccountGateway
 
 
@@ -23,6 +24,7 @@ class AppState:
     dispatcher: Dispatcher
     gateway: AccountGateway
     box: SecretBox
+    metrics: BufferedMetrics
 
 
 def app_state(request: Request) -> AppState:

@@ -22,7 +22,6 @@ from starlette.responses import JSONResponse
 from api.state import AppState, app_state
 from core.logs import log_context
 from handlers.setup import TRY_LATER
-from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ def _method_response(state: AppState, result: Any) -> dict[str, Any] | None:
 
 async def telegram_webhook(request: Request) -> JSONResponse:
     state = app_state(request)
-    metrics = Metrics(state.redis, state.settings.redis_prefix)
+    metrics = state.metrics
     if not _secret_ok(state, request.headers.get(SECRET_HEADER)):
         await metrics.inc("tgcast_webhook_errors_total", kind="unauthorized")
         return JSONResponse({"error": "unauthorized"}, status_code=401)

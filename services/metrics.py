@@ -11,6 +11,7 @@ name or label set that is not declared is a programming error and raises at once
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -260,3 +261,55 @@ def render(families: Iterable[Family]) -> str:
             lines.append(f"{sample.name}{{{labels}}} {_fmt_value(sample.value)}" if labels
                          else f"{sample.name} {_fmt_value(sample.value)}")
     return "\n".join(lines) + "\n"
+
+
+class _Accumulator:
+    """Stands in for a Redis pipeline under `_Recorder`: increments are summed in memory."""
+
+    def __init__(self) -> None:
+        self.ints: dict[tuple[str, str], int] = {}
+        self.floats: dict[tuple[str, str], float] = {}
+
+    def hincrby(self, key: str, fld: str, amount: int) -> None:
+        self.ints[(key, fld)] = self.ints.get((key, fld), 0) + amount
+
+    def hincrbyfloat(self, key: str, fld: str, amount: float) -> None:
+        self.floats[(key, fld)] = self.floats.get((key, fld), 0.0) + amount
+
+
+class BufferedMetrics(Metrics):
+    """Recordings summed in this process and written to Redis by `flush()` (every second in the web
+    process, and before every scrape), so a webhook update costs no Redis round trip for its
+    metrics. Totals stay shared across replicas: each flush adds its deltas with HINCRBY."""
+
+    def __init__(self, redis: Redis, redis_prefix: str) -> None:
+        super().__init__(redis, redis_prefix)
+        self._pending = _Accumulator()
+
+    @asynccontextmanager
+    async def pipeline(self) -> AsyncIterator[_Recorder]:
+        yield _Recorder(self._pending, self._prefix)
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, _Accumulator()
+        if not pending.ints and not pending.floats:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for (key, fld), amount in pending.ints.items():
+            pipe.hincrby(key, fld, amount)
+        for (key, fld), value in pending.floats.items():
+            pipe.hincrbyfloat(key, fld, value)
+        try:
+            await pipe.execute()
+        except RedisError as exc:
+            log.warning("metrics not recorded: %s", type(exc).__name__)
+
+    async def flush_every(self, seconds: float) -> None:
+        """The web process's background flusher (cancelled at shutdown, after a last flush)."""
+        while True:
+            await asyncio.sleep(seconds)
+            await self.flush()
+
+    async def collect(self) -> list[Family]:
+        await self.flush()
+        return await super().collect()
