@@ -8,6 +8,7 @@ database of its own, migrates it, and drops it at the end; Redis db is flushed b
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -210,3 +211,22 @@ def sync_redis(settings: Settings) -> Iterator[SyncRedis]:
     r = SyncRedis.from_url(settings.redis_url)
     yield r
     r.close()
+
+
+class ErrorRecords(logging.Handler):
+    """Every ERROR (or worse) record logged anywhere while a test runs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def errors() -> Iterator[ErrorRecords]:
+    handler = ErrorRecords()
+    logging.getLogger().addHandler(handler)
+    yield handler
+    logging.getLogger().removeHandler(handler)

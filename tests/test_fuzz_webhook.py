@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
 import time
 from typing import Any
@@ -30,7 +29,7 @@ from starlette.applications import Starlette
 
 from db import users
 from handlers.states import AdminStates, BroadcastStates, LoginStates
-from tests.conftest import ADMIN_ID
+from tests.conftest import ADMIN_ID, ErrorRecords
 from tests.harness import Telegram
 from tests.runtime_helpers import add_message, make_broadcaster
 
@@ -323,24 +322,6 @@ def _paths(node: Any) -> Any:
 # ---- the harness --------------------------------------------------------------------------------
 
 
-class _Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def errors() -> Any:
-    handler = _Errors()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield handler
-    root.removeHandler(handler)
-
-
 SNAPSHOT_SQL = {
     "bot_users": "SELECT row_to_json(t)::text FROM bot_users t WHERE user_id = %(id)s",
     "accounts": "SELECT row_to_json(t)::text FROM accounts t WHERE owner_id = %(id)s",
@@ -361,7 +342,7 @@ async def snapshot(db: psycopg.AsyncConnection, user_id: int) -> dict[str, list[
 class Fuzzer:
     """Posts one generated update and checks the three properties."""
 
-    def __init__(self, app: Starlette, tg: Telegram, db: psycopg.AsyncConnection, errors: _Errors,
+    def __init__(self, app: Starlette, tg: Telegram, db: psycopg.AsyncConnection, errors: ErrorRecords,
                  victim_before: dict[str, list[str]]) -> None:
         self.app, self.tg, self.db, self.errors = app, tg, db, errors
         self.victim_before = victim_before

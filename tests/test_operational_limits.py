@@ -9,7 +9,6 @@ is handled exactly once and a redelivered one never twice.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -23,7 +22,7 @@ from rq.registry import ScheduledJobRegistry
 from api.app import create_app
 from jobs import queues
 from sandbox.live_server import LiveServer
-from tests.conftest import ADMIN_ID, TICK_TOKEN
+from tests.conftest import ADMIN_ID, TICK_TOKEN, ErrorRecords
 from tests.harness import WEBHOOK_SECRET
 from tests.runtime_helpers import make_broadcaster
 
@@ -32,24 +31,7 @@ DUE = 40  # configs due when the tick burst starts
 RESULTS: dict[str, Any] = {}  # numbers for docs/reliability.md, printed with -s
 
 
-class _Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def errors() -> Iterator[_Errors]:
-    handler = _Errors()
-    logging.getLogger().addHandler(handler)
-    yield handler
-    logging.getLogger().removeHandler(handler)
-
-
-def _no_errors(errors: _Errors) -> None:
+def _no_errors(errors: ErrorRecords) -> None:
     assert not errors.records, [f"{r.name}: {r.getMessage()}" for r in errors.records[:5]]
 
 
