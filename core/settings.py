@@ -12,6 +12,10 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# The sandbox bot's token (no BOT_TOKEN): aiogram needs a well-formed one; the built-in Bot API
+# emulator accepts any. Here, not in handlers/, so workers use it without importing aiogram.
+SANDBOX_BOT_TOKEN = "1000000001:sandbox-token-for-the-built-in-emulator"
+
 
 class SettingsError(Exception):
     """A missing or malformed setting; the message is one line naming it."""
@@ -124,6 +128,10 @@ class Settings(BaseSettings):
         values = [self.bot_token, self.api_hash, self.webhook_secret, self.tick_token, self.metrics_token]
         values += list(self.session_keys)
         return [v.get_secret_value() for v in values if v is not None]
+
+    def bot_token_value(self) -> str:
+        """BOT_TOKEN, or the sandbox token when there is none."""
+        return self.bot_token.get_secret_value() if self.bot_token else SANDBOX_BOT_TOKEN
 
     @cached_property
     def sandbox(self) -> bool:

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from core.crypto import SecretBox
 from core.i18n import Translator
-from core.settings import Settings
+from core.settings import SANDBOX_BOT_TOKEN, Settings
 from handlers import build_router
 from handlers.middlewares.access import AccessGate, AccessMiddleware
 from handlers.middlewares.context import ContextMiddleware
@@ -33,19 +33,14 @@ log = logging.getLogger(__name__)
 # Telegram redelivers it later, instead of 200 and a lost update.
 TRY_LATER = (PoolTimeout, OperationalError, RedisError)
 
-# The sandbox bot's token: aiogram needs a well-formed one; the built-in Bot API emulator accepts any.
-SANDBOX_TOKEN = "1000000001:sandbox-token-for-the-built-in-emulator"
-
-
-def bot_token(settings: Settings) -> str:
-    return settings.bot_token.get_secret_value() if settings.bot_token else SANDBOX_TOKEN
+SANDBOX_TOKEN = SANDBOX_BOT_TOKEN  # the name the sandbox tests use
 
 
 def build_bot(settings: Settings) -> Bot:
     session = AiohttpSession()
     if settings.bot_api_base:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.bot_api_base))
-    return Bot(bot_token(settings), session=session, default=DefaultBotProperties(parse_mode="HTML"))
+    return Bot(settings.bot_token_value(), session=session, default=DefaultBotProperties(parse_mode="HTML"))
 
 
 async def _on_error(

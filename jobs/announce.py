@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 CHUNK = 200
 MAX_429_WAITS = 5  # per user: Telegram asking again and again means something else is wrong
 PROGRESS_EVERY_S = 3.0
-SANDBOX_TOKEN = "1000000001:sandbox-token-for-the-built-in-emulator"  # as jobs.context / handlers.setup
 
 
 def run_announcement(announcement_id: int, settings: Settings | None = None) -> dict[str, int]:
@@ -39,7 +38,7 @@ def run_announcement(announcement_id: int, settings: Settings | None = None) -> 
 
 
 async def _main(announcement_id: int, settings: Settings) -> dict[str, int]:
-    token = settings.bot_token.get_secret_value() if settings.bot_token else SANDBOX_TOKEN
+    token = settings.bot_token_value()
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
         async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:

@@ -30,14 +30,8 @@ from userbot.gateway import AccountGateway
 
 T = TypeVar("T")
 
-# The bot token of the sandbox (no BOT_TOKEN: the built-in emulator); the same constant as
-# handlers.setup.SANDBOX_TOKEN, repeated here because a worker must not import the aiogram stack.
-SANDBOX_TOKEN = "1000000001:sandbox-token-for-the-built-in-emulator"
-
-
 def bot_api_client(settings: Settings) -> BotApiClient:
-    token = settings.bot_token.get_secret_value() if settings.bot_token else SANDBOX_TOKEN
-    return BotApiClient(token, settings.bot_api_base, timeout=15)
+    return BotApiClient(settings.bot_token_value(), settings.bot_api_base, timeout=15)
 
 
 @dataclass(slots=True)

@@ -32,10 +32,6 @@ from jobs.context import close_runtime, use_settings
 log = logging.getLogger(__name__)
 
 
-def announce_queue_name(settings: Settings) -> str:
-    return f"{settings.queue_prefix}-announce"
-
-
 # RQ's scheduler moves due `enqueue_at` jobs to their queue once a second, and its registry keeps
 # whole seconds (we round up so nothing starts early): together up to ~2 s of start lag. Polling five
 # times a second takes most of that away for a few cheap Redis calls. RQ derives its lock TTLs from
@@ -93,7 +89,7 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     connection = queues.sync_redis(settings)
     worker_queues = [
         queues.broadcast_queue(settings, connection),
-        Queue(announce_queue_name(settings), connection=connection),
+        Queue(queues.announce_queue_name(settings), connection=connection),
     ]
     # RQ restarts a dead scheduler process (and takes over a dead worker's scheduler lock) only in its
     # maintenance pass, every 10 minutes by default: far too long for jobs that must start on time.

@@ -26,7 +26,6 @@ from api.state import AppState, app_state
 from api.webhook import SECRET_HEADER
 from core.phone import normalize_phone
 from core.settings import Settings
-from handlers.setup import bot_token
 from sandbox.botapi import create_app as create_fake_botapi
 from sandbox.botapi import normalize_params
 from sandbox.chats import ChatStore, SandboxBotAPI
@@ -194,7 +193,7 @@ class Sandbox:
             body = response.json()
             if isinstance(body, dict) and "method" in body:
                 params = normalize_params({k: v for k, v in body.items() if k != "method"}, {})
-                status, answer = self.api.handle(bot_token(self.settings), str(body["method"]), params, {})
+                status, answer = self.api.handle(self.settings.bot_token_value(), str(body["method"]), params, {})
                 if status != 200:
                     reply_error = answer.get("description")
         await self.persist()
