@@ -7,6 +7,7 @@ into a `Decision` the worker applies as is. No I/O here, so every row is tested 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -25,6 +26,10 @@ class Kind(StrEnum):
     FAILED = "failed"  # terminal for this cycle
     REVOKED = "revoked"  # the session is unusable
     ACCOUNT_PAUSE = "account_pause"  # spam limits on the account: pause it for a long while
+    # The uploaded file or the stored media's reference is gone (servers keep uploads only for a
+    # while). The worker uploads again and resends once on its own; reaching the classifier means
+    # that did not help, so it is retried like a transient failure (with a fresh upload).
+    MEDIA_EXPIRED = "media_expired"
 
 
 # Failure reasons stored on deliveries (and counted in cycles.reasons).
@@ -52,6 +57,7 @@ _FAIL_FORBIDDEN = Rule(Kind.FAILED, FORBIDDEN)
 _FAIL_UNREACHABLE = Rule(Kind.FAILED, UNREACHABLE)
 _FAIL_TOPIC = Rule(Kind.FAILED, TOPIC_CLOSED)
 _FAIL_CONTENT = Rule(Kind.FAILED, BAD_CONTENT)
+_MEDIA_EXPIRED = Rule(Kind.MEDIA_EXPIRED)
 
 TABLE: dict[str, Rule] = {
     "RANDOM_ID_DUPLICATE": Rule(Kind.SENT),
@@ -90,9 +96,23 @@ TABLE: dict[str, Rule] = {
     "AUTH_KEY_DUPLICATED": Rule(Kind.REVOKED),
     "PEER_FLOOD": Rule(Kind.ACCOUNT_PAUSE),
     "FROZEN_METHOD_INVALID": Rule(Kind.ACCOUNT_PAUSE),
+    "FILE_PART_X_MISSING": _MEDIA_EXPIRED,  # the upload's parts were dropped by the server
+    "FILE_PARTS_INVALID": _MEDIA_EXPIRED,
+    "FILE_PARTS_MISSING": _MEDIA_EXPIRED,
+    "FILE_REFERENCE_EXPIRED": _MEDIA_EXPIRED,  # a stored photo/document needs a fresh reference
+    "FILE_REFERENCE_INVALID": _MEDIA_EXPIRED,
+    "FILE_REFERENCE_EMPTY": _MEDIA_EXPIRED,
+    "FILE_REFERENCE_X_EXPIRED": _MEDIA_EXPIRED,
+    "FILE_REFERENCE_X_INVALID": _MEDIA_EXPIRED,
+    "FILE_ID_INVALID": _MEDIA_EXPIRED,
+    "MEDIA_EMPTY": _MEDIA_EXPIRED,  # the media the handle names does not exist (any more)
+    "MEDIA_HANDLE_INVALID": _MEDIA_EXPIRED,  # our own handle could not be read back: upload again
 }
 _UNKNOWN_RULE = Rule(Kind.FAILED, UNKNOWN)
 _FLOOD_WITHOUT_NUMBER_S = 60  # a flood name Telegram sent without its number: wait a minute
+# A number inside a name (FILE_PART_3_MISSING, FILE_REFERENCE_0_EXPIRED): only a trailing number is
+# turned into X where the error is named, so the table's spelling is reached from here.
+_INNER_NUMBER = re.compile(r"_\d+_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +148,10 @@ class Decision:
 
 
 def rule_for(code: str) -> Rule:
-    return TABLE.get(code, _UNKNOWN_RULE)
+    rule = TABLE.get(code)
+    if rule is None:
+        rule = TABLE.get(_INNER_NUMBER.sub("_X_", code), _UNKNOWN_RULE)
+    return rule
 
 
 def classify(error: GatewayError | None, *, retry: int, interval_s: int, key: str, policy: Policy) -> Decision:
@@ -153,11 +176,11 @@ def classify(error: GatewayError | None, *, retry: int, interval_s: int, key: st
             if wait_s > interval_s:
                 return Decision(Kind.SLOWMODE, "failed", SLOWMODE, retry=retry)
             return Decision(Kind.SLOWMODE, "pending", retry=retry, retry_delay_ms=wait_s * 1000)
-        case Kind.TRANSIENT:
+        case Kind.TRANSIENT | Kind.MEDIA_EXPIRED:
             if retry >= policy.max_retries:
-                return Decision(Kind.TRANSIENT, "failed", RETRY_EXHAUSTED, retry=retry, error=_text(error))
+                return Decision(rule.kind, "failed", RETRY_EXHAUSTED, retry=retry, error=_text(error))
             delay = backoff_ms(retry, policy.retry_base_ms, policy.retry_max_ms, key)
-            return Decision(Kind.TRANSIENT, "pending", retry=retry + 1, retry_delay_ms=delay)
+            return Decision(rule.kind, "pending", retry=retry + 1, retry_delay_ms=delay)
         case Kind.REVOKED:
             return Decision(Kind.REVOKED, "cancelled", "session_revoked", retry=retry, stop_batch=True,
                             tell="session_ended")

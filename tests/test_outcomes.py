@@ -170,3 +170,35 @@ def test_policy_reads_settings(settings) -> None:
 def test_every_table_row_is_reachable_by_name() -> None:
     for code, rule in outcomes.TABLE.items():
         assert outcomes.rule_for(code) is rule
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [errors.FilePartMissingError(request=None, capture=0), rpc(400, "FILE_PART_3_MISSING"),
+     errors.FilePartsInvalidError(request=None), errors.FileReferenceExpiredError(request=None),
+     errors.FileReferenceInvalidError(request=None), rpc(400, "FILE_REFERENCE_0_EXPIRED"),
+     rpc(400, "FILE_REFERENCE_2_INVALID"), errors.MediaEmptyError(request=None), rpc(400, "FILE_PARTS_MISSING"),
+     GatewayError("MEDIA_HANDLE_INVALID")],
+)
+def test_missing_or_expired_media_is_retried_like_a_transient_failure(exc: BaseException) -> None:
+    # The worker re-uploads and resends once before a delivery is judged; reaching the classifier
+    # means that did not help, so the normal retry path applies (with a retry counted).
+    for retry, core in [(0, 2000), (2, 8000)]:
+        d = decide(exc, retry=retry)
+        assert (d.kind, d.status, d.retry, d.stop_batch, d.account_pause_s) == (
+            Kind.MEDIA_EXPIRED, "pending", retry + 1, False, None)
+        assert core <= (d.retry_delay_ms or 0) <= core * 1.2
+    exhausted = decide(exc, retry=3)
+    assert (exhausted.kind, exhausted.status, exhausted.reason) == (Kind.MEDIA_EXPIRED, "failed", "retry_exhausted")
+    assert exhausted.error
+
+
+@pytest.mark.parametrize("code", ["FILE_PART_X_MISSING", "FILE_PART_12_MISSING", "FILE_REFERENCE_X_EXPIRED",
+                                  "FILE_REFERENCE_EXPIRED", "MEDIA_EMPTY"])
+def test_media_expired_names_with_or_without_their_number(code: str) -> None:
+    assert outcomes.rule_for(code).kind is Kind.MEDIA_EXPIRED
+
+
+def test_an_inner_number_does_not_make_unknown_names_known() -> None:
+    assert outcomes.rule_for("SOMETHING_3_ODD").reason == "unknown"
+    assert outcomes.rule_for("MEDIA_INVALID").reason == "unknown"  # a bad file, not a lost one

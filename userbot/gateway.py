@@ -63,6 +63,10 @@ class OutgoingMedia:
 class Sent:
     message_id: int
     duplicate: bool = False  # Telegram answered RANDOM_ID_DUPLICATE: it was sent before
+    # The media the sent message carries, as stored by Telegram (photo/document with its access
+    # hash and file reference): a handle for later sends that, unlike an upload's, does not expire
+    # with the upload. Only for `send_media`; None when the answer did not show the stored media.
+    media_handle: str | None = None
 
 
 # ---- errors -----------------------------------------------------------------------------------
@@ -121,7 +125,9 @@ class SenderConnection(Protocol):
     async def send_text(self, peer: Peer, text: str, entities: list[dict[str, Any]], random_id: int) -> Sent: ...
 
     async def upload_media(self, media: OutgoingMedia) -> str:
-        """Upload once per cycle; returns an opaque handle reusable by `send_media` (JSON text)."""
+        """Upload the file; returns an opaque handle for `send_media` (JSON text). An upload is
+        kept by the server only for a while and may be accepted for one message only: after the
+        first send, use the stored media's handle that send returned (`Sent.media_handle`)."""
         ...
 
     async def send_media(
@@ -132,4 +138,7 @@ class SenderConnection(Protocol):
         caption: str,
         entities: list[dict[str, Any]],
         random_id: int,
-    ) -> Sent: ...
+    ) -> Sent:
+        """Send a photo/video by an upload's or a stored media's handle. A lost upload or an expired
+        reference raises FILE_PART_X_MISSING, FILE_REFERENCE_EXPIRED and the like: upload again."""
+        ...

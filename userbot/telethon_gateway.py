@@ -11,6 +11,7 @@ import logging
 import struct
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, Literal
 
 from telethon import TelegramClient, utils
@@ -184,21 +185,62 @@ def sent_message_id(result: Any, random_id: int) -> int:
     return 0
 
 
-def _sent_input_media(result: Any) -> Any | None:
-    """The already-stored photo/document of a sent message, reusable without re-processing."""
+def stored_media_handle(result: Any) -> str | None:
+    """The handle of the photo/document a sent message carries, as Telegram stored it (id, access
+    hash, file reference): unlike an upload it does not expire with the upload, so every later send
+    of the cycle, in any job, references it. None when the answer does not show the message."""
     for update in _updates_of(result):
         if isinstance(update, types.UpdateNewMessage | types.UpdateNewChannelMessage):
             media = getattr(update.message, "media", None)
-            if isinstance(media, types.MessageMediaPhoto | types.MessageMediaDocument):
-                try:
-                    return utils.get_input_media(media)
-                except TypeError:
-                    return None
+            if isinstance(media, types.MessageMediaPhoto) and isinstance(media.photo, types.Photo):
+                return _encode_stored("photo", media.photo)
+            if isinstance(media, types.MessageMediaDocument) and isinstance(media.document, types.Document):
+                return _encode_stored("document", media.document)
     return None
 
 
+def _encode_stored(kind: Literal["photo", "document"], item: Any) -> str:
+    return json.dumps(
+        {
+            "v": _HANDLE_VERSION,
+            "stored": kind,
+            "id": str(item.id),  # int64s as strings: they survive any JSON consumer
+            "access_hash": str(item.access_hash),
+            "file_reference": bytes(item.file_reference or b"").hex(),
+        },
+        separators=(",", ":"),
+    )
+
+
+def _same_stored_media(handle: str, other: str) -> bool:
+    try:
+        a, b = json.loads(handle), json.loads(other)
+    except ValueError:
+        return False
+    return bool(a.get("stored")) and (a.get("stored"), a.get("id")) == (b.get("stored"), b.get("id"))
+
+
+def input_media(handle: str, kind: Literal["photo", "video"]) -> Any:
+    """The InputMedia a handle stands for: a stored photo/document (`stored_media_handle`) or an
+    upload (`encode_media_handle`). An unreadable handle is MEDIA_HANDLE_INVALID (upload again)."""
+    try:
+        data = json.loads(handle)
+        stored = data.get("stored") if isinstance(data, dict) else None
+        if stored is not None:
+            file_id, access_hash = int(data["id"]), int(data["access_hash"])
+            reference = bytes.fromhex(str(data["file_reference"]))
+            if stored == "photo":
+                return types.InputMediaPhoto(id=types.InputPhoto(file_id, access_hash, reference))
+            if stored == "document":
+                return types.InputMediaDocument(id=types.InputDocument(file_id, access_hash, reference))
+            raise ValueError(stored)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise GatewayError("MEDIA_HANDLE_INVALID", detail=type(exc).__name__) from None
+    return _uploaded_media(handle, kind)
+
+
 def encode_media_handle(file: Any, mime_type: str) -> str:
-    """Serialise an uploaded InputFile/InputFileBig so a later job of the same account can send it."""
+    """Serialise an uploaded InputFile/InputFileBig so a later send of the same account can use it."""
     big = isinstance(file, types.InputFileBig)
     return json.dumps(
         {
@@ -392,9 +434,9 @@ class TelethonSender:
         self._gateway = gateway
         self._session = session
         self._client: TelegramClient | None = None
-        # handle → the photo/document Telegram stored on the first send, so later groups of the
-        # same job reference it instead of making Telegram process the upload again.
-        self._stored_media: dict[str, Any] = {}
+        # upload handle → the handle of the photo/document Telegram stored on its first send, so a
+        # caller that sends the upload's handle again still references the stored media.
+        self._stored_media: dict[str, str] = {}
 
     async def __aenter__(self) -> TelethonSender:
         # One Telethon-level retry covers a DC migration or a blip; anything longer is the worker's.
@@ -470,18 +512,22 @@ class TelethonSender:
         random_id: int,
     ) -> Sent:
         stored_key = f"{kind}:{media_handle}"
-        media = self._stored_media.get(stored_key) or _uploaded_media(media_handle, kind)
+        handle = self._stored_media.get(stored_key, media_handle)
         request = functions.messages.SendMediaRequest(
             peer=input_peer(peer),
-            media=media,
+            media=input_media(handle, kind),
             message=caption,
             entities=to_tl_entities(entities) or None,
             random_id=_int64(random_id),
             reply_to=_reply_to(peer),
         )
         sent, result = await self._send(request)
-        if result is not None and stored_key not in self._stored_media:
-            stored = _sent_input_media(result)
-            if stored is not None:
-                self._stored_media[stored_key] = stored
-        return sent
+        stored = stored_media_handle(result) if result is not None else None
+        if stored is None:
+            return sent
+        if _same_stored_media(handle, stored):
+            # The same photo/document again: keep the handle the caller has, so it sees no change
+            # (and writes nothing) on every send; an expired reference is met by a re-upload.
+            stored = handle
+        self._stored_media[stored_key] = stored
+        return replace(sent, media_handle=stored)
