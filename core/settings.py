@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     # The built-in Telegram emulator's own Redis (unset: REDIS_URL). The soak harness flushes the
     # service's Redis to prove recovery; "Telegram" must survive that, as the real one would.
     fake_redis_url: str | None = None
+    # What the built-in emulator charges per connect and per send (0: nothing); benchmarks set
+    # Telegram's costs. Sends are log-normal with this median and 99th percentile.
+    fake_connect_ms: int = Field(default=0, ge=0)
+    fake_send_p50_ms: int = Field(default=0, ge=0)
+    fake_send_p99_ms: int = Field(default=0, ge=0)
     session_keys: Annotated[tuple[SecretStr, ...], NoDecode]
     run_retention_days: int = Field(default=7, ge=1)
 
@@ -82,6 +87,10 @@ class Settings(BaseSettings):
     slowmode_default_s: int = Field(default=300, ge=1)
     account_pause_s: int = Field(default=3600, ge=1)
     announce_rate: float = Field(default=25, gt=0, le=30)
+    # Account connections a worker keeps between batches: closed after this long unused (longer than
+    # common intervals, so every cycle of an account reuses one), and at most this many open.
+    client_idle_s: int = Field(default=900, ge=1)
+    client_max: int = Field(default=2000, ge=1)
 
     # Operations
     redis_prefix: str = "tgcast:"  # every key of ours (FSM, locks, caches); RQ keeps its own "rq:" keys
@@ -117,6 +126,8 @@ class Settings(BaseSettings):
             raise ValueError("MIN_INTERVAL_MINUTES is above MAX_INTERVAL_MINUTES")
         if self.send_pause_min_ms > self.send_pause_max_ms:
             raise ValueError("SEND_PAUSE_MIN_MS is above SEND_PAUSE_MAX_MS")
+        if self.fake_send_p99_ms and self.fake_send_p99_ms < self.fake_send_p50_ms:
+            raise ValueError("FAKE_SEND_P99_MS is below FAKE_SEND_P50_MS")
         if self.webhook_url and not self.webhook_secret:
             raise ValueError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
         if self.gateway == "telethon" and (self.api_id is None or self.api_hash is None):

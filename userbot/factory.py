@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from core.settings import Settings
 from userbot.fake import FakeGateway, FakeTelegram
 from userbot.gateway import AccountGateway
+from userbot.latency import LatencyModel
 
 
 def fake_network(settings: Settings, redis: Redis) -> FakeTelegram:
@@ -16,7 +17,9 @@ def fake_network(settings: Settings, redis: Redis) -> FakeTelegram:
     lives as long as the process, like the network it stands for)."""
     if settings.fake_redis_url:
         redis = Redis.from_url(settings.fake_redis_url, socket_timeout=10, socket_connect_timeout=5)
-    return FakeTelegram(redis, prefix=f"{settings.redis_prefix}fake:", auto_accounts=settings.sandbox)
+    latency = LatencyModel(settings.fake_connect_ms, settings.fake_send_p50_ms, settings.fake_send_p99_ms)
+    return FakeTelegram(redis, prefix=f"{settings.redis_prefix}fake:", auto_accounts=settings.sandbox,
+                        latency=latency)
 
 
 def build_gateway(settings: Settings, redis: Redis) -> AccountGateway:

@@ -11,10 +11,12 @@ sessions, and de-duplication of sends by `random_id`.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -31,8 +33,10 @@ from userbot.gateway import (
     Sent,
     SignedIn,
 )
+from userbot.latency import LatencyModel
 
 _CODE_TTL_S = 300
+_RNG = random.Random()  # latency draws where the caller brings no generator of its own (benchmarks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +64,21 @@ class PostedMessage:
 class FakeTelegram:
     """The network: accounts, groups, sessions, and everything posted. Also the fault injector."""
 
-    def __init__(self, redis: Redis, prefix: str = "tgcast:fake:", *, auto_accounts: bool = False) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str = "tgcast:fake:", *, auto_accounts: bool = False,
+        latency: LatencyModel | None = None, rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         self.redis = redis
         self.p = prefix
         # Sandbox: any well-formed phone has an account (with the seeded groups), so nobody needs one.
         self.auto_accounts = auto_accounts
         self.send_script = redis.register_script(_SEND_LUA)  # EVALSHA after the first call
+        # What Telegram's round trips cost (none by default), awaited, never blocking the loop;
+        # `rng` makes the draws reproducible, `sleep` lets a test see them without waiting.
+        self.latency = latency or LatencyModel()
+        self.rng = rng or _RNG
+        self.sleep = sleep
 
     # ---- set-up and inspection (tests, sandbox) ------------------------------------------------
 
@@ -104,6 +117,32 @@ class FakeTelegram:
 
     async def upload_count(self, tg_user_id: int) -> int:
         return int(await self.redis.get(f"{self.p}uploads:{tg_user_id}") or 0)
+
+    # Connections, as Telegram would see them: every connect of a sender (one per account per
+    # worker process when connections are reused), and how many are open now. A SIGKILLed worker
+    # never closes its connections, so after one the open count stays high, as with lost sockets.
+    async def connect_count(self, tg_user_id: int) -> int:
+        return int(await self.redis.get(f"{self.p}connects:{tg_user_id}") or 0)
+
+    async def connect_total(self) -> int:
+        return int(await self.redis.get(f"{self.p}connects") or 0)
+
+    async def open_connections(self) -> int:
+        return int(await self.redis.get(f"{self.p}open") or 0)
+
+    async def _connected(self, tg_user_id: int) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in (f"connects:{tg_user_id}", "connects", "open"):
+                pipe.incr(f"{self.p}{key}")
+            await pipe.execute()
+
+    async def _disconnected(self) -> None:
+        await self.redis.decr(f"{self.p}open")
+
+    async def _round_trip(self) -> None:
+        delay = self.latency.send_s(self.rng)
+        if delay:
+            await self.sleep(delay)
 
     async def send_attempts(self, tg_user_id: int) -> list[float]:
         """Times of every send call that reached 'Telegram', accepted or not."""
@@ -324,13 +363,20 @@ class FakeSender:
         self.net = network
         self.session = session
         self.uid = 0
+        self.connected = False
 
     async def __aenter__(self) -> FakeSender:
+        if self.net.latency.connect_ms:
+            await self.net.sleep(self.net.latency.connect_s)
         self.uid = await self.net.session_user(self.session)
+        await self.net._connected(self.uid)
+        self.connected = True
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        return None
+        if self.connected:
+            self.connected = False
+            await self.net._disconnected()
 
     async def _send(self, peer: Peer, kind: str, text: str, entities: list[dict[str, Any]], random_id: int) -> Sent:
         """Telegram's checks in Telegram's order, then the post, as one atomic step in Redis (a
@@ -342,6 +388,9 @@ class FakeSender:
             self.net.p, self.session, self.uid, peer.chat_id, random_id, json.dumps(posted), time.time()
         ]
         result = await self.net.send_script(keys=[], args=args)
+        # The answer's trip back: a send is recorded when it reaches "Telegram", so a worker killed
+        # while waiting here leaves a message it does not know about, as with the real one.
+        await self.net._round_trip()
         status, value = result[0].decode(), result[1]
         if status == "ok":
             return Sent(message_id=int(value))
@@ -365,6 +414,7 @@ class FakeSender:
 
     async def upload_media(self, media: OutgoingMedia) -> str:
         await self.net.redis.incr(f"{self.net.p}uploads:{self.uid}")
+        await self.net._round_trip()
         return json.dumps({"fake_upload": secrets.token_hex(8), "name": media.file_name, "size": len(media.data)})
 
     async def send_media(self, peer: Peer, media_handle: str, kind: Literal["photo", "video"], caption: str,
