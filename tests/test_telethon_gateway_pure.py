@@ -420,6 +420,7 @@ async def test_sender_connects_once_without_updates_or_flood_sleep(fake: type[Fa
         )
     [client] = fake.instances
     assert client.options["flood_sleep_threshold"] == 0
+    assert client.options["request_retries"] == 0  # one attempt: retrying is the worker's
     assert client.options["receive_updates"] is False
     assert client.disconnected
     assert sent == Sent(message_id=321)
@@ -435,11 +436,14 @@ async def test_sender_connects_once_without_updates_or_flood_sleep(fake: type[Fa
     assert request.entities == [types.MessageEntityBold(offset=0, length=5)]
 
 
-async def test_sender_refuses_unauthorised_session(fake: type[FakeClient]) -> None:
-    fake.behaviour["me"] = None
+async def test_sender_does_not_probe_a_session_its_first_send_tells(fake: type[FakeClient]) -> None:
+    # The connection outlives a job (userbot.clients), so no get_me per connect: a dead session
+    # fails the first send instead, with the code the classifier treats as revoked.
+    fake.behaviour["me"] = AssertionError("get_me probe")
+    fake.behaviour["send"] = errors.AuthKeyUnregisteredError(request=None)
     with pytest.raises(GatewayError) as info:
-        async with GW.connect(""):
-            pass
+        async with GW.connect("") as conn:
+            await conn.send_text(Peer(chat_id=-123, kind="group"), "x", [], 1)
     assert info.value.code == "AUTH_KEY_UNREGISTERED"
     assert fake.instances[-1].disconnected
 

@@ -428,7 +428,11 @@ def _signed_in(client: TelegramClient, user: Any, phone: str) -> SignedIn:
 
 
 class TelethonSender:
-    """One Telethon connection for one job; the worker's flood/retry policy stays with the worker."""
+    """One Telethon connection of an account, kept open across many jobs (`userbot.clients`).
+
+    Every wait and retry is the worker's: Telethon neither sleeps through a flood wait nor re-sends
+    a request, so each send is one request and its error goes straight to the delivery classifier.
+    """
 
     def __init__(self, gateway: TelethonGateway, session: str) -> None:
         self._gateway = gateway
@@ -439,12 +443,21 @@ class TelethonSender:
         self._stored_media: dict[str, str] = {}
 
     async def __aenter__(self) -> TelethonSender:
-        # One Telethon-level retry covers a DC migration or a blip; anything longer is the worker's.
-        client = self._gateway._client(self._session, request_retries=2)
+        # request_retries counts attempts after the first (Telethon's `retry_range`): 0 is exactly
+        # one. More would re-send every 5xx after a 2 s sleep each: RANDOM_ID_DUPLICATE (a 500) would
+        # reach the classifier only after the last, and each 500 the worker counts against
+        # MAX_RETRIES would have been tried several times already. (Telethon still pauses 2 s after
+        # a 5xx before raising it; on this loop that holds up one account, never the process.)
+        # A DC migration is no reason for more: an authorised session is used on its own DC, and
+        # Telethon's switch to another drops the authorisation anyway.
+        client = self._gateway._client(self._session, request_retries=0)
         ready = False
         try:
+            # No authorisation probe: this connection serves many jobs, and a dead session shows on
+            # the first send as AUTH_KEY_UNREGISTERED, SESSION_REVOKED, … which the classifier
+            # already treats as a revoked account (Telethon's connect() asks get_me() itself and
+            # keeps quiet about a 401).
             await client.connect()
-            await _require_authorised(client)
             ready = True
         except GatewayError:
             raise
