@@ -31,6 +31,15 @@ def next_run_at(scheduled_at: datetime, interval_minutes: int, now: datetime) ->
     return max(scheduled_at + timedelta(minutes=interval_minutes), now)
 
 
+def cycle_start(stored_next_run_at: datetime, last_scheduled_at: datetime | None, interval_minutes: int) -> datetime:
+    """The scheduled start of a config's next cycle: its stored `next_run_at`, but never earlier than
+    one interval after the previous cycle's scheduled start (a stale or hand-edited `next_run_at`, or
+    an interval shortened since, must not bring the next cycle closer)."""
+    if last_scheduled_at is None:
+        return stored_next_run_at
+    return max(stored_next_run_at, last_scheduled_at + timedelta(minutes=interval_minutes))
+
+
 def continuation_delay_ms(cont_delay_ms: int, cont_jitter_ms: int, cycle_id: int, step: int) -> int:
     """`CONT_DELAY_MS` + a jitter in [0, CONT_JITTER_MS], deterministic per (cycle, step) so a
     retried enqueue lands on the same time."""

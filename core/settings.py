@@ -9,10 +9,14 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated
 
+from cryptography.fernet import Fernet
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from redis.connection import parse_url
 
-# The sandbox bot's token (no BOT_TOKEN): aiogram needs a well-formed one; the built-in Bot API
+# The sandbox bot's token (SANDBOX=1 without BOT_TOKEN): aiogram needs a well-formed one; the built-in Bot API
 # emulator accepts any. Here, not in handlers/, so workers use it without importing aiogram.
 SANDBOX_BOT_TOKEN = "1000000001:sandbox-token-for-the-built-in-emulator"
 
@@ -40,8 +44,13 @@ class Settings(BaseSettings):
     telegram_dc_address: str | None = None
     telegram_public_key_file: str | None = None
     bot_api_base: str | None = None
-    # "auto": Telethon when API_ID is set, the built-in emulator otherwise.
+    # "auto": the built-in emulator in sandbox mode, Telethon otherwise ("fake" only on purpose: tests, bench).
     gateway: str = Field(default="auto", pattern="^(auto|telethon|fake)$")
+    # SANDBOX=1 (asked for by the dev runner, never implied): the built-in Telegram emulator and the
+    # unauthenticated /sandbox page, which can act as anyone; so `web` binds loopback only unless
+    # SANDBOX_ALLOW_REMOTE=1.
+    sandbox: bool = False
+    sandbox_allow_remote: bool = False
 
     # People
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
@@ -86,6 +95,11 @@ class Settings(BaseSettings):
     retry_max_ms: int = Field(default=120000, ge=1)
     slowmode_default_s: int = Field(default=300, ge=1)
     account_pause_s: int = Field(default=3600, ge=1)
+    # A batch also claims deliveries falling due within this horizon and waits for each one's time
+    # (docs/runtime.md, "Micro-batch"); kept far below LEASE_S.
+    claim_ahead_ms: int = Field(default=20000, ge=0, le=60000)
+    # Send batches one worker process runs at once on its event loop (docs/worker.md).
+    worker_concurrency: int = Field(default=500, ge=1, le=5000)
     announce_rate: float = Field(default=25, gt=0, le=30)
     # Account connections a worker keeps between batches: closed after this long unused (longer than
     # common intervals, so every cycle of an account reuses one), and at most this many open.
@@ -98,6 +112,42 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     log_format: str = Field(default="text", pattern="^(text|json)$")
     metrics_token: SecretStr | None = None
+    ops_token: SecretStr | None = None  # the /ops page; unset: the page is off
+
+    @field_validator("bot_token", "api_hash", "ops_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `BOT_TOKEN=` in an .env means "not set", not a token of no characters.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ops_token")
+    @classmethod
+    def _ops_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("needs at least 16 characters")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        # Checked here so that a typo stops every command at start, not the first query an hour later.
+        try:
+            parsed = conninfo_to_dict(value)
+        except ProgrammingError:
+            parsed = None  # libpq's message quotes the value, which may hold a password
+        if not value.strip() or parsed is None:
+            raise ValueError("is not a PostgreSQL URL (postgresql://…) or connection string")
+        return value
+
+    @field_validator("redis_url", "fake_redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_url(value)
+            except ValueError:
+                raise ValueError("is not a Redis URL (redis://, rediss:// or unix://)") from None
+        return value
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -118,6 +168,12 @@ class Settings(BaseSettings):
         parts = _split_csv(value)
         if isinstance(parts, list) and not parts:
             raise ValueError("needs at least one Fernet key")
+        for n, key in enumerate(parts if isinstance(parts, list) else [], start=1):
+            try:
+                Fernet(key)
+            except (ValueError, TypeError):
+                # Say which one, never what it holds.
+                raise ValueError(f"key {n} is not a Fernet key (`tgcast generate-key` prints one)") from None
         return parts
 
     @model_validator(mode="after")
@@ -136,24 +192,39 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction filter."""
-        values = [self.bot_token, self.api_hash, self.webhook_secret, self.tick_token, self.metrics_token]
+        values = [self.bot_token, self.api_hash, self.webhook_secret, self.tick_token, self.metrics_token,
+                  self.ops_token]
         values += list(self.session_keys)
         return [v.get_secret_value() for v in values if v is not None]
 
     def bot_token_value(self) -> str:
-        """BOT_TOKEN, or the sandbox token when there is none."""
-        return self.bot_token.get_secret_value() if self.bot_token else SANDBOX_BOT_TOKEN
-
-    @cached_property
-    def sandbox(self) -> bool:
-        """No bot token: the service talks to the built-in Telegram emulator."""
-        return self.bot_token is None
+        """BOT_TOKEN; without one, the emulator's token only where an emulator was asked for (SANDBOX=1,
+        or GATEWAY=fake in tests and benchmarks), never as a silent stand-in in production."""
+        if self.bot_token is not None:
+            return self.bot_token.get_secret_value()
+        if self.sandbox or self.gateway == "fake":
+            return SANDBOX_BOT_TOKEN
+        raise SettingsError("setting BOT_TOKEN is missing")
 
     @cached_property
     def use_fake_gateway(self) -> bool:
         if self.gateway == "auto":
-            return self.api_id is None
+            return self.sandbox
         return self.gateway == "fake"
+
+    def check_live(self, *, accounts: bool) -> None:
+        """Outside sandbox mode, what a process talking to Telegram needs: BOT_TOKEN, and API_ID and
+        API_HASH where it uses accounts (unless GATEWAY=fake asks for the emulator on purpose)."""
+        if self.sandbox:
+            return
+        missing = [] if self.bot_token is not None else ["BOT_TOKEN"]
+        if accounts and not self.use_fake_gateway:
+            missing += [name for name, value in (("API_ID", self.api_id), ("API_HASH", self.api_hash))
+                        if value is None]
+        if missing:
+            names = ", ".join(missing)
+            raise SettingsError(f"setting {names} is missing" if len(missing) == 1 else
+                                f"settings {names} are missing")
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -165,4 +236,5 @@ def load_settings(**overrides: object) -> Settings:
         if first["type"] == "missing":
             raise SettingsError(f"setting {name} is missing") from None
         # Never echo the input: a malformed secret must not reach the terminal or the logs.
-        raise SettingsError(f"setting {name} is malformed: {first['msg']}") from None
+        reason = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"setting {name} is malformed: {reason}") from None

@@ -19,33 +19,52 @@ class Remaining:
 
 
 async def claim(
-    conn: AsyncConnection, cycle_id: int, *, now: datetime, lease_until: datetime, limit: int
+    conn: AsyncConnection, cycle_id: int, *, due_by: datetime, lease_until: datetime, limit: int
 ) -> list[Delivery]:
-    """Take at most `limit` due deliveries of the cycle in one statement. Rows another job is
-    claiming are skipped, so two jobs for one cycle never hold the same delivery."""
+    """Take at most `limit` deliveries of the cycle due by `due_by` in one statement, in the order
+    they fall due (the batch waits for each one's `next_attempt_at` before sending it). Rows another
+    job is claiming are skipped, so two jobs for one cycle never hold the same delivery.
+
+    First, every pending delivery of the cycle is pushed to its group's last post + the interval where
+    that is later: the spacing was applied when the cycle was created, and this re-applies it from
+    the groups' actual send times, so no path (a cancelled cycle's late send, a clock edit) can
+    bring two posts in one group closer than the interval."""
+    await conn.execute(
+        """
+        UPDATE deliveries d SET next_attempt_at = g.last_sent_at + make_interval(mins => c.interval_minutes)
+        FROM cycles c, groups g
+        WHERE d.cycle_id = %(cycle)s AND d.status = 'pending' AND c.id = d.cycle_id
+          AND g.owner_id = d.owner_id AND g.chat_id = d.chat_id
+          AND g.last_sent_at + make_interval(mins => c.interval_minutes) > d.next_attempt_at
+        """,
+        {"cycle": cycle_id},
+    )
     cur = conn.cursor(row_factory=class_row(Delivery))
     await cur.execute(
         """
         UPDATE deliveries SET status = 'in_flight', lease_until = %(lease)s, updated_at = now()
         WHERE id IN (
             SELECT id FROM deliveries
-            WHERE cycle_id = %(cycle)s AND status = 'pending' AND next_attempt_at <= %(now)s
-            ORDER BY position
+            WHERE cycle_id = %(cycle)s AND status = 'pending' AND next_attempt_at <= %(due_by)s
+            ORDER BY next_attempt_at, position
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
         )
         RETURNING *
         """,
-        {"cycle": cycle_id, "now": now, "lease": lease_until, "limit": limit},
+        {"cycle": cycle_id, "due_by": due_by, "lease": lease_until, "limit": limit},
     )
-    return sorted(await cur.fetchall(), key=lambda d: d.position)
+    return sorted(await cur.fetchall(), key=lambda d: (d.next_attempt_at, d.position))
 
 
 async def mark_sent(
     conn: AsyncConnection, delivery_id: int, cycle_id: int, tg_message_id: int, sent_at: datetime
 ) -> tuple[bool, bool]:
     """Record a send; returns (recorded, cycle still live). The liveness check that must come before
-    the batch's next send rides on this statement, saving a round trip per delivery."""
+    the batch's next send rides on this statement, saving a round trip per delivery.
+
+    The group's last post time moves even when the delivery row is no longer in flight (its cycle was
+    cancelled while Telegram was answering): the post happened, and the spacing rule counts it."""
     cur = await conn.execute(
         """
         WITH marked AS (
@@ -53,6 +72,10 @@ async def mark_sent(
                    lease_until = NULL, reason = NULL, error = NULL, updated_at = now()
             WHERE id = %(id)s AND status = 'in_flight'
             RETURNING id
+        ), posted AS (
+            UPDATE groups g SET last_sent_at = GREATEST(g.last_sent_at, %(at)s)
+            FROM deliveries d
+            WHERE d.id = %(id)s AND g.owner_id = d.owner_id AND g.chat_id = d.chat_id
         )
         SELECT EXISTS (SELECT 1 FROM marked),
                EXISTS (SELECT 1 FROM cycles c JOIN configs cf ON cf.owner_id = c.owner_id
@@ -156,15 +179,23 @@ async def targets(conn: AsyncConnection, owner_id: int, chat_ids: list[int]) -> 
     return {row.chat_id: row for row in await cur.fetchall()}
 
 
-async def cycle_content(conn: AsyncConnection, message_id: int) -> tuple[Message | None, Media | None]:
+async def cycle_content(
+    conn: AsyncConnection, message_id: int, *, with_media: bool = True
+) -> tuple[Message | None, Media | None]:
     """The message version the cycle was created with (soft-deleted ones included: a running
-    cycle keeps the message it started with) and its media file, if any."""
+    cycle keeps the message it started with) and, if `with_media`, its media file. The file's bytes
+    are only needed for an upload: a cycle that has a media handle already passes False."""
     cur = conn.cursor(row_factory=class_row(Message))
     await cur.execute("SELECT * FROM messages WHERE id = %(id)s", {"id": message_id})
     message = await cur.fetchone()
     media = None
-    if message is not None and message.media_id is not None:
-        mcur = conn.cursor(row_factory=class_row(Media))
-        await mcur.execute("SELECT * FROM media WHERE id = %(id)s", {"id": message.media_id})
-        media = await mcur.fetchone()
+    if with_media and message is not None and message.media_id is not None:
+        media = await cycle_media(conn, message.media_id)
     return message, media
+
+
+async def cycle_media(conn: AsyncConnection, media_id: int) -> Media | None:
+    """A media file with its bytes, for an upload."""
+    cur = conn.cursor(row_factory=class_row(Media))
+    await cur.execute("SELECT * FROM media WHERE id = %(id)s", {"id": media_id})
+    return await cur.fetchone()

@@ -55,6 +55,7 @@ class Group:
     fail_streak: int
     last_failure: str | None
     added_at: datetime
+    last_sent_at: datetime | None = None  # the broadcast's last post here (per-group spacing)
 
 
 @dataclass(slots=True)

@@ -134,10 +134,26 @@ async def config_row(conn: AsyncConnection, owner_id: int) -> dict:
 
 
 async def make_due(conn: AsyncConnection, owner_id: int, at: datetime | None = None) -> None:
-    """Let the next cycle start now (tests skip the interval by moving the clock of the config)."""
+    """Let the next cycle start now: tests skip the interval by moving the owner's clock back — the
+    config's next start, its previous cycle's scheduled start, and every group's last post — by as
+    much as would have passed."""
+    at = at or utcnow() - timedelta(seconds=1)
+    cur = await conn.execute(
+        "SELECT next_run_at, interval_minutes FROM configs WHERE owner_id = %(id)s", {"id": owner_id}
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    shift = max(row[0] - at, timedelta(0)) + timedelta(minutes=int(row[1]))
     await conn.execute(
-        "UPDATE configs SET next_run_at = %(at)s WHERE owner_id = %(id)s",
-        {"id": owner_id, "at": at or utcnow() - timedelta(seconds=1)},
+        """
+        UPDATE configs SET next_run_at = %(at)s, last_scheduled_at = last_scheduled_at - %(shift)s
+        WHERE owner_id = %(id)s
+        """,
+        {"id": owner_id, "at": at, "shift": shift},
+    )
+    await conn.execute(
+        "UPDATE groups SET last_sent_at = last_sent_at - %(shift)s WHERE owner_id = %(id)s",
+        {"id": owner_id, "shift": shift},
     )
 
 
@@ -174,3 +190,33 @@ def spawn_worker(settings: Settings, *, burst: bool, **env_overrides: object):  
     args = [sys.executable, "-m", "core.cli", "worker"] + (["--burst"] if burst else [])
     return subprocess.Popen(args, env=worker_env(settings, **env_overrides), cwd=Path(__file__).parent.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+# Every stored time of one owner, so a test can let minutes pass in an instant (see `TimeTravel`).
+_OWNER_TIMES = {
+    "configs": ("owner_id", ["next_run_at", "last_scheduled_at"]),
+    "cycles": ("owner_id", ["scheduled_at", "run_at", "started_at", "finished_at", "created_at"]),
+    "deliveries": ("owner_id", ["next_attempt_at", "sent_at", "lease_until"]),
+    "groups": ("owner_id", ["last_sent_at"]),
+    "accounts": ("owner_id", ["flood_until"]),
+}
+
+
+class TimeTravel:
+    """Lets time pass for one owner without waiting: every stored time of the owner moves back by the
+    same amount, which to the scheduler and the worker (who compare them with the real clock) is the
+    same as that much time passing. `virtual(t)` maps a real time seen since then (an emulator post)
+    onto the test's own timeline, on which spacing between posts is measured."""
+
+    def __init__(self, conn: AsyncConnection, owner_id: int) -> None:
+        self.conn = conn
+        self.owner_id = owner_id
+        self.offset = 0.0  # seconds travelled so far
+
+    async def advance(self, seconds: float) -> None:
+        shift = timedelta(seconds=seconds)
+        for table, (key, columns) in _OWNER_TIMES.items():
+            sets = ", ".join(f"{c} = {c} - %(shift)s" for c in columns)
+            await self.conn.execute(f"UPDATE {table} SET {sets} WHERE {key} = %(id)s",
+                                    {"shift": shift, "id": self.owner_id})
+        self.offset += seconds

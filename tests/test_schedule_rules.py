@@ -96,3 +96,19 @@ def test_send_pause_within_bounds() -> None:
 
 def test_flood_jitter_bounded() -> None:
     assert all(0 <= schedule.flood_jitter_ms(str(k)) <= 1000 for k in range(100))
+
+
+@pytest.mark.parametrize(
+    ("stored", "last", "interval", "expected"),
+    [
+        (T0, None, 5, T0),  # a first cycle: the stored start
+        (T0 + timedelta(minutes=5), T0, 5, T0 + timedelta(minutes=5)),  # on time
+        (T0 + timedelta(seconds=289), T0, 5, T0 + timedelta(minutes=5)),  # stored too early: the bound
+        (T0 + timedelta(minutes=9), T0, 5, T0 + timedelta(minutes=9)),  # pushed later: kept
+        (T0 + timedelta(minutes=3), T0, 60, T0 + timedelta(minutes=60)),  # interval longer since
+    ],
+)
+def test_cycle_start_never_earlier_than_an_interval_after_the_previous(
+    stored: datetime, last: datetime | None, interval: int, expected: datetime
+) -> None:
+    assert schedule.cycle_start(stored, last, interval) == expected
