@@ -66,11 +66,12 @@ async def save_progress(conn: AsyncConnection, announcement_id: int, *, last_use
 
 
 async def finish(conn: AsyncConnection, announcement_id: int) -> Announcement | None:
-    """Returns the row only to the one caller that finished it (the report is sent once)."""
+    """Returns the row only to the one caller that finished it (the report is sent once). The total
+    becomes the users it visited (users granted or run out during the run move the first count)."""
     cur = conn.cursor(row_factory=class_row(Announcement))
     await cur.execute(
         """
-        UPDATE announcements SET status = 'done', finished_at = now()
+        UPDATE announcements SET status = 'done', finished_at = now(), total = delivered + failed
         WHERE id = %(id)s AND status = 'running'
         RETURNING *
         """,

@@ -1,14 +1,38 @@
 """Every callback id of the ui-contract, as `CallbackData` factories.
 
 The prefixes are the original bot's ids (operators' documentation relies on them). Callback data is
-user input: handlers still check, server-side, that the presser may do this to this object.
+user input: handlers still check, server-side, that the presser may do this to this object. Every
+number is bounded (core/bounds.py) as it is read, so a forged one out of range never parses and gets
+the "outdated button" answer like any other unparseable data; building one out of range raises.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, Any
 
 from aiogram.filters.callback_data import CallbackData
+from pydantic import BeforeValidator
+
+from core import bounds
+
+
+def _within(bound: bounds.Bound) -> BeforeValidator:
+    def check(value: Any) -> int:
+        # Packed data is text: only the plain decimal form `pack` writes is read (not '+5', '5.0', '1_0').
+        number = bounds.parse_int(value, bound) if isinstance(value, str) else value
+        if not isinstance(number, int) or number not in bound:
+            raise ValueError(f"not an integer within {bound.low}..{bound.high}")
+        return number
+
+    return BeforeValidator(check)
+
+
+UserId = Annotated[int, _within(bounds.USER_ID)]
+RowId = Annotated[int, _within(bounds.ROW_ID)]
+ChatId = Annotated[int, _within(bounds.CHAT_ID)]
+Page = Annotated[int, _within(bounds.PAGE)]
+Minutes = Annotated[int, _within(bounds.INTERVAL_MINUTES)]
 
 
 class Login(CallbackData, prefix="login"):
@@ -59,12 +83,12 @@ class SelectGroups(CallbackData, prefix="select_groups"):
 
 
 class SelectGroupsPage(CallbackData, prefix="select_groups_page"):
-    page: int
+    page: Page
 
 
 class ToggleGroup(CallbackData, prefix="toggle_group"):
-    chat_id: int
-    page: int
+    chat_id: ChatId
+    page: Page
 
 
 class DeselectAllGroups(CallbackData, prefix="deselect_all_groups"):
@@ -76,16 +100,16 @@ class AddGroup(CallbackData, prefix="add_group"):
 
 
 class AddGroupPage(CallbackData, prefix="add_group_page"):
-    page: int
+    page: Page
 
 
 class ImportGroup(CallbackData, prefix="import_group"):
-    chat_id: int
-    page: int
+    chat_id: ChatId
+    page: Page
 
 
 class AddAllGroups(CallbackData, prefix="add_all_groups"):
-    page: int
+    page: Page
 
 
 # ---- message, interval, start/stop ---------------------------------------------------------------
@@ -96,7 +120,7 @@ class SendMessage(CallbackData, prefix="send_message"):
 
 
 class SetInterval(CallbackData, prefix="set_interval"):
-    minutes: int
+    minutes: Minutes
 
 
 class SetIntervalCustom(CallbackData, prefix="set_interval_custom"):
@@ -123,19 +147,19 @@ class SentMessages(CallbackData, prefix="sent_messages"):
 
 
 class SentMessagesPage(CallbackData, prefix="sent_messages_page"):
-    page: int
+    page: Page
 
 
 class HistoryView(CallbackData, prefix="history_view"):
-    id: int
+    id: RowId
 
 
 class HistoryUse(CallbackData, prefix="history_use"):
-    id: int
+    id: RowId
 
 
 class HistoryDelete(CallbackData, prefix="history_delete"):
-    id: int
+    id: RowId
 
 
 # ---- admin ---------------------------------------------------------------------------------------
@@ -150,35 +174,35 @@ class UserFilter(StrEnum):
 
 class AdminPanel(CallbackData, prefix="admin_panel"):
     view: UserFilter
-    page: int
+    page: Page
 
 
 class AdminUser(CallbackData, prefix="admin_user"):
-    id: int
+    id: UserId
 
 
 class AdminAddWeek(CallbackData, prefix="admin_add_week"):
-    id: int
+    id: UserId
 
 
 class AdminAddMonth(CallbackData, prefix="admin_add_month"):
-    id: int
+    id: UserId
 
 
 class AdminAddVip(CallbackData, prefix="admin_add_vip"):
-    id: int
+    id: UserId
 
 
 class AdminSubMonth(CallbackData, prefix="admin_sub_month"):
-    id: int
+    id: UserId
 
 
 class AdminBlock(CallbackData, prefix="admin_block"):
-    id: int
+    id: UserId
 
 
 class AdminUnban(CallbackData, prefix="admin_unban"):
-    id: int
+    id: UserId
 
 
 class AdminAnnounce(CallbackData, prefix="admin_announce"):
