@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -96,19 +97,13 @@ class UserFilter(StrEnum):
     banned = "banned"
 
 
-# Users are people, and Telegram's user ids are positive. Rows under other ids (admin buttons with
-# forged ids could once create them) are nobody's: they stay out of every count and list, and out of
-# an announcement's audience, so its count is the number of users it visits.
-_PEOPLE = "user_id > 0"
 # Fixed fragments chosen by the enum, never built from input. "Requested" is everyone waiting for an
 # admin: never granted (pending) or granted once and run out (active, expired).
 _WHERE = {
-    view: f"{_PEOPLE} AND ({where})" for view, where in {
-        UserFilter.all: "true",
-        UserFilter.requested: "status = 'pending' OR (status = 'active' AND expires_at <= now())",
-        UserFilter.confirmed: "status = 'active' AND (expires_at IS NULL OR expires_at > now())",
-        UserFilter.banned: "status = 'banned'",
-    }.items()
+    UserFilter.all: "true",
+    UserFilter.requested: "status = 'pending' OR (status = 'active' AND expires_at <= now())",
+    UserFilter.confirmed: "status = 'active' AND (expires_at IS NULL OR expires_at > now())",
+    UserFilter.banned: "status = 'banned'",
 }
 _ORDER = {
     UserFilter.all: "created_at DESC, user_id DESC",
@@ -129,7 +124,7 @@ class UserCounts:
 async def counts(conn: AsyncConnection) -> UserCounts:
     cur = await conn.execute(
         f"""
-        SELECT count(*) FILTER (WHERE {_WHERE[UserFilter.all]}),
+        SELECT count(*),
                count(*) FILTER (WHERE {_WHERE[UserFilter.requested]}),
                count(*) FILTER (WHERE {_WHERE[UserFilter.confirmed]}),
                count(*) FILTER (WHERE {_WHERE[UserFilter.banned]})
@@ -158,17 +153,9 @@ async def page_filtered(conn: AsyncConnection, view: UserFilter, *, offset: int,
     return await cur.fetchall()
 
 
-async def lock(conn: AsyncConnection, user_id: int) -> BotUser | None:
-    """The row, locked until the end of the caller's transaction; None (and nothing written) when
-    there is none: two admins pressing at once are applied one after the other, each seeing the
-    other's result."""
-    cur = conn.cursor(row_factory=class_row(BotUser))
-    await cur.execute("SELECT * FROM bot_users WHERE user_id = %(id)s FOR UPDATE", {"id": user_id})
-    return await cur.fetchone()
-
-
 async def lock_or_create(conn: AsyncConnection, user_id: int) -> BotUser:
-    """As `lock`, the row created pending if missing (an admin may grant or ban someone who never wrote)."""
+    """The row, locked until the end of the caller's transaction (created pending if missing): two
+    admins pressing at once are applied one after the other, each seeing the other's result."""
     await conn.execute(
         """
         INSERT INTO bot_users (user_id, status, expires_at) VALUES (%(id)s, 'pending', now())
@@ -176,7 +163,9 @@ async def lock_or_create(conn: AsyncConnection, user_id: int) -> BotUser:
         """,
         {"id": user_id},
     )
-    row = await lock(conn, user_id)
+    cur = conn.cursor(row_factory=class_row(BotUser))
+    await cur.execute("SELECT * FROM bot_users WHERE user_id = %(id)s FOR UPDATE", {"id": user_id})
+    row = await cur.fetchone()
     assert row is not None
     return row
 
@@ -208,5 +197,47 @@ async def allowed_ids_after(conn: AsyncConnection, after_id: int, limit: int) ->
         ORDER BY user_id LIMIT %(limit)s
         """,
         {"after": after_id, "limit": limit},
+    )
+    return [int(r[0]) for r in await cur.fetchall()]
+
+
+# ---- super admins listed by username -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AdminUsernames:
+    usernames: list[str]  # every username this id was resolved under, whether still listed or not
+    resolved_now: str | None  # the username this call resolved to the id, if any (first sight)
+
+
+async def admin_usernames(conn: AsyncConnection, user_id: int, *, seen_as: str | None = None) -> AdminUsernames:
+    """The usernames `user_id` was resolved under. With `seen_as` (a lower-case username the caller
+    checked against ADMIN_USERNAMES), first records that this id holds it, unless an earlier id
+    already does: first seen wins. One round trip either way (this runs on every update)."""
+    cur = await conn.execute(
+        """
+        WITH seen AS (
+            INSERT INTO admin_usernames (username, user_id)
+            SELECT %(name)s::text, %(id)s WHERE %(name)s::text IS NOT NULL
+            ON CONFLICT (username) DO NOTHING
+            RETURNING username
+        )
+        SELECT username, false FROM admin_usernames WHERE user_id = %(id)s
+        UNION ALL
+        SELECT username, true FROM seen
+        """,
+        {"id": user_id, "name": seen_as},
+    )
+    rows = await cur.fetchall()
+    return AdminUsernames(sorted({str(r[0]) for r in rows}), next((str(r[0]) for r in rows if r[1]), None))
+
+
+async def resolved_admin_ids(conn: AsyncConnection, usernames: Collection[str]) -> list[int]:
+    """The ids the given usernames were resolved to (usernames never seen have none yet)."""
+    if not usernames:
+        return []
+    cur = await conn.execute(
+        "SELECT DISTINCT user_id FROM admin_usernames WHERE username = ANY(%(names)s) ORDER BY user_id",
+        {"names": sorted(usernames)},
     )
     return [int(r[0]) for r in await cur.fetchall()]

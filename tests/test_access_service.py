@@ -10,6 +10,7 @@ import pytest
 from db import configs, users
 from db.rows import BotUser, Config
 from services import access
+from tests.conftest import ADMIN_ID
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -37,7 +38,8 @@ def test_is_allowed(status: str, expires_at: datetime | None, allowed: bool) -> 
 
 def test_is_allowed_none_and_super_admin() -> None:
     assert access.is_allowed(None, NOW) is False
-    assert access.is_allowed(_row("pending", NOW, user_id=5), NOW, admin_ids={5}) is True
+    assert access.is_allowed(_row("pending", NOW, user_id=5), NOW, is_admin=True) is True
+    assert access.is_allowed(None, NOW, is_admin=True) is True
 
 
 @pytest.mark.parametrize(
@@ -80,8 +82,8 @@ async def test_concurrent_grants_claim_the_message_once(database_url) -> None:
     assert sum(c.notify_granted for c in changes) == 1
 
 
-async def test_grant_lifts_a_ban(db) -> None:
-    await access.ban(db, 44, admin_ids=set())
+async def test_grant_lifts_a_ban(db, settings) -> None:
+    await access.ban(db, 44, settings)
     change = await access.grant(db, 44, 7)
     assert change.row.status == "active" and change.notify_granted
 
@@ -108,18 +110,18 @@ async def test_regrant_after_expiry_notifies_again(db) -> None:
     assert (await access.grant(db, 47, 30)).notify_granted
 
 
-async def test_ban_is_durable_stops_broadcast_and_refuses_super_admins(db) -> None:
+async def test_ban_is_durable_stops_broadcast_and_refuses_super_admins(db, settings) -> None:
     await access.grant(db, 48, 30)
     await _active_config(db, 48)
-    assert await access.ban(db, 48, admin_ids={1}) is access.BanResult.banned
+    assert await access.ban(db, 48, settings) is access.BanResult.banned
     assert (await _user(db, 48)).status == "banned"
     assert (await _config(db, 48)).active is False
-    assert await access.ban(db, 1, admin_ids={1}) is access.BanResult.refused_admin
-    assert await users.get(db, 1) is None
+    assert await access.ban(db, ADMIN_ID, settings) is access.BanResult.refused_admin
+    assert await users.get(db, ADMIN_ID) is None
 
 
-async def test_unban_makes_pending_and_ignores_not_banned(db) -> None:
-    await access.ban(db, 49, admin_ids=set())
+async def test_unban_makes_pending_and_ignores_not_banned(db, settings) -> None:
+    await access.ban(db, 49, settings)
     row = await access.unban(db, 49)
     assert row is not None and row.status == "pending" and not row.allowed_at(datetime.now(UTC))
     assert await access.unban(db, 49) is None  # no longer banned

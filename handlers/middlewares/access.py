@@ -32,7 +32,7 @@ from db import users
 from db.rows import BotUser
 from handlers import callbacks as cb
 from handlers.admin.common import button
-from services.access import is_allowed
+from services.access import is_allowed, super_admin_ids
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,9 @@ async def refuse(event: TelegramObject, standing: Standing, tr: Translator, sett
 
 async def _notify_admins(bot: Bot, settings: Settings, pool: AsyncConnectionPool, row: BotUser) -> None:
     """One message per super admin for each new request, with the two actions an admin needs."""
-    for admin_id in sorted(settings.admin_ids):
+    async with pool.connection() as conn:
+        admin_ids = await super_admin_ids(conn, settings)
+    for admin_id in admin_ids:
         async with pool.connection() as conn:
             admin_row = await users.get(conn, admin_id)
         tr = Translator(resolve_language(admin_row.language if admin_row else None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,18 +9,10 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, User
 from psycopg_pool import AsyncConnectionPool
 
-from core import bounds
 from core.i18n import Translator, resolve_language
 from core.settings import Settings
 from db import users
-
-log = logging.getLogger(__name__)
-
-
-def is_super_admin(settings: Settings, user: User) -> bool:
-    if user.id in settings.admin_ids:
-        return True
-    return bool(user.username) and user.username.lower() in settings.admin_usernames  # type: ignore[union-attr]
+from services import access
 
 
 class ContextMiddleware(BaseMiddleware):
@@ -34,16 +25,15 @@ class ContextMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         settings: Settings = data["settings"]
         pool: AsyncConnectionPool = data["pool"]
-        if user is not None and user.id not in bounds.USER_ID:
-            # No Telegram user has this id (they are positive, 64-bit): nothing reads or writes a row for it.
-            log.info("update from id %s outside the user id range ignored", user.id)
-            return None
         row = None
+        is_admin = False
         if user is not None:
             async with pool.connection() as conn:
                 row = await users.get(conn, user.id)
+                # Also where a username listed in ADMIN_USERNAMES is resolved to this id, on first sight.
+                is_admin = await access.super_admin(conn, settings, user.id, username=user.username)
         data["user_row"] = row
-        data["is_admin"] = user is not None and is_super_admin(settings, user)
+        data["is_admin"] = is_admin
         lang = resolve_language(
             row.language if row else None, user.language_code if user else None, settings.default_language
         )
