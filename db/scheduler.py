@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
@@ -18,6 +18,7 @@ class DueConfig:
     interval_minutes: int
     next_run_at: datetime
     cycle: int
+    last_scheduled_at: datetime | None  # the previous cycle's scheduled start
 
 
 @dataclass(slots=True)
@@ -53,7 +54,7 @@ async def lock_due(conn: AsyncConnection, until: datetime, cap: int) -> list[Due
     cur = conn.cursor(row_factory=class_row(DueConfig))
     await cur.execute(
         """
-        SELECT owner_id, message_id, interval_minutes, next_run_at, cycle FROM configs
+        SELECT owner_id, message_id, interval_minutes, next_run_at, cycle, last_scheduled_at FROM configs
         WHERE active AND next_run_at <= %(until)s
         ORDER BY next_run_at
         LIMIT %(cap)s
@@ -96,20 +97,22 @@ async def postpone(conn: AsyncConnection, owner_id: int, next_run_at: datetime) 
 
 
 async def create_cycle(
-    conn: AsyncConnection, due: DueConfig, *, run_at: datetime, next_run_at: datetime
+    conn: AsyncConnection, due: DueConfig, *, scheduled_at: datetime, run_at: datetime, next_run_at: datetime
 ) -> tuple[int, int, int]:
     """Start the config's next cycle: bump the counter, move the clock, drop the delivery rows of the
     owner's finished cycles (their summaries stay on the cycle rows), and create one pending
-    delivery per selected group. Call inside the tick's transaction. Returns (cycle id, seq, total)."""
+    delivery per selected group, each due no earlier than its group's last post + the interval (so a
+    group posted late by the previous cycle is not posted again seconds later). Call inside the tick's
+    transaction. Returns (cycle id, seq, total)."""
     assert due.message_id is not None
     cur = await conn.execute(
         """
-        UPDATE configs SET cycle = cycle + 1, last_scheduled_at = next_run_at, next_run_at = %(next)s,
+        UPDATE configs SET cycle = cycle + 1, last_scheduled_at = %(scheduled)s, next_run_at = %(next)s,
                updated_at = now()
         WHERE owner_id = %(id)s
         RETURNING cycle
         """,
-        {"id": due.owner_id, "next": next_run_at},
+        {"id": due.owner_id, "next": next_run_at, "scheduled": scheduled_at},
     )
     row = await cur.fetchone()
     assert row is not None
@@ -122,10 +125,15 @@ async def create_cycle(
         {"id": due.owner_id},
     )
     cur = await conn.execute(
-        "SELECT chat_id FROM groups WHERE owner_id = %(id)s AND selected ORDER BY added_at, chat_id",
-        {"id": due.owner_id},
+        """
+        SELECT chat_id, GREATEST(%(run_at)s, last_sent_at + make_interval(mins => %(iv)s)) FROM groups
+        WHERE owner_id = %(id)s AND selected ORDER BY added_at, chat_id
+        """,
+        {"id": due.owner_id, "run_at": run_at, "iv": due.interval_minutes},
     )
-    chat_ids = [int(r[0]) for r in await cur.fetchall()]
+    rows = await cur.fetchall()
+    chat_ids = [int(r[0]) for r in rows]
+    not_before = [r[1] for r in rows]
     cur = await conn.execute(
         """
         INSERT INTO cycles (owner_id, seq, message_id, interval_minutes, scheduled_at, run_at, total)
@@ -133,7 +141,7 @@ async def create_cycle(
         RETURNING id
         """,
         {"owner": due.owner_id, "seq": seq, "msg": due.message_id, "iv": due.interval_minutes,
-         "scheduled": due.next_run_at, "run_at": run_at, "total": len(chat_ids)},
+         "scheduled": scheduled_at, "run_at": run_at, "total": len(chat_ids)},
     )
     row = await cur.fetchone()
     assert row is not None
@@ -151,8 +159,8 @@ async def create_cycle(
             """,
             [
                 {"id": did, "cycle": cycle_id, "owner": due.owner_id, "chat": chat_id, "pos": pos,
-                 "at": run_at, "rid": random_id(did, cycle_id)}
-                for pos, (did, chat_id) in enumerate(zip(ids, chat_ids, strict=True))
+                 "at": at, "rid": random_id(did, cycle_id)}
+                for pos, (did, chat_id, at) in enumerate(zip(ids, chat_ids, not_before, strict=True))
             ],
         )
     return cycle_id, seq, len(chat_ids)
@@ -199,5 +207,76 @@ async def prune_cycles(conn: AsyncConnection, finished_before: datetime, limit: 
         )
         """,
         {"before": finished_before, "limit": limit},
+    )
+    return cur.rowcount
+
+
+# Storage stays bounded (runtime.md): besides the cycle summaries, the tick removes what nothing can
+# show or use any more. Each prune takes a bounded slice and walks an index of its candidates only
+# (migration 0004), so its cost follows what there is to remove, not the size of the tables.
+_PRUNE_SLICE = 10_000
+# A media row is written in the same transaction as its message; the grace only guards a writer
+# that might ever split the two.
+_MEDIA_GRACE = timedelta(hours=1)
+
+
+async def prune(conn: AsyncConnection, now: datetime, retention: timedelta) -> int:
+    """Everything the tick prunes, in the order that frees the next step: cycle summaries past the
+    retention, then the messages only they referred to, then media no message refers to, then
+    notices past the retention. Returns the number of rows removed."""
+    before = now - retention
+    removed = await prune_cycles(conn, before, _PRUNE_SLICE)
+    removed += await prune_messages(conn, _PRUNE_SLICE)
+    removed += await prune_media(conn, now - _MEDIA_GRACE, _PRUNE_SLICE)
+    removed += await prune_notices(conn, before, _PRUNE_SLICE)
+    return removed
+
+
+async def prune_messages(conn: AsyncConnection, limit: int = _PRUNE_SLICE) -> int:
+    """Remove messages nobody can see or send any more: soft-deleted ones (deleted by the user, or
+    past the history's length, see `db.messages.add`) that neither a config nor a kept cycle
+    summary refers to. A running cycle keeps its message until the cycle itself is pruned."""
+    cur = await conn.execute(
+        """
+        DELETE FROM messages WHERE id IN (
+            SELECT m.id FROM messages m
+            WHERE m.deleted_at IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM cycles c WHERE c.message_id = m.id)
+              AND NOT EXISTS (SELECT 1 FROM configs cf WHERE cf.message_id = m.id)
+            ORDER BY m.deleted_at LIMIT %(limit)s
+        )
+        """,
+        {"limit": limit},
+    )
+    return cur.rowcount
+
+
+async def prune_media(conn: AsyncConnection, created_before: datetime, limit: int = _PRUNE_SLICE) -> int:
+    """Remove media files no message refers to (their message was pruned)."""
+    cur = await conn.execute(
+        """
+        DELETE FROM media WHERE id IN (
+            SELECT md.id FROM media md
+            WHERE md.created_at < %(before)s
+              AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.media_id = md.id)
+            LIMIT %(limit)s
+        )
+        """,
+        {"before": created_before, "limit": limit},
+    )
+    return cur.rowcount
+
+
+async def prune_notices(conn: AsyncConnection, sent_before: datetime, limit: int = _PRUNE_SLICE) -> int:
+    """Forget notices past the retention. Each one's cause is over by then (its cycle's summary is
+    pruned too; an expiry or a revoked session is only told on the change itself), so forgetting
+    one cannot make it be sent twice."""
+    cur = await conn.execute(
+        """
+        DELETE FROM notices WHERE (owner_id, cause, ref) IN (
+            SELECT owner_id, cause, ref FROM notices WHERE sent_at < %(before)s ORDER BY sent_at LIMIT %(limit)s
+        )
+        """,
+        {"before": sent_before, "limit": limit},
     )
     return cur.rowcount

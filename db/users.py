@@ -97,13 +97,19 @@ class UserFilter(StrEnum):
     banned = "banned"
 
 
+# Users are people, and Telegram's user ids are positive. Rows under other ids (admin buttons with
+# forged ids could once create them) are nobody's: they stay out of every count and list, and out of
+# an announcement's audience, so its count is the number of users it visits.
+_PEOPLE = "user_id > 0"
 # Fixed fragments chosen by the enum, never built from input. "Requested" is everyone waiting for an
 # admin: never granted (pending) or granted once and run out (active, expired).
 _WHERE = {
-    UserFilter.all: "true",
-    UserFilter.requested: "status = 'pending' OR (status = 'active' AND expires_at <= now())",
-    UserFilter.confirmed: "status = 'active' AND (expires_at IS NULL OR expires_at > now())",
-    UserFilter.banned: "status = 'banned'",
+    view: f"{_PEOPLE} AND ({where})" for view, where in {
+        UserFilter.all: "true",
+        UserFilter.requested: "status = 'pending' OR (status = 'active' AND expires_at <= now())",
+        UserFilter.confirmed: "status = 'active' AND (expires_at IS NULL OR expires_at > now())",
+        UserFilter.banned: "status = 'banned'",
+    }.items()
 }
 _ORDER = {
     UserFilter.all: "created_at DESC, user_id DESC",
@@ -124,7 +130,7 @@ class UserCounts:
 async def counts(conn: AsyncConnection) -> UserCounts:
     cur = await conn.execute(
         f"""
-        SELECT count(*),
+        SELECT count(*) FILTER (WHERE {_WHERE[UserFilter.all]}),
                count(*) FILTER (WHERE {_WHERE[UserFilter.requested]}),
                count(*) FILTER (WHERE {_WHERE[UserFilter.confirmed]}),
                count(*) FILTER (WHERE {_WHERE[UserFilter.banned]})
@@ -153,9 +159,17 @@ async def page_filtered(conn: AsyncConnection, view: UserFilter, *, offset: int,
     return await cur.fetchall()
 
 
+async def lock(conn: AsyncConnection, user_id: int) -> BotUser | None:
+    """The row, locked until the end of the caller's transaction; None (and nothing written) when
+    there is none: two admins pressing at once are applied one after the other, each seeing the
+    other's result."""
+    cur = conn.cursor(row_factory=class_row(BotUser))
+    await cur.execute("SELECT * FROM bot_users WHERE user_id = %(id)s FOR UPDATE", {"id": user_id})
+    return await cur.fetchone()
+
+
 async def lock_or_create(conn: AsyncConnection, user_id: int) -> BotUser:
-    """The row, locked until the end of the caller's transaction (created pending if missing): two
-    admins pressing at once are applied one after the other, each seeing the other's result."""
+    """As `lock`, the row created pending if missing (an admin may grant or ban someone who never wrote)."""
     await conn.execute(
         """
         INSERT INTO bot_users (user_id, status, expires_at) VALUES (%(id)s, 'pending', now())
@@ -163,9 +177,7 @@ async def lock_or_create(conn: AsyncConnection, user_id: int) -> BotUser:
         """,
         {"id": user_id},
     )
-    cur = conn.cursor(row_factory=class_row(BotUser))
-    await cur.execute("SELECT * FROM bot_users WHERE user_id = %(id)s FOR UPDATE", {"id": user_id})
-    row = await cur.fetchone()
+    row = await lock(conn, user_id)
     assert row is not None
     return row
 

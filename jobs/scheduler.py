@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from core.schedule import cycle_jitter_ms, next_run_at
+from core.schedule import cycle_jitter_ms, cycle_start, next_run_at
 from core.settings import Settings
 from db import scheduler as sql
 from jobs import queues
@@ -88,12 +88,19 @@ async def tick(
                     await sql.postpone(conn, config.owner_id, later)
                     skipped[reason] += 1
                     continue
+                # The stored next_run_at is not trusted alone: whatever wrote it, a cycle never starts
+                # earlier than one interval after the previous cycle's scheduled start.
+                scheduled_at = cycle_start(config.next_run_at, config.last_scheduled_at, config.interval_minutes)
+                if scheduled_at > now + timedelta(seconds=settings.due_window_s):
+                    await sql.postpone(conn, config.owner_id, scheduled_at)
+                    skipped["interval"] += 1
+                    continue
                 jitter = timedelta(milliseconds=cycle_jitter_ms(config.owner_id, config.cycle + 1,
                                                                  settings.jitter_max_ms))
-                run_at = config.next_run_at + jitter
+                run_at = scheduled_at + jitter
                 cycle_id, _, _ = await sql.create_cycle(
-                    conn, config, run_at=run_at,
-                    next_run_at=next_run_at(config.next_run_at, config.interval_minutes, now),
+                    conn, config, scheduled_at=scheduled_at, run_at=run_at,
+                    next_run_at=next_run_at(scheduled_at, config.interval_minutes, now),
                 )
                 planned.append(_Planned(cycle_id, run_at))
         # Enqueued after the commit, so a job never looks for a cycle that does not exist yet. A crash
@@ -109,7 +116,8 @@ async def tick(
             summary.recovered = len(released) + requeued
         finally:
             queue_redis.close()
-        summary.pruned = await sql.prune_cycles(conn, now - timedelta(days=settings.run_retention_days))
+        # Cycle summaries past the retention, then the messages, media and notices nothing needs.
+        summary.pruned = await sql.prune(conn, now, timedelta(days=settings.run_retention_days))
         if expired:
             client = botapi or bot_api_client(settings)
             try:

@@ -142,12 +142,14 @@ async def _run_locked(
 ) -> BatchResult:
     s = ctx.settings
     now = utcnow()
+    # Claiming ahead (CLAIM_AHEAD_MS): the per-group spacing and the cycle jitter shift single
+    # deliveries by seconds; without the horizon each shifted one would cost a continuation job.
     lag = await cycles.mark_started(conn, cycle.id, now)
     if lag is not None:
         log.info("cycle %s started, lag_ms=%s", cycle.id, lag)
         await Metrics(ctx.redis, s.redis_prefix).observe("tgcast_cycle_start_lag_seconds", lag / 1000)
-    claimed = await deliveries.claim(conn, cycle.id, now=now, lease_until=now + timedelta(seconds=s.lease_s),
-                                     limit=s.batch_size)
+    claimed = await deliveries.claim(conn, cycle.id, due_by=now + timedelta(milliseconds=s.claim_ahead_ms),
+                                     lease_until=now + timedelta(seconds=s.lease_s), limit=s.batch_size)
     state = _BatchState()
     if claimed:
         await _send_claimed(ctx, conn, cycle, account, claimed, state, lock)
@@ -160,7 +162,9 @@ async def _send_claimed(
 ) -> None:
     open_ids = [d.id for d in claimed]
     try:
-        message, media = await deliveries.cycle_content(conn, cycle.message_id)
+        # The media's bytes only when the cycle has no handle yet (an upload is due).
+        message, media = await deliveries.cycle_content(conn, cycle.message_id,
+                                                        with_media=cycle.media_handle is None)
         if message is None:
             await deliveries.cancel(conn, open_ids, "no_message")
             open_ids.clear()
@@ -169,10 +173,11 @@ async def _send_claimed(
         session = SecretBox(ctx.settings.session_keys).decrypt(account.session_enc)
         try:
             async with ctx.gateway.connect(session) as sender:
-                for index, delivery in enumerate(claimed):
-                    if index:
-                        await asyncio.sleep(send_pause_s(ctx.settings.send_pause_min_ms,
-                                                         ctx.settings.send_pause_max_ms))
+                paused_until: datetime | None = None
+                for delivery in claimed:
+                    # Never before the delivery's own time (its group's spacing, a retry's backoff), and
+                    # never sooner than the pacing pause after this account's previous send.
+                    await _sleep_until(max(delivery.next_attempt_at, paused_until or delivery.next_attempt_at))
                     # A stop takes effect between two sends: after a recorded send its statement
                     # already told whether the cycle is still live; otherwise ask.
                     live = state.live if state.live is not None else await cycles.is_live(conn, cycle.id)
@@ -195,6 +200,8 @@ async def _send_claimed(
                         error = GatewayError("UNKNOWN", None, type(exc).__name__)
                     if sent is not None and not sent.duplicate:
                         _test_kill_hook()
+                    paused_until = utcnow() + timedelta(seconds=send_pause_s(
+                        ctx.settings.send_pause_min_ms, ctx.settings.send_pause_max_ms))
                     decision = outcomes.classify(error, retry=delivery.retry, interval_s=cycle.interval_minutes * 60,
                                                  key=str(delivery.id), policy=Policy.of(ctx.settings))
                     await _apply(ctx, conn, cycle, delivery, decision, sent, error, state)
@@ -221,16 +228,57 @@ async def _send_one(
     ctx: JobContext, conn: AsyncConnection, cycle: Cycle, sender: SenderConnection, peer: Peer,
     message: Message, media: Media | None, delivery: Delivery,
 ) -> Sent:
-    if message.kind == "text" or media is None:
+    if message.kind == "text" or message.media_id is None:
         return await sender.send_text(peer, message.text, message.entities, delivery.random_id)
-    if cycle.media_handle is None:
-        # Uploaded once per cycle; every later batch of the cycle reuses the stored handle.
-        handle = await sender.upload_media(OutgoingMedia(
-            media.kind, bytes(media.data), media.file_name, media.mime_type))  # type: ignore[arg-type]
-        await cycles.set_media_handle(conn, cycle.id, handle)
-        cycle.media_handle = handle
-    return await sender.send_media(peer, cycle.media_handle, message.kind,  # type: ignore[arg-type]
-                                   message.text, message.entities, delivery.random_id)
+    media_id = message.media_id
+
+    async def forget_handle() -> None:
+        await cycles.set_media_handle(conn, cycle.id, None)
+        cycle.media_handle = None
+
+    async def send_media() -> Sent:
+        nonlocal media
+        if cycle.media_handle is None:
+            # Uploaded once per cycle (again only when the server lost it); the bytes are read here,
+            # only when an upload is due.
+            media = media or await deliveries.cycle_media(conn, media_id)
+            if media is None:
+                raise GatewayError("MEDIA_FILE_MISSING", detail=f"media {media_id}")
+            handle = await sender.upload_media(OutgoingMedia(
+                media.kind, bytes(media.data), media.file_name, media.mime_type))  # type: ignore[arg-type]
+            await cycles.set_media_handle(conn, cycle.id, handle)
+            cycle.media_handle = handle
+        sent = await sender.send_media(peer, cycle.media_handle, message.kind,  # type: ignore[arg-type]
+                                       message.text, message.entities, delivery.random_id)
+        if sent.media_handle is not None and sent.media_handle != cycle.media_handle:
+            # An upload is kept for a while and may serve one message only; the photo/document that
+            # message stored lasts, so every later send of the cycle (any job) references it.
+            await cycles.set_media_handle(conn, cycle.id, sent.media_handle)
+            cycle.media_handle = sent.media_handle
+        return sent
+
+    try:
+        return await send_media()
+    except GatewayError as exc:
+        if outcomes.rule_for(exc.code).kind is not Kind.MEDIA_EXPIRED:
+            raise
+        # The upload or the stored file's reference is gone: upload again and resend once, counting
+        # no retry. A second such failure in a row takes the normal retry path, the next attempt
+        # starting from a fresh upload.
+        log.info("cycle %s: media handle gone (%s), uploading again", cycle.id, exc.code)
+        await forget_handle()
+        try:
+            return await send_media()
+        except GatewayError as again:
+            if outcomes.rule_for(again.code).kind is Kind.MEDIA_EXPIRED:
+                await forget_handle()
+            raise
+
+
+async def _sleep_until(at: datetime) -> None:
+    delay = (at - utcnow()).total_seconds()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 def _test_kill_hook() -> None:

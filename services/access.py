@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from psycopg import AsyncConnection
 
+from core import bounds
 from core.settings import Settings
 from db import users
 from db.rows import BotUser
@@ -27,7 +28,7 @@ from services import broadcast
 
 log = logging.getLogger(__name__)
 
-MAX_GRANT_DAYS = 36500
+MAX_GRANT_DAYS = bounds.GRANT_DAYS.high
 
 
 def is_super_admin(settings: Settings, user_id: int, resolved_usernames: Collection[str] = ()) -> bool:
@@ -82,14 +83,29 @@ class AccessChange:
     stopped: bool  # the user's broadcast was stopped by this change
 
 
-async def adjust(conn: AsyncConnection, user_id: int, days: int, now: datetime | None = None) -> AccessChange:
+class UnknownUser(LookupError):
+    """An admin action with `create=False` (a card's button) named an id that has no row."""
+
+
+async def _locked(conn: AsyncConnection, user_id: int, *, create: bool) -> BotUser:
+    if create:
+        return await users.lock_or_create(conn, user_id)
+    row = await users.lock(conn, user_id)
+    if row is None:
+        raise UnknownUser(user_id)
+    return row
+
+
+async def adjust(conn: AsyncConnection, user_id: int, days: int, now: datetime | None = None, *,
+                 create: bool = True) -> AccessChange:
     """Move the expiry by `days`. A positive change is a grant: it activates the row and lifts a
-    ban. An expiry moved into the past stops the user's broadcast."""
+    ban. An expiry moved into the past stops the user's broadcast. Without `create`, an id that has
+    no row raises `UnknownUser` and nothing is written."""
     if days == 0 or abs(days) > MAX_GRANT_DAYS:
         raise ValueError("days out of range")
     now = now or datetime.now(UTC)
     async with conn.transaction():
-        row = await users.lock_or_create(conn, user_id)
+        row = await _locked(conn, user_id, create=create)
         was_allowed = row.allowed_at(now)
         expiry = new_expiry(row.expires_at, row.status, now, days)
         status = "active" if days > 0 else row.status
@@ -119,13 +135,13 @@ class BanResult(StrEnum):
     refused_admin = "refused_admin"
 
 
-async def ban(conn: AsyncConnection, user_id: int, settings: Settings) -> BanResult:
-    """Durable: the row keeps status banned (created if the user never wrote), and the broadcast
-    stops at once. Super admins cannot be banned."""
+async def ban(conn: AsyncConnection, user_id: int, settings: Settings, *, create: bool = True) -> BanResult:
+    """Durable: the row keeps status banned (created if the user never wrote, unless `create` is
+    off: then `UnknownUser`), and the broadcast stops at once. Super admins cannot be banned."""
     if await super_admin(conn, settings, user_id):
         return BanResult.refused_admin
     async with conn.transaction():
-        row = await users.lock_or_create(conn, user_id)
+        row = await _locked(conn, user_id, create=create)
         await users.update_access(conn, user_id, status="banned", expires_at=row.expires_at,
                                   granted_notified_at=None)
     await broadcast.stop(conn, user_id)

@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from psycopg_pool import AsyncConnectionPool
 
+from core import bounds
 from core.i18n import Translator
 from core.settings import Settings
 from handlers.admin.common import SuperAdminOnly, day, send_access_granted
@@ -16,29 +17,21 @@ DEFAULT_DAYS = 30
 
 
 def parse_adduser(args: str | None) -> tuple[int, int] | None:
-    """`<id> [days]`: both whole numbers, days within 1..36500; anything else is a usage error
-    (never a silent default for a mistyped number)."""
+    """`<id> [days]`: both whole numbers, the id a user id, days within 1..36500; anything else is a
+    usage error (never a silent default for a mistyped number)."""
     parts = (args or "").split()
     if not 1 <= len(parts) <= 2:
         return None
-    user_id = _int(parts[0])
-    days = _int(parts[1]) if len(parts) == 2 else DEFAULT_DAYS
-    if user_id is None or user_id <= 0 or days is None or not 1 <= days <= access.MAX_GRANT_DAYS:
+    user_id = bounds.parse_int(parts[0], bounds.USER_ID)
+    days = bounds.parse_int(parts[1], bounds.GRANT_DAYS) if len(parts) == 2 else DEFAULT_DAYS
+    if user_id is None or days is None:
         return None
     return user_id, days
 
 
 def parse_id(args: str | None) -> int | None:
     parts = (args or "").split()
-    if len(parts) != 1:
-        return None
-    user_id = _int(parts[0])
-    return user_id if user_id is not None and user_id > 0 else None
-
-
-def _int(text: str) -> int | None:
-    # isdecimal() alone would accept other scripts' digits, which int() then reads differently.
-    return int(text) if text.isascii() and text.isdecimal() and len(text) <= 19 else None
+    return bounds.parse_int(parts[0], bounds.USER_ID) if len(parts) == 1 else None
 
 
 async def adduser(message: Message, command: CommandObject, bot: Bot, pool: AsyncConnectionPool,

@@ -153,8 +153,13 @@ async def change_expiry(
     bot: Bot, pool: AsyncConnectionPool, settings: Settings, tr: Translator,
 ) -> None:
     days = EXPIRY_STEPS[type(callback_data)]
-    async with pool.connection() as conn:
-        change = await access.adjust(conn, callback_data.id, days)
+    try:
+        async with pool.connection() as conn:
+            # A card's button acts on a user it showed: an id without a row is forged or stale.
+            change = await access.adjust(conn, callback_data.id, days, create=False)
+    except access.UnknownUser:
+        await query.answer(tr("admin.user_not_found"), show_alert=True)
+        return
     if change.notify_granted:
         await send_access_granted(bot, settings, change.row)
     expiry = change.row.expires_at
@@ -164,8 +169,12 @@ async def change_expiry(
 
 async def block(query: CallbackQuery, callback_data: cb.AdminBlock, pool: AsyncConnectionPool, settings: Settings,
                 tr: Translator) -> None:
-    async with pool.connection() as conn:
-        result = await access.ban(conn, callback_data.id, settings)
+    try:
+        async with pool.connection() as conn:
+            result = await access.ban(conn, callback_data.id, settings, create=False)
+    except access.UnknownUser:
+        await query.answer(tr("admin.user_not_found"), show_alert=True)
+        return
     if result is access.BanResult.refused_admin:
         await query.answer(tr("admin.ban_refused"), show_alert=True)
         return
@@ -177,6 +186,10 @@ async def lift_ban(query: CallbackQuery, callback_data: cb.AdminUnban, pool: Asy
                    tr: Translator) -> None:
     async with pool.connection() as conn:
         row = await access.unban(conn, callback_data.id)
+        known = row is not None or await users.get(conn, callback_data.id) is not None
+    if not known:
+        await query.answer(tr("admin.user_not_found"), show_alert=True)
+        return
     await query.answer(tr("admin.toast_unbanned") if row else tr("admin.toast_not_banned"))
     await _redraw_card(query, pool, tr, callback_data.id)
 

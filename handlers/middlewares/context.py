@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,10 +10,13 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, User
 from psycopg_pool import AsyncConnectionPool
 
+from core import bounds
 from core.i18n import Translator, resolve_language
 from core.settings import Settings
 from db import users
 from services import access
+
+log = logging.getLogger(__name__)
 
 
 class ContextMiddleware(BaseMiddleware):
@@ -25,6 +29,10 @@ class ContextMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         settings: Settings = data["settings"]
         pool: AsyncConnectionPool = data["pool"]
+        if user is not None and user.id not in bounds.USER_ID:
+            # No Telegram user has this id (they are positive, 64-bit): nothing reads or writes a row for it.
+            log.info("update from id %s outside the user id range ignored", user.id)
+            return None
         row = None
         is_admin = False
         if user is not None:
