@@ -93,7 +93,9 @@ async def mark_started(conn: AsyncConnection, cycle_id: int, started_at: datetim
     return int(row[0]) if row else None
 
 
-async def set_media_handle(conn: AsyncConnection, cycle_id: int, handle: str) -> None:
+async def set_media_handle(conn: AsyncConnection, cycle_id: int, handle: str | None) -> None:
+    """The cycle's media handle: an upload's until the first send, then the stored media's that send
+    returned; None when it expired, so the next send uploads again."""
     await conn.execute("UPDATE cycles SET media_handle = %(h)s WHERE id = %(id)s", {"id": cycle_id, "h": handle})
 
 

@@ -1,4 +1,6 @@
-"""Broadcast messages (the history) and their media. Deleting is soft: cycles keep what they sent."""
+"""Broadcast messages (the history) and their media. Deleting is soft: cycles keep what they sent;
+the tick removes soft-deleted messages no cycle summary refers to any more, then unreferenced media
+(`db.scheduler.prune`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from db.rows import Media, Message
+
+# The history keeps a user's newest entries (ten pages of the history screen); older ones leave it
+# when a new one is added, so the rows a user holds stay bounded however often the ad is changed.
+HISTORY_KEEP = 50
 
 
 @dataclass(slots=True)
@@ -63,6 +69,8 @@ async def add(
     conn: AsyncConnection, owner_id: int, *, kind: str, text: str, entities: list[dict[str, Any]],
     media_id: int | None, content_hash: str,
 ) -> int:
+    """Append to the history. Entries past the newest `HISTORY_KEEP` are soft-deleted (the config's
+    current message excepted), like a delete from the history screen."""
     cur = await conn.execute(
         """
         INSERT INTO messages (owner_id, kind, text, entities, media_id, content_hash)
@@ -74,6 +82,16 @@ async def add(
     )
     row = await cur.fetchone()
     assert row is not None
+    await conn.execute(
+        """
+        UPDATE messages SET deleted_at = now()
+        WHERE owner_id = %(owner)s AND deleted_at IS NULL
+          AND id <= (SELECT id FROM messages WHERE owner_id = %(owner)s AND deleted_at IS NULL
+                     ORDER BY id DESC OFFSET %(keep)s LIMIT 1)
+          AND id IS DISTINCT FROM (SELECT message_id FROM configs WHERE owner_id = %(owner)s)
+        """,
+        {"owner": owner_id, "keep": HISTORY_KEEP},
+    )
     return int(row[0])
 
 

@@ -215,56 +215,52 @@ async def prune_cycles(conn: AsyncConnection, finished_before: datetime, limit: 
 # show or use any more. Each prune takes a bounded slice and walks an index of its candidates only
 # (migration 0004), so its cost follows what there is to remove, not the size of the tables.
 _PRUNE_SLICE = 10_000
-# A media row is written in the same transaction as its message; the grace only guards a writer
-# that might ever split the two.
-_MEDIA_GRACE = timedelta(hours=1)
 
 
 async def prune(conn: AsyncConnection, now: datetime, retention: timedelta) -> int:
     """Everything the tick prunes, in the order that frees the next step: cycle summaries past the
-    retention, then the messages only they referred to, then media no message refers to, then
-    notices past the retention. Returns the number of rows removed."""
+    retention, then the messages only they referred to (with their media), then notices past the
+    retention. Returns the number of rows removed."""
     before = now - retention
     removed = await prune_cycles(conn, before, _PRUNE_SLICE)
-    removed += await prune_messages(conn, _PRUNE_SLICE)
-    removed += await prune_media(conn, now - _MEDIA_GRACE, _PRUNE_SLICE)
+    removed += sum(await prune_messages(conn, _PRUNE_SLICE))
     removed += await prune_notices(conn, before, _PRUNE_SLICE)
     return removed
 
 
-async def prune_messages(conn: AsyncConnection, limit: int = _PRUNE_SLICE) -> int:
+async def prune_messages(conn: AsyncConnection, limit: int = _PRUNE_SLICE) -> tuple[int, int]:
     """Remove messages nobody can see or send any more: soft-deleted ones (deleted by the user, or
     past the history's length, see `db.messages.add`) that neither a config nor a kept cycle
-    summary refers to. A running cycle keeps its message until the cycle itself is pruned."""
+    summary refers to (a running cycle keeps its message until the cycle itself is pruned), and with
+    them the media files no other message refers to. One statement, so a crash never leaves a media
+    row without its message: a message and its media are written together too, which is why media
+    never needs a sweep of its own (that would read the whole table every tick).
+    Returns (messages, media) removed."""
     cur = await conn.execute(
         """
-        DELETE FROM messages WHERE id IN (
-            SELECT m.id FROM messages m
-            WHERE m.deleted_at IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM cycles c WHERE c.message_id = m.id)
-              AND NOT EXISTS (SELECT 1 FROM configs cf WHERE cf.message_id = m.id)
-            ORDER BY m.deleted_at LIMIT %(limit)s
+        WITH gone AS (
+            DELETE FROM messages WHERE id IN (
+                SELECT m.id FROM messages m
+                WHERE m.deleted_at IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM cycles c WHERE c.message_id = m.id)
+                  AND NOT EXISTS (SELECT 1 FROM configs cf WHERE cf.message_id = m.id)
+                ORDER BY m.deleted_at LIMIT %(limit)s
+            )
+            RETURNING id, media_id
+        ), freed AS (
+            DELETE FROM media md
+            WHERE md.id IN (SELECT media_id FROM gone WHERE media_id IS NOT NULL)
+              AND NOT EXISTS (SELECT 1 FROM messages m
+                              WHERE m.media_id = md.id AND m.id NOT IN (SELECT id FROM gone))
+            RETURNING md.id
         )
+        SELECT (SELECT count(*) FROM gone)::int, (SELECT count(*) FROM freed)::int
         """,
         {"limit": limit},
     )
-    return cur.rowcount
-
-
-async def prune_media(conn: AsyncConnection, created_before: datetime, limit: int = _PRUNE_SLICE) -> int:
-    """Remove media files no message refers to (their message was pruned)."""
-    cur = await conn.execute(
-        """
-        DELETE FROM media WHERE id IN (
-            SELECT md.id FROM media md
-            WHERE md.created_at < %(before)s
-              AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.media_id = md.id)
-            LIMIT %(limit)s
-        )
-        """,
-        {"before": created_before, "limit": limit},
-    )
-    return cur.rowcount
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 async def prune_notices(conn: AsyncConnection, sent_before: datetime, limit: int = _PRUNE_SLICE) -> int:
