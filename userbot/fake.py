@@ -36,6 +36,10 @@ from userbot.gateway import (
 from userbot.latency import LatencyModel
 
 _CODE_TTL_S = 300
+# Like Telegram, the emulator keeps an upload only for a while and takes it for one message only;
+# the photo/document that message stored is what later sends reference (`Sent.media_handle`).
+UPLOAD_TTL_S = 1800
+_STORED_MEDIA_TTL_S = 8 * 24 * 3600  # longer than any cycle runs
 _RNG = random.Random()  # latency draws where the caller brings no generator of its own (benchmarks)
 
 
@@ -117,6 +121,11 @@ class FakeTelegram:
 
     async def upload_count(self, tg_user_id: int) -> int:
         return int(await self.redis.get(f"{self.p}uploads:{tg_user_id}") or 0)
+
+    async def expire_uploads(self) -> int:
+        """Forget every upload not yet sent, as Telegram does after a while (UPLOAD_TTL_S)."""
+        keys = [key async for key in self.redis.scan_iter(match=f"{self.p}upload:*", count=200)]
+        return int(await self.redis.delete(*keys)) if keys else 0
 
     # Connections, as Telegram would see them: every connect of a sender (one per account per
     # worker process when connections are reused), and how many are open now. A SIGKILLed worker
@@ -413,12 +422,34 @@ class FakeSender:
         return await self._send(peer, "text", text, entities, random_id)
 
     async def upload_media(self, media: OutgoingMedia) -> str:
+        token = secrets.token_hex(8)
         await self.net.redis.incr(f"{self.net.p}uploads:{self.uid}")
+        await self.net.redis.set(f"{self.net.p}upload:{self.uid}:{token}", media.kind, ex=UPLOAD_TTL_S)
         await self.net._round_trip()
-        return json.dumps({"fake_upload": secrets.token_hex(8), "name": media.file_name, "size": len(media.data)})
+        return json.dumps({"fake_upload": token, "name": media.file_name, "size": len(media.data)})
 
     async def send_media(self, peer: Peer, media_handle: str, kind: Literal["photo", "video"], caption: str,
                          entities: list[dict[str, Any]], random_id: int) -> Sent:
         if len(caption.encode("utf-16-le")) // 2 > 1024:
             raise GatewayError("MEDIA_CAPTION_TOO_LONG")
-        return await self._send(peer, kind, caption, entities, random_id)
+        try:
+            handle = json.loads(media_handle)
+            upload_key = f"{self.net.p}upload:{self.uid}:{handle['fake_upload']}" if "fake_upload" in handle else None
+            stored_key = f"{self.net.p}media:{int(handle['fake_media'])}" if upload_key is None else None
+        except (ValueError, TypeError, KeyError):
+            raise GatewayError("MEDIA_EMPTY") from None
+        media_key = upload_key or stored_key
+        if media_key is not None and not await self.net.redis.exists(media_key):
+            # A repeat of an accepted send is still de-duplicated (the script answers it); anything
+            # else needs the file: an upload expires or serves one message, stored media is lasting.
+            if not await self.net.redis.exists(f"{self.net.p}rid:{self.uid}:{random_id}"):
+                raise GatewayError("FILE_PART_X_MISSING" if upload_key else "MEDIA_EMPTY")
+        sent = await self._send(peer, kind, caption, entities, random_id)
+        if sent.duplicate:
+            return sent
+        if upload_key is None:
+            return Sent(sent.message_id, media_handle=media_handle)
+        await self.net.redis.delete(upload_key)
+        stored_id = await self.net.redis.incr(f"{self.net.p}media_seq")
+        await self.net.redis.set(f"{self.net.p}media:{stored_id}", kind, ex=_STORED_MEDIA_TTL_S)
+        return Sent(sent.message_id, media_handle=json.dumps({"fake_media": stored_id}))
