@@ -28,6 +28,8 @@ METRICS_FLUSH_S = 1.0
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    settings.check_live(accounts=True)  # fails closed: no emulator stands in for a missing credential
+    # Only with SANDBOX=1: the page acts as any user, so it is never mounted by accident.
     sandbox = Sandbox(settings) if settings.sandbox else None
 
     @asynccontextmanager
@@ -56,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app_routes = routes()
     if sandbox is not None:
-        # No bot token: the bot talks to the built-in Bot API emulator mounted under /sandbox/botapi
+        # Sandbox mode: the bot talks to the built-in Bot API emulator mounted under /sandbox/botapi
         # (BOT_API_BASE points at it), beside the sandbox page, so no Telegram account is needed.
         app_routes.extend(sandbox.routes())
     return Starlette(routes=app_routes, lifespan=lifespan)

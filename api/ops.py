@@ -1,18 +1,25 @@
 """GET /ops: one server-rendered page an operator reads at a glance (no scripts, no build step).
 
-Protected by METRICS_TOKEN (or TICK_TOKEN when that is unset), given as `?token=` so the page can
-be opened from a bookmark, or as a bearer header. The page is for operators, not bot users, so its
-words are plain English here rather than catalog keys.
+Protected by its own OPS_TOKEN (unset: the page is off, 404), sent as `Authorization: Bearer` or
+typed once into the login form, which sets a signed, expiring, HttpOnly, SameSite=Strict cookie
+(Secure over https). Never in the URL: proxies and browser history keep URLs. And never the tick
+token: a page link must not be able to drive `/tick`. The page is for operators, not bot users, so
+its words are plain English here rather than catalog keys.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import logging
+import time
 from datetime import UTC, datetime
+from urllib.parse import parse_qs
 
+from pydantic import SecretStr
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from api.metrics import bearer, token_matches
 from api.state import app_state
@@ -39,11 +46,47 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 _TICK_STALE_S = 300
 _LAG_P95_BAD_MS = 60_000
 
+COOKIE = "tgcast_ops"
+SESSION_S = 12 * 3600  # a signed-in browser is asked for the token again after this
+_LOGIN_BODY_MAX = 4096
+_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                                       "form-action 'self'; frame-ancestors 'none'"}
+_DISABLED = "the operator page is off: set OPS_TOKEN to turn it on\n"
 
-def _authorized(request: Request) -> bool:
-    settings = app_state(request).settings
-    expected = settings.metrics_token or settings.tick_token
-    return token_matches(request.query_params.get("token") or bearer(request), expected)
+
+def session_cookie(token: SecretStr, expires: int) -> str:
+    """`<expiry>.<HMAC of it under OPS_TOKEN>`: the token itself never sits in the browser, changing
+    OPS_TOKEN signs every browser out, and a copied cookie stops working when it expires."""
+    mac = hmac.new(token.get_secret_value().encode(), f"ops-session:{expires}".encode(), hashlib.sha256)
+    return f"{expires}.{mac.hexdigest()}"
+
+
+def _cookie_valid(value: str | None, token: SecretStr, now: float) -> bool:
+    expires, _, _ = (value or "").partition(".")
+    if not (expires.isdigit() and len(expires) <= 12) or int(expires) < now:
+        return False
+    return hmac.compare_digest(str(value).encode(), session_cookie(token, int(expires)).encode())
+
+
+def _authorized(request: Request, token: SecretStr) -> bool:
+    return token_matches(bearer(request), token) or _cookie_valid(request.cookies.get(COOKIE), token, time.time())
+
+
+def render_login(note: str | None = None) -> str:
+    message = f'<p class="bad" id="login-note">{html.escape(note)}</p>' if note else ""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        '<meta name="robots" content="noindex"><title>tgcast operations: sign in</title>'
+        f"<style>{_STYLE}</style></head><body><h1>tgcast operations</h1>"
+        f'<section class="card" style="max-width:420px">{message}'
+        '<form method="post" action="/ops/login" id="login">'
+        '<p><label>Operator token (OPS_TOKEN)<br>'
+        '<input type="password" name="token" autocomplete="current-password" required autofocus '
+        'style="width:100%;font:inherit;padding:4px"></label></p>'
+        '<p><button type="submit">Sign in</button></p></form></section></body></html>'
+    )
 
 
 def _duration(seconds: float | None) -> str:
@@ -151,20 +194,68 @@ def render_page(snap: OpsSnapshot, now: datetime) -> str:
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         '<meta name="robots" content="noindex"><title>tgcast operations</title>'
         f"<style>{_STYLE}</style></head><body>"
+        '<form method="post" action="/ops/logout" id="logout" style="float:right">'
+        '<button type="submit">Sign out</button></form>'
         f'<h1>tgcast operations <span class="muted" style="font-size:14px">{now:%Y-%m-%d %H:%M:%S} UTC</span></h1>'
         f'<div class="grid">{"".join(cards)}</div></body></html>'
     )
 
 
+def _login_form(note: str | None = None) -> HTMLResponse:
+    return HTMLResponse(render_login(note), status_code=401, headers={**_HEADERS, "WWW-Authenticate": "Bearer"})
+
+
 async def ops_page(request: Request) -> Response:
-    if not _authorized(request):
-        return PlainTextResponse("unauthorized\n", status_code=401, headers={"WWW-Authenticate": "Bearer"})
     state = app_state(request)
+    token = state.settings.ops_token
+    if token is None:
+        return PlainTextResponse(_DISABLED, status_code=404)
+    if not _authorized(request, token):
+        # An old bookmark with ?token= is told why it no longer opens the page (the value is ignored).
+        note = "Tokens in the address are not accepted; sign in here." if "token" in request.query_params else None
+        return _login_form(note)
     try:
         snap = await snapshot(state.settings, state.pool, state.redis)
     except Exception as exc:
         log.warning("ops page failed: %s", type(exc).__name__)
         return PlainTextResponse("storage unavailable\n", status_code=503)
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-               "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"}
-    return HTMLResponse(render_page(snap, datetime.now(UTC)), headers=headers)
+    return HTMLResponse(render_page(snap, datetime.now(UTC)), headers=_HEADERS)
+
+
+async def _form_token(request: Request) -> str | None:
+    """The `token` field of a small urlencoded form; anything larger or of another type is refused."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _LOGIN_BODY_MAX:
+            return None
+    values = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4).get("token")
+    return values[0] if values else None
+
+
+async def ops_login(request: Request) -> Response:
+    """POST /ops/login: the form's token, compared in constant time, becomes a session cookie."""
+    token = app_state(request).settings.ops_token
+    if token is None:
+        return PlainTextResponse(_DISABLED, status_code=404)
+    try:
+        given = await _form_token(request)
+    except ValueError:  # more fields than a login form has
+        given = None
+    if not token_matches(given, token):
+        log.warning("ops sign-in refused")
+        return _login_form("That token is not right.")
+    expires = int(time.time()) + SESSION_S
+    response = RedirectResponse("/ops", status_code=303, headers={"Cache-Control": "no-store"})
+    response.set_cookie(COOKIE, session_cookie(token, expires), max_age=SESSION_S, path="/ops", httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+async def ops_logout(request: Request) -> Response:
+    response = RedirectResponse("/ops", status_code=303, headers={"Cache-Control": "no-store"})
+    response.delete_cookie(COOKIE, path="/ops", httponly=True, samesite="strict",
+                           secure=request.url.scheme == "https")
+    return response

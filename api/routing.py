@@ -6,7 +6,7 @@ from starlette.routing import BaseRoute, Route
 
 from api.health import health
 from api.metrics import metrics
-from api.ops import ops_page
+from api.ops import ops_login, ops_logout, ops_page
 from api.tick import tick_endpoint
 from api.webhook import telegram_webhook
 
@@ -17,5 +17,7 @@ def routes() -> list[BaseRoute]:
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/ops", ops_page, methods=["GET"]),
+        Route("/ops/login", ops_login, methods=["POST"]),
+        Route("/ops/logout", ops_logout, methods=["POST"]),
         Route("/tick", tick_endpoint, methods=["POST"]),
     ]

@@ -1,15 +1,24 @@
-"""The `tgcast` command line. Each subcommand loads the settings first, so a bad one stops here."""
+"""The `tgcast` command line. Each subcommand loads the settings first and reaches the services it
+needs, so a bad setting or an unreachable PostgreSQL or Redis stops it at once: one line, exit 2."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from core.logs import setup_logging
 from core.settings import Settings, SettingsError, load_settings
+
+# Start-up probes give up after this long: a firewalled host is a clear line, not a hang.
+CONNECT_TIMEOUT_S = 5
+
+
+class Unreachable(Exception):
+    """PostgreSQL or Redis does not answer at start; the message is one line naming the setting."""
 
 
 def _settings() -> Settings:
@@ -18,10 +27,53 @@ def _settings() -> Settings:
     return settings
 
 
+def _reach(settings: Settings, *, postgres: bool = True, redis: bool = True) -> None:
+    """One round trip to each service the command needs, with bounded timeouts. The message names the
+    setting and the error class only: the URL may hold a password."""
+    if postgres:
+        import psycopg
+
+        try:
+            with psycopg.connect(settings.database_url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise Unreachable(f"cannot reach PostgreSQL at DATABASE_URL ({type(exc).__name__})") from None
+    if redis:
+        from redis import Redis
+        from redis.exceptions import RedisError
+
+        urls = [("REDIS_URL", settings.redis_url)]
+        if settings.fake_redis_url and settings.use_fake_gateway:
+            urls.append(("FAKE_REDIS_URL", settings.fake_redis_url))
+        for name, url in urls:
+            try:
+                with Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S,
+                                    socket_timeout=CONNECT_TIMEOUT_S) as client:
+                    client.ping()
+            except (RedisError, OSError) as exc:
+                raise Unreachable(f"cannot reach Redis at {name} ({type(exc).__name__})") from None
+
+
+def check_bind(settings: Settings, host: str) -> None:
+    """Sandbox mode serves /sandbox, which has no authentication and acts as any user (super admins
+    included): loopback only, unless SANDBOX_ALLOW_REMOTE=1 says the exposure is meant."""
+    if not settings.sandbox or settings.sandbox_allow_remote:
+        return
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise SettingsError(f"sandbox mode binds loopback only: --host {host} refused "
+                            "(use 127.0.0.1, or set SANDBOX_ALLOW_REMOTE=1)")
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from db.migrate import migrate
 
-    applied = migrate(_settings().database_url)
+    settings = _settings()
+    _reach(settings, redis=False)
+    applied = migrate(settings.database_url)
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     return 0
 
@@ -32,6 +84,9 @@ def cmd_web(args: argparse.Namespace) -> int:
     from api.app import create_app
 
     settings = _settings()
+    settings.check_live(accounts=True)
+    check_bind(settings, args.host)
+    _reach(settings)
     app = create_app(settings)
     # log_config=None: uvicorn's records go through our root handler (JSON, redaction) instead of
     # its own plain-text ones; access lines are left out (the metrics count requests).
@@ -43,7 +98,10 @@ def cmd_web(args: argparse.Namespace) -> int:
 def cmd_polling(args: argparse.Namespace) -> int:
     from api.polling import run_polling
 
-    asyncio.run(run_polling(_settings()))
+    settings = _settings()
+    settings.check_live(accounts=True)
+    _reach(settings)
+    asyncio.run(run_polling(settings))
     return 0
 
 
@@ -51,6 +109,7 @@ def cmd_set_webhook(args: argparse.Namespace) -> int:
     from api.webhook_admin import set_webhook
 
     settings = _settings()
+    settings.check_live(accounts=False)
     print(asyncio.run(set_webhook(settings, url=args.url, max_connections=args.max_connections)))
     return 0
 
@@ -58,7 +117,9 @@ def cmd_set_webhook(args: argparse.Namespace) -> int:
 def cmd_delete_webhook(args: argparse.Namespace) -> int:
     from api.webhook_admin import delete_webhook
 
-    print(asyncio.run(delete_webhook(_settings(), drop_pending=args.drop_pending)))
+    settings = _settings()
+    settings.check_live(accounts=False)
+    print(asyncio.run(delete_webhook(settings, drop_pending=args.drop_pending)))
     return 0
 
 
@@ -78,26 +139,31 @@ def cmd_tick(args: argparse.Namespace) -> int:
     from jobs.scheduler import record_tick, tick
 
     settings = _settings()
+    settings.check_live(accounts=False)  # expired users are told through the bot
+    _reach(settings)
 
-    async def run() -> dict[str, object]:
+    async def run() -> int:
+        redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=CONNECT_TIMEOUT_S)
         pool = await open_pool(settings.database_url, min_size=1, max_size=2)
-        redis = Redis.from_url(settings.redis_url)
         try:
             summary = await tick(pool, settings)
             await record_tick(redis, settings, summary)
-            return summary.as_json()
         finally:
             await redis.aclose()
             await pool.close()
+        print(json.dumps(summary.as_json()))
+        return 0
 
-    print(json.dumps(asyncio.run(run())))
-    return 0
+    return _with_storage(run)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from jobs.worker import run_worker
 
-    run_worker(_settings(), burst=args.burst)
+    settings = _settings()
+    settings.check_live(accounts=True)
+    _reach(settings)
+    run_worker(settings, burst=args.burst)
     return 0
 
 
@@ -107,6 +173,7 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     from services.keys import rotate_sessions
 
     settings = _settings()
+    _reach(settings, redis=False)
 
     async def run() -> int:
         async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
@@ -132,6 +199,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from services.gauges import stats
 
     settings = _settings()
+    _reach(settings)
 
     async def run() -> int:
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
@@ -158,17 +226,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _with_storage(run: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """Runs a storage command; an unreachable database or Redis is one clear line, not a traceback."""
+    """Runs a storage command; a database or Redis lost after the start-up probe is one clear line and
+    exit 2 as well, not a traceback."""
     import psycopg
     from redis.exceptions import RedisError
 
     try:
         return asyncio.run(run())
     except psycopg.OperationalError as exc:
-        print(f"tgcast: cannot use the database at DATABASE_URL ({type(exc).__name__})", file=sys.stderr)
+        print(f"tgcast: cannot use PostgreSQL at DATABASE_URL ({type(exc).__name__})", file=sys.stderr)
     except RedisError as exc:
         print(f"tgcast: cannot use Redis at REDIS_URL ({type(exc).__name__})", file=sys.stderr)
-    return 1
+    return 2
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
@@ -222,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except SettingsError as exc:
+    except (SettingsError, Unreachable) as exc:
         print(f"tgcast: {exc}", file=sys.stderr)
         return 2
 

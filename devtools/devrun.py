@@ -1,7 +1,8 @@
 """`make run`: everything a newcomer needs, in one process tree.
 
 Resolves PostgreSQL and Redis (configured, local, or embedded under `.local/`), keeps generated dev
-secrets in `.local/dev.env` (so sessions stay decryptable across restarts), migrates, then runs the
+secrets in `.local/dev.env` (so sessions stay decryptable across restarts), asks for sandbox mode
+(SANDBOX=1) when no BOT_TOKEN is configured, migrates, then runs the
 `Procfile`'s processes (web, worker) plus a dev ticker that calls `/tick` every few seconds, with their
 output prefixed, until Ctrl-C.
 """
@@ -18,13 +19,15 @@ import time
 from pathlib import Path
 
 import httpx
+from dotenv import dotenv_values
 
 from core.crypto import SecretBox
 from devtools.services import LOCAL, ROOT, ensure_database, ensure_postgres, ensure_redis, env_or_none
 
 TICK_EVERY_S = 5
-# Sandbox mode (no BOT_TOKEN): an admin to act as on the page, the shortest interval, and small
-# jitter and pauses, so a cycle shows up in the groups panel within seconds of pressing Start.
+# Sandbox mode (SANDBOX=1, asked for when there is no BOT_TOKEN): an admin to act as on the page, the
+# shortest interval, and small jitter and pauses, so a cycle shows up in the groups panel within
+# seconds of pressing Start.
 SANDBOX_ADMIN_ID = 100200300
 SANDBOX_DEFAULTS = {
     "ADMIN_IDS": str(SANDBOX_ADMIN_ID),
@@ -50,6 +53,7 @@ def _dev_secrets() -> dict[str, str]:
         "SESSION_KEYS": SecretBox.generate_key(),
         "TICK_TOKEN": secrets.token_urlsafe(24),
         "WEBHOOK_SECRET": secrets.token_urlsafe(24),
+        "OPS_TOKEN": secrets.token_urlsafe(24),
     }
     for key, value in defaults.items():
         stored.setdefault(key, value)
@@ -59,11 +63,16 @@ def _dev_secrets() -> dict[str, str]:
     return stored
 
 
-def _dotenv_keys() -> set[str]:
+def _dotenv() -> dict[str, str]:
+    """What `.env` sets, read as the settings read it (the environment wins over it)."""
     path = ROOT / ".env"
     if not path.exists():
-        return set()
-    return {line.partition("=")[0].strip() for line in path.read_text().splitlines() if "=" in line}
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _on(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _prefix_output(name: str, stream: object) -> None:
@@ -83,20 +92,22 @@ def _ticker(base_url: str, token: str, stop: threading.Event) -> None:
 
 
 def main() -> int:
-    env = dict(os.environ)
+    # .env first, then the generated secrets: what the developer configured wins over both.
+    env = {**_dotenv(), **os.environ}
     for key, value in _dev_secrets().items():
         env.setdefault(key, value)
+    if not env.get("BOT_TOKEN"):
+        env.setdefault("SANDBOX", "1")  # sandbox mode is never implied by the service itself
+    sandbox = _on(env.get("SANDBOX"))
     env["DATABASE_URL"] = env_or_none("DATABASE_URL") or ensure_database(ensure_postgres(None), "tgcast_dev")
     env["REDIS_URL"] = ensure_redis(env_or_none("REDIS_URL"))
     port = int(env.get("PORT", "8000"))
     env["PORT"] = str(port)
     base_url = f"http://127.0.0.1:{port}"
-    if not env.get("BOT_TOKEN"):
+    if sandbox:
         env.setdefault("BOT_API_BASE", f"{base_url}/sandbox/botapi")
-        configured = _dotenv_keys()  # what .env sets wins over the sandbox defaults too
         for key, value in SANDBOX_DEFAULTS.items():
-            if key not in configured:
-                env.setdefault(key, value)
+            env.setdefault(key, value)
     python = sys.executable
 
     migrate = subprocess.run([python, "-m", "core.cli", "migrate"], env=env, cwd=ROOT)
@@ -116,9 +127,15 @@ def main() -> int:
 
     stop = threading.Event()
     threading.Thread(target=_ticker, args=(base_url, env["TICK_TOKEN"], stop), daemon=True).start()
-    mode = "sandbox (no BOT_TOKEN: built-in Telegram emulator)" if not env.get("BOT_TOKEN") else "live bot"
-    print(f"\ntgcast is starting in {mode}\n  health:  {base_url}/health\n  sandbox: {base_url}/sandbox\n")
-    if not env.get("BOT_TOKEN"):
+    mode = "sandbox (SANDBOX=1: built-in Telegram emulator)" if sandbox else "live bot"
+    print(f"\ntgcast is starting in {mode}\n  health:  {base_url}/health")
+    if sandbox:
+        print(f"  sandbox: {base_url}/sandbox")
+    # The token itself stays out of the terminal (and of any log of it).
+    where = "your environment" if "OPS_TOKEN" in os.environ else (
+        ".env" if "OPS_TOKEN" in _dotenv() else f"{LOCAL / 'dev.env'}")
+    print(f"  ops:     {base_url}/ops  (sign in with OPS_TOKEN from {where})\n")
+    if sandbox:
         print(f"  super admins (ADMIN_IDS): {env.get('ADMIN_IDS') or 'none'}: tick 'Act as super admin' on the page\n")
 
     def _shutdown(*_: object) -> None:

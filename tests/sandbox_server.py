@@ -1,4 +1,4 @@
-"""The whole app in sandbox mode (no bot token), served by uvicorn on a free port in a thread.
+"""The whole app in sandbox mode (SANDBOX=1, no bot token), served by uvicorn on a free port in a thread.
 
 The sandbox's bot talks to the Bot API emulator mounted in the app itself, over real HTTP, so the
 app must really listen: an in-process ASGI client is not enough. Also runs the RQ worker in burst
@@ -79,7 +79,8 @@ def live_sandbox(database_url: str, redis_url: str, **overrides: Any) -> Iterato
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     base_url = f"http://127.0.0.1:{port}"
-    values: dict[str, Any] = {"bot_token": None, "admin_ids": str(SANDBOX_ADMIN_ID), "min_interval_minutes": 1}
+    values: dict[str, Any] = {"sandbox": True, "bot_token": None, "admin_ids": str(SANDBOX_ADMIN_ID),
+                              "min_interval_minutes": 1}
     values.update(overrides)
     settings = make_settings(database_url, redis_url, f"{base_url}/sandbox/botapi", **values)
     assert settings.sandbox

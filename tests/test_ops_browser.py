@@ -1,28 +1,37 @@
-"""GET /ops: token rules, the numbers it shows, and the page as a real browser renders it (Debian's
-headless Chromium against a real uvicorn server), with a screenshot kept under artifacts/."""
+"""GET /ops: its own token (bearer header or the login form's cookie; never the URL, never the tick
+token), the numbers it shows, and the page as a real browser signs in to it and renders it (Debian's
+headless Chromium driven by Playwright against a real uvicorn server), with a screenshot kept under
+artifacts/."""
 
 from __future__ import annotations
 
 import json
 import re
 import struct
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from pydantic import SecretStr
 from redis import Redis as SyncRedis
 from rq import Queue
 
 from api.app import create_app
+from api.ops import COOKIE, session_cookie
 from devtools.chromium import find_chromium
 from sandbox.live_server import LiveServer
 from tests.conftest import TICK_TOKEN
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+OPS_TOKEN = "ops-page-token-0123456789abcdef"
+METRICS_TOKEN = "ops-metrics-token-0123456789"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--hide-scrollbars"]
 
 
 def seed(database_url: str, redis_url: str) -> dict[str, int]:
@@ -67,29 +76,100 @@ def seed(database_url: str, redis_url: str) -> dict[str, int]:
 # ---- over HTTP -----------------------------------------------------------------------------------
 
 
-async def test_token_by_query_or_bearer_falls_back_to_tick_token(client) -> None:
+@pytest.fixture
+def settings_overrides() -> dict:
+    return {"ops_token": OPS_TOKEN, "metrics_token": METRICS_TOKEN}
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _sign_in(client, token: str = OPS_TOKEN):
+    return await client.post("/ops/login", data={"token": token})
+
+
+async def test_only_the_ops_token_by_bearer_opens_the_page(client) -> None:
+    refused = [await client.get("/ops"), await client.get("/ops", headers=_bearer("wrong")),
+               await client.get("/ops", headers=_bearer(TICK_TOKEN)),  # no fallback to the tick token
+               await client.get("/ops", headers=_bearer(METRICS_TOKEN)),
+               await client.get(f"/ops?token={OPS_TOKEN}")]  # never from the URL
+    assert [r.status_code for r in refused] == [401] * 5
+    assert all('<form method="post" action="/ops/login" id="login">' in r.text for r in refused)
+    assert all(r.headers["cache-control"] == "no-store" for r in refused)
+    assert 'id="login-note"' in refused[-1].text and 'id="login-note"' not in refused[0].text
+    page = await client.get("/ops", headers=_bearer(OPS_TOKEN))
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["cache-control"] == "no-store" and 'id="per-hour"' in page.text
+    # ...and the page's token cannot drive the scheduler.
+    assert (await client.post("/tick", headers=_bearer(OPS_TOKEN))).status_code == 401
+
+
+async def test_login_form_sets_a_strict_httponly_cookie(client) -> None:
+    wrong = await _sign_in(client, "not-the-ops-token-at-all")
+    assert wrong.status_code == 401 and "set-cookie" not in wrong.headers and 'id="login-note"' in wrong.text
+    assert not client.cookies
+
+    signed_in = await _sign_in(client)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/ops"
+    cookie = signed_in.headers["set-cookie"]
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite", "path", "max-age"} <= attributes and "secure" not in attributes  # plain http
+    assert "samesite=strict" in cookie.lower() and "path=/ops" in cookie.lower()
+    value = client.cookies[COOKIE]
+    assert OPS_TOKEN not in value and TICK_TOKEN not in value
+    assert (await client.get("/ops")).status_code == 200  # the cookie alone opens it
+
+    signed_out = await client.post("/ops/logout")
+    assert signed_out.status_code == 303 and COOKIE not in client.cookies
     assert (await client.get("/ops")).status_code == 401
-    assert (await client.get("/ops?token=wrong")).status_code == 401
-    assert (await client.get("/ops", headers={"Authorization": "Bearer wrong"})).status_code == 401
-    by_query = await client.get(f"/ops?token={TICK_TOKEN}")
-    assert by_query.status_code == 200 and by_query.headers["content-type"].startswith("text/html")
-    assert by_query.headers["cache-control"] == "no-store"
-    assert (await client.get("/ops", headers={"Authorization": f"Bearer {TICK_TOKEN}"})).status_code == 200
 
 
-class TestMetricsTokenWins:
+async def test_cookie_is_secure_over_https(app) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://tgcast.test") as c:
+        signed_in = await _sign_in(c)
+        assert signed_in.status_code == 303
+        assert "secure" in {p.strip().lower() for p in signed_in.headers["set-cookie"].split(";")}
+        assert (await c.get("/ops")).status_code == 200
+
+
+@pytest.mark.parametrize("cookie", [
+    "", "garbage", "9999999999.", f"9999999999.{'0' * 64}", "1" * 40 + ".x",
+    session_cookie(SecretStr(OPS_TOKEN), int(time.time()) - 1),  # expired
+    session_cookie(SecretStr(TICK_TOKEN), int(time.time()) + 3600),  # signed with another token
+])
+async def test_forged_or_expired_cookies_are_refused(client, cookie: str) -> None:
+    client.cookies.set(COOKIE, cookie)
+    assert (await client.get("/ops")).status_code == 401
+    client.cookies.set(COOKIE, session_cookie(SecretStr(OPS_TOKEN), int(time.time()) + 60))
+    assert (await client.get("/ops")).status_code == 200
+
+
+async def test_login_takes_only_a_small_urlencoded_form(client) -> None:
+    as_json = await client.post("/ops/login", json={"token": OPS_TOKEN})
+    huge = await client.post("/ops/login", data={"token": OPS_TOKEN, "pad": "x" * 5000})
+    many = await client.post("/ops/login", data={f"f{n}": "x" for n in range(10)} | {"token": OPS_TOKEN})
+    assert [r.status_code for r in (as_json, huge, many)] == [401, 401, 401]
+    assert not client.cookies
+
+
+class TestWithoutOpsToken:
     @pytest.fixture
     def settings_overrides(self) -> dict:
-        return {"metrics_token": "ops-metrics-token-0123456789"}
+        return {"metrics_token": METRICS_TOKEN}
 
-    async def test_metrics_token_replaces_tick_token(self, client) -> None:
-        assert (await client.get(f"/ops?token={TICK_TOKEN}")).status_code == 401
-        assert (await client.get("/ops?token=ops-metrics-token-0123456789")).status_code == 200
+    async def test_page_is_off(self, client) -> None:
+        for token in (TICK_TOKEN, METRICS_TOKEN, OPS_TOKEN):
+            off = await client.get("/ops", headers=_bearer(token))
+            assert off.status_code == 404 and "OPS_TOKEN" in off.text
+        login = await _sign_in(client)
+        assert login.status_code == 404 and "set-cookie" not in login.headers
 
 
 async def test_page_shows_the_numbers(client, settings) -> None:
     totals = seed(settings.database_url, settings.redis_url)
-    page = (await client.get(f"/ops?token={TICK_TOKEN}")).text
+    page = (await client.get("/ops", headers=_bearer(OPS_TOKEN))).text
     bars = re.findall(r'<g class="bar" data-sent="(\d+)" data-failed="(\d+)"', page)
     assert len(bars) == 24
     assert sum(int(s) for s, _ in bars) == totals["sent"] and sum(int(f) for _, f in bars) == totals["failed"]
@@ -105,7 +185,7 @@ async def test_page_shows_the_numbers(client, settings) -> None:
 
 
 async def test_empty_page_renders(client) -> None:
-    page = (await client.get(f"/ops?token={TICK_TOKEN}")).text
+    page = (await client.get("/ops", headers=_bearer(OPS_TOKEN))).text
     assert 'id="tick-age">never<' in page and "none in 24 h" in page
     assert len(re.findall(r'<g class="bar"', page)) == 24
 
@@ -128,32 +208,42 @@ def live(settings, botapi) -> Iterator[LiveServer]:
         yield server
 
 
-def run_chromium(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", f"--user-data-dir={profile}", "--window-size=1280,1600"]
-    return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=180)
-
-
 @pytest.mark.slow
-def test_ops_page_in_headless_chromium(chromium: str, live: LiveServer, settings, tmp_path: Path) -> None:
+def test_ops_page_in_headless_chromium(chromium: str, live: LiveServer, settings) -> None:
+    """Signs in through the form as an operator would, reads the page, keeps a screenshot."""
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
     totals = seed(settings.database_url, settings.redis_url)
-    url = f"{live.url}/ops?token={TICK_TOKEN}"
-
-    dom = run_chromium(chromium, tmp_path / "profile-dom", "--dump-dom", url)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    html = dom.stdout
-    assert "<title>tgcast operations</title>" in html
-    for section in ("tick", "queues", "lag", "accounts", "per-hour", "paused", "failures"):
-        assert f'id="{section}"' in html
-    assert f"{totals['sent']}</span> sent" in html
-    assert len(re.findall(r'<g class="bar"', html)) == 24 and "<svg" in html
-
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "ops.png"
     shot.unlink(missing_ok=True)
-    result = run_chromium(chromium, tmp_path / "profile-shot", f"--screenshot={shot}", url)
-    assert result.returncode == 0, result.stderr[-2000:]
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1600})
+            page = context.new_page()
+            page.set_default_timeout(20_000)
+            first = page.goto(f"{live.url}/ops")
+            assert first is not None and first.status == 401
+            page.fill('#login input[name="token"]', OPS_TOKEN)
+            with page.expect_navigation():
+                page.click('#login button[type="submit"]')
+            assert page.url == f"{live.url}/ops" and page.title() == "tgcast operations"
+            [cookie] = [c for c in context.cookies() if c["name"] == COOKIE]
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and OPS_TOKEN not in cookie["value"]
+            assert page.evaluate("document.cookie") == ""  # HttpOnly: no script can read it
+
+            html = page.content()
+            for section in ("tick", "queues", "lag", "accounts", "per-hour", "paused", "failures"):
+                assert f'id="{section}"' in html
+            assert f"{totals['sent']}</span> sent" in html
+            assert len(re.findall(r'<g class="bar"', html)) == 24 and "<svg" in html
+            page.screenshot(path=str(shot))
+
+            with page.expect_navigation():
+                page.click('#logout button[type="submit"]')
+            assert page.locator("#login").count() == 1 and not context.cookies()
+        finally:
+            browser.close()
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])

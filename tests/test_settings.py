@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from core.settings import SettingsError, load_settings
+from core.settings import SANDBOX_BOT_TOKEN, SettingsError, load_settings
 from tests.conftest import SESSION_KEY
 
 REQUIRED = {"database_url": "postgresql://x/y", "redis_url": "redis://x", "session_keys": SESSION_KEY,
@@ -22,7 +22,71 @@ def test_defaults_match_the_runtime_spec() -> None:
     assert (s.cont_delay_ms, s.cont_jitter_ms, s.send_pause_min_ms, s.send_pause_max_ms) == (1500, 1500, 1000, 2000)
     assert (s.max_retries, s.retry_base_ms, s.retry_max_ms, s.slowmode_default_s) == (3, 2000, 120000, 300)
     assert (s.account_pause_s, s.announce_rate, s.run_retention_days, s.default_language) == (3600, 25, 7, "uz")
-    assert s.sandbox and s.use_fake_gateway
+    # Nothing emulated unless asked for: no sandbox, and GATEWAY=auto means Telethon.
+    assert not s.sandbox and not s.use_fake_gateway and s.ops_token is None
+
+
+def test_sandbox_and_emulated_accounts_only_when_asked_for() -> None:
+    sandbox = load_settings(**REQUIRED, sandbox="1")
+    assert sandbox.sandbox and sandbox.use_fake_gateway and not sandbox.sandbox_allow_remote
+    assert sandbox.bot_token_value() == SANDBOX_BOT_TOKEN
+    sandbox.check_live(accounts=True)  # the emulator stands in for every credential
+
+    production = load_settings(**REQUIRED)
+    with pytest.raises(SettingsError, match="BOT_TOKEN"):
+        production.bot_token_value()
+    with pytest.raises(SettingsError) as info:
+        production.check_live(accounts=True)
+    assert str(info.value) == "settings BOT_TOKEN, API_ID, API_HASH are missing"
+    with pytest.raises(SettingsError) as info:
+        production.check_live(accounts=False)
+    assert str(info.value) == "setting BOT_TOKEN is missing"
+
+    with_bot = load_settings(**REQUIRED, bot_token="123:abc", api_id=5)
+    assert not with_bot.use_fake_gateway
+    with pytest.raises(SettingsError, match="API_HASH"):
+        with_bot.check_live(accounts=True)
+    load_settings(**REQUIRED, bot_token="123:abc", api_id=5, api_hash="h" * 32).check_live(accounts=True)
+
+    # Tests and benchmarks ask for the emulated gateway by name; that stays allowed.
+    explicit = load_settings(**REQUIRED, bot_token="123:abc", gateway="fake")
+    assert explicit.use_fake_gateway and not explicit.sandbox
+    explicit.check_live(accounts=True)
+    assert load_settings(**REQUIRED, gateway="fake").bot_token_value() == SANDBOX_BOT_TOKEN
+
+
+def test_blank_credentials_are_unset() -> None:
+    s = load_settings(**REQUIRED, bot_token="", api_hash=" ", ops_token="")
+    assert s.bot_token is None and s.api_hash is None and s.ops_token is None
+
+
+def test_ops_token_is_its_own_secret() -> None:
+    s = load_settings(**REQUIRED, ops_token="o" * 16)
+    assert s.ops_token is not None and "o" * 16 in s.secret_values()
+    with pytest.raises(SettingsError, match="OPS_TOKEN"):
+        load_settings(**REQUIRED, ops_token="short")
+
+
+@pytest.mark.parametrize(("override", "name"), [
+    ({"session_keys": "abc"}, "SESSION_KEYS"),
+    ({"session_keys": f"{SESSION_KEY},{SESSION_KEY[:-2]}"}, "SESSION_KEYS"),
+    ({"database_url": "foo"}, "DATABASE_URL"), ({"database_url": " "}, "DATABASE_URL"),
+    ({"redis_url": "nope"}, "REDIS_URL"), ({"redis_url": "http://x"}, "REDIS_URL"),
+    ({"redis_url": "redis://x:port/0"}, "REDIS_URL"), ({"fake_redis_url": "x"}, "FAKE_REDIS_URL"),
+])
+def test_malformed_storage_settings_name_themselves(override: dict, name: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(**{**REQUIRED, **override})
+    message = str(info.value)
+    assert message.startswith(f"setting {name} is malformed") and "\n" not in message
+    assert all(str(v) not in message for v in override.values() if len(str(v).strip()) > 3)
+
+
+def test_storage_settings_in_every_accepted_form() -> None:
+    s = load_settings(**{**REQUIRED, "database_url": "host=db dbname=tgcast user=app",
+                         "redis_url": "unix:///run/redis.sock?db=2", "fake_redis_url": "rediss://:pw@h:6380/1",
+                         "session_keys": f"{SESSION_KEY}, 5a8rH0wZr6wq1kQ9l3f2YdV7m3cJ0kS2nB4tX6yE8uA="})
+    assert len(s.session_keys) == 2
 
 
 def test_lists_are_comma_separated() -> None:

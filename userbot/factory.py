@@ -6,7 +6,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from core.settings import Settings
+from core.settings import Settings, SettingsError
 from userbot.fake import FakeGateway, FakeTelegram
 from userbot.gateway import AccountGateway
 from userbot.latency import LatencyModel
@@ -27,7 +27,9 @@ def build_gateway(settings: Settings, redis: Redis) -> AccountGateway:
         return FakeGateway(fake_network(settings, redis))
     from userbot.telethon_gateway import TelethonGateway  # Telethon only where it is used
 
-    assert settings.api_id is not None and settings.api_hash is not None
+    if settings.api_id is None or settings.api_hash is None:
+        # Emulated accounts are never a silent fallback: SANDBOX=1 or GATEWAY=fake asks for them.
+        raise SettingsError("setting API_ID is missing" if settings.api_id is None else "setting API_HASH is missing")
     key = Path(settings.telegram_public_key_file).read_text() if settings.telegram_public_key_file else None
     address, _, port = (settings.telegram_dc_address or "").partition(":")
     return TelethonGateway(
