@@ -126,10 +126,12 @@ async def test_connections_are_counted_per_account_and_open(redis: Redis) -> Non
     gateway = FakeGateway(net)
     assert (await net.connect_total(), await net.open_connections()) == (0, 0)
     async with gateway.connect(session_a), gateway.connect(session_a), gateway.connect(session_b):
-        assert await net.open_connections() == 3
+        assert (await net.open_connections(), await net.open_connections(uid_a)) == (3, 2)
     async with gateway.connect(session_a):
         pass
     assert (await net.connect_count(uid_a), await net.connect_count(uid_b)) == (3, 1)
+    assert await net.open_connections(uid_a) == 0
+    assert (await net.peak_connections(uid_a), await net.peak_connections(uid_b)) == (2, 1)
     assert (await net.connect_total(), await net.open_connections()) == (4, 0)
 
 

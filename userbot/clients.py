@@ -1,15 +1,16 @@
 """Account connections kept open across send batches: one connect per account per worker process.
 
-Connecting an account costs Telegram several round trips, and Telegram watches how often an account
-connects. A worker that runs every batch of hundreds of accounts would, connecting per batch, spend
-more time connecting than sending; `SenderCache` keeps each account's connected `SenderConnection`
-between batches instead.
+Connecting an account costs several round trips (Telethon's connect() alone makes four requests:
+initConnection, get_me, getState, getDifference). A worker running the batches of hundreds of
+accounts would, connecting per batch, put those before every batch's first send and open hundreds of
+connections a minute; `SenderCache` keeps each account's connected `SenderConnection` between
+batches instead.
 
-It is only a cache, bounded in time (an idle timeout longer
-than common broadcast intervals, so every cycle of an account finds its connection) and in number
-(least recently used closed first, never one in use). A connection that proves broken (network
-trouble, a revoked session) is dropped so the next batch connects afresh; losing the whole cache
-costs reconnects, never a post.
+It is only a cache, bounded in time (an idle timeout longer than common broadcast intervals, so
+every cycle of an account finds its connection) and in number (least recently used closed first,
+never one in use). A connection that proves broken (network trouble, a revoked session) is dropped
+so the next batch connects afresh; losing the whole cache costs reconnects, never a post. With
+several worker processes, `userbot.claims` keeps an account's connection open in one at a time.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.outcomes import Kind, rule_for
+from userbot.claims import ConnectionClaims
 from userbot.gateway import AccountGateway, GatewayError, OutgoingMedia, Peer, SenderConnection, Sent
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ def _fingerprint(session: str) -> bytes:
 
 @dataclass(eq=False, slots=True)
 class _Entry:
+    name: str
     fingerprint: bytes
     opener: SenderConnection  # what `gateway.connect()` returned: the one to exit when closing
     conn: SenderConnection  # what entering it gave
@@ -114,13 +117,15 @@ class _TrackedSender:
 
 
 class SenderCache:
-    """Connected senders by key (an account), reused across batches. Use:
+    """Connected senders by key (an account id), reused across batches. Use:
 
         async with cache.sender(account_id, session) as sender:
             await sender.send_text(...)
 
-    Owned by one worker process on one event loop; `start()` sweeps idle connections in the
-    background, `close_all()` ends it. `clock` is injectable so tests drive time without sleeping.
+    Owned by one worker process on one event loop. `start()` runs `maintain()` in the background
+    (idle sweep; with `claims`, also answering other workers and the claims' heartbeat, which makes
+    it required then); `close_all()` ends it. Keys are told apart by their text (`str(key)`).
+    `clock` is injectable so tests drive time without sleeping.
     """
 
     def __init__(
@@ -129,6 +134,7 @@ class SenderCache:
         *,
         idle_s: float = 900,
         max_open: int = 2000,
+        claims: ConnectionClaims | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if idle_s <= 0 or max_open < 1:
@@ -136,10 +142,14 @@ class SenderCache:
         self._gateway = gateway
         self._idle_s = idle_s
         self._max_open = max_open
+        self._claims = claims
         self._clock = clock
-        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()  # least recently used first
-        self._locks: dict[Hashable, asyncio.Lock] = {}  # one connect at a time per key
-        self._sweeper: asyncio.Task[None] | None = None
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
+        self._locks: dict[str, asyncio.Lock] = {}  # one connect (or claim change) at a time per name
+        self._open: Counter[str] = Counter()  # connections of each name not yet closed, cached or retired
+        self._asked: set[str] = set()  # names other workers want, let go of once nothing here is open
+        self._maintainer: asyncio.Task[None] | None = None
+        self._next_sweep = self._next_heartbeat = clock()
         self._closed = False
         self._connects = self._reuses = self._closed_idle = self._closed_lru = self._dropped = 0
 
@@ -147,7 +157,7 @@ class SenderCache:
         return len(self._entries)
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self._entries
+        return str(key) in self._entries
 
     def stats(self) -> SenderCacheStats:
         return SenderCacheStats(
@@ -167,8 +177,10 @@ class SenderCache:
         """The open connection of `key` for `session`, connecting (`gateway.connect(session)`) if
         there is none or the session changed. It stays open after the block; a `GatewayError` that
         breaks the connection (raised out of the block or seen on a call) drops it instead.
-        Connecting failures propagate as the gateway raised them."""
-        entry = await self._acquire(key, session)
+        Connecting failures propagate as the gateway raised them (with claims, GatewayError
+        TIMEOUT too when another worker does not let go of the account in time)."""
+        name = str(key)
+        entry = await self._acquire(name, session)
         error: BaseException | None = None
         try:
             yield _TrackedSender(entry)
@@ -176,118 +188,185 @@ class SenderCache:
             error = exc
             raise
         finally:
-            await self._release(key, entry, error)
+            await self._release(entry, error)
 
     async def discard(self, key: Hashable) -> None:
         """Close and forget `key`'s connection (revoked session, log-out); one in use is closed as
         soon as its batch ends. Nothing happens if there is none."""
-        async with self._lock(key):
-            entry = self._entries.get(key)
+        name = str(key)
+        async with self._lock(name):
+            entry = self._entries.get(name)
             if entry is not None:
                 self._dropped += 1
-                await self._retire(key, entry)
+                await self._retire(entry)
 
     async def sweep(self) -> int:
         """Close the connections unused for `idle_s`; returns how many."""
         now = self._clock()
-        idle = [(k, e) for k, e in self._entries.items() if not e.users and now - e.last_used >= self._idle_s]
-        for key, _ in idle:
-            del self._entries[key]
-        for key in [k for k, lock in self._locks.items() if k not in self._entries and not lock.locked()]:
-            del self._locks[key]
+        idle = [e for e in self._entries.values() if not e.users and now - e.last_used >= self._idle_s]
+        for entry in idle:
+            del self._entries[entry.name]
+        for name in [n for n, lock in self._locks.items() if n not in self._entries and not lock.locked()]:
+            del self._locks[name]
         self._closed_idle += len(idle)
-        await self._close_many([e for _, e in idle])
+        await self._close_many(idle)
         return len(idle)
 
+    async def maintain(self) -> None:
+        """One round of upkeep: let go of what other workers asked for, keep the claims alive, and
+        sweep idle connections (these two when due)."""
+        now = self._clock()
+        if self._claims is not None:
+            self._asked |= await self._claims.asked()
+            for name in sorted(self._asked):
+                await self._let_go(name)
+            if now >= self._next_heartbeat:
+                self._next_heartbeat = now + self._claims.heartbeat_s
+                for name in await self._claims.refresh(n for n, count in self._open.items() if count):
+                    await self._lost(name)
+        if now >= self._next_sweep:
+            self._next_sweep = now + self._sweep_period_s()
+            await self.sweep()
+
     def start(self, every_s: float | None = None) -> None:
-        """Sweep in the background every `every_s` (default: a quarter of `idle_s`, at most a minute)."""
-        if self._sweeper is None:
-            period = every_s if every_s is not None else min(60.0, self._idle_s / 4)
-            self._sweeper = asyncio.create_task(self._sweep_forever(period), name="sender-cache-sweep")
+        """Run `maintain()` every `every_s` (default: half a second with claims, so another worker
+        waits about that long for an account; else a quarter of `idle_s`, at most a minute)."""
+        if self._maintainer is None:
+            period = every_s if every_s is not None else 0.5 if self._claims else self._sweep_period_s()
+            self._maintainer = asyncio.create_task(self._maintain_forever(period), name="sender-cache")
 
     async def close_all(self) -> None:
-        """Shut down: stop sweeping, close every idle connection now and every one in use when its
-        batch ends. The cache takes no new work after this."""
+        """Shut down: stop the upkeep, close every idle connection now and every one in use when its
+        batch ends, and give up the claims of what was closed. No new work is taken after this."""
         self._closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        if self._maintainer is not None:
+            self._maintainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+                await self._maintainer
+            self._maintainer = None
         entries = list(self._entries.values())
         self._entries.clear()
         for entry in entries:
             entry.retired = True
         await self._close_many([e for e in entries if not e.users])
+        if self._claims is not None:
+            for name in {e.name for e in entries if not self._open[e.name]}:
+                await self._claims.release(name)  # the busy ones lapse with the heartbeat
 
     # ---- internals -----------------------------------------------------------------------------
 
-    def _lock(self, key: Hashable) -> asyncio.Lock:
-        lock = self._locks.get(key)
+    def _sweep_period_s(self) -> float:
+        return min(60.0, self._idle_s / 4)
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
         if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
+            lock = self._locks[name] = asyncio.Lock()
         return lock
 
-    async def _acquire(self, key: Hashable, session: str) -> _Entry:
+    async def _acquire(self, name: str, session: str) -> _Entry:
         if self._closed:
             raise RuntimeError("the sender cache is closed")
         fingerprint = _fingerprint(session)
-        async with self._lock(key):
-            entry = self._entries.get(key)
+        async with self._lock(name):
+            entry = self._entries.get(name)
             if entry is not None and (entry.broken or entry.fingerprint != fingerprint):
                 self._dropped += 1
-                await self._retire(key, entry)
+                await self._retire(entry)
+                entry = None
+            if entry is not None and self._claims is not None and not await self._claims.hold(name):
+                # Our claim lapsed (a stalled process) and another worker took the account: it has a
+                # connection open now, so ours must go before we may connect again.
+                self._dropped += 1
+                await self._retire(entry)
                 entry = None
             if entry is None:
-                opener = self._gateway.connect(session)
-                conn = await opener.__aenter__()
-                entry = _Entry(fingerprint, opener, conn, last_used=self._clock())
-                self._entries[key] = entry
-                self._connects += 1
-                log.debug("account %s: connected (%d open)", key, len(self._entries))
+                entry = await self._connect(name, session, fingerprint)
+                if self._closed:  # shut down while connecting: serve this batch, then close
+                    del self._entries[name]
+                    entry.retired = True
             else:
                 self._reuses += 1
             entry.users += 1
-            self._entries.move_to_end(key)
+            self._entries.move_to_end(name)
         await self._evict_over_limit()
         return entry
 
-    async def _release(self, key: Hashable, entry: _Entry, error: BaseException | None) -> None:
+    async def _connect(self, name: str, session: str, fingerprint: bytes) -> _Entry:
+        # Under the name's lock. A claim taken here is kept alive by the heartbeat once connected.
+        if self._claims is not None:
+            await self._claims.take(name)
+        opener = self._gateway.connect(session)
+        try:
+            conn = await opener.__aenter__()
+        except BaseException:
+            if self._claims is not None and not self._open[name]:
+                await self._claims.release(name)
+            raise
+        entry = _Entry(name, fingerprint, opener, conn, last_used=self._clock())
+        self._entries[name] = entry
+        self._open[name] += 1
+        self._connects += 1
+        log.debug("account %s: connected (%d open)", name, len(self._entries))
+        return entry
+
+    async def _release(self, entry: _Entry, error: BaseException | None) -> None:
         entry.users -= 1
         entry.last_used = self._clock()
         if isinstance(error, GatewayError) and breaks_connection(error):
             entry.broken = True
-        current = self._entries.get(key) is entry
+        current = self._entries.get(entry.name) is entry
         if entry.broken and current:
             self._dropped += 1
-            log.debug("account %s: connection dropped", key)
-            await self._retire(key, entry)
+            log.debug("account %s: connection dropped", entry.name)
+            await self._retire(entry)
         elif entry.retired:
             if not entry.users:
                 await self._close(entry)
         elif current:
-            self._entries.move_to_end(key)
+            self._entries.move_to_end(entry.name)
             await self._evict_over_limit()
 
-    async def _retire(self, key: Hashable, entry: _Entry) -> None:
-        if self._entries.get(key) is entry:
-            del self._entries[key]
+    async def _retire(self, entry: _Entry) -> None:
+        if self._entries.get(entry.name) is entry:
+            del self._entries[entry.name]
         entry.retired = True
         if not entry.users:
             await self._close(entry)
 
+    async def _let_go(self, name: str) -> None:
+        # Another worker needs this account: close ours (a busy one when its batch ends), then give
+        # the claim up, under the name's lock so that no connect of ours can be under way.
+        async with self._lock(name):
+            entry = self._entries.get(name)
+            if entry is not None:
+                self._dropped += 1
+                await self._retire(entry)
+            if not self._open[name]:
+                assert self._claims is not None
+                await self._claims.release(name)
+                self._asked.discard(name)
+
+    async def _lost(self, name: str) -> None:
+        async with self._lock(name):
+            entry = self._entries.get(name)
+            if entry is not None:
+                log.warning("account %s: claim lapsed and taken by another worker; closing ours", name)
+                self._dropped += 1
+                await self._retire(entry)
+
     async def _evict_over_limit(self) -> None:
         excess = len(self._entries) - self._max_open
-        victims: list[tuple[Hashable, _Entry]] = []
-        for key, entry in self._entries.items():  # least recently used first
+        victims: list[_Entry] = []
+        for entry in self._entries.values():  # least recently used first
             if len(victims) >= excess:
                 break
             if not entry.users:
-                victims.append((key, entry))
-        for key, _ in victims:
-            del self._entries[key]  # out before any await, so no batch can pick a closing one
+                victims.append(entry)
+        for entry in victims:
+            del self._entries[entry.name]  # out before any await, so no batch can pick a closing one
         self._closed_lru += len(victims)
-        await self._close_many([e for _, e in victims])
+        await self._close_many(victims)
 
     async def _close_many(self, entries: list[_Entry]) -> None:
         if entries:
@@ -301,11 +380,15 @@ class SenderCache:
             await entry.opener.__aexit__(None, None, None)
         except Exception as exc:  # a connection that fails to close is gone all the same
             log.warning("closing an account connection failed: %s", type(exc).__name__)
+        finally:
+            self._open[entry.name] -= 1
+            if not self._open[entry.name]:
+                del self._open[entry.name]
 
-    async def _sweep_forever(self, period_s: float) -> None:
+    async def _maintain_forever(self, period_s: float) -> None:
         while True:
             await asyncio.sleep(period_s)
             try:
-                await self.sweep()
-            except Exception:  # a failed sweep must not end sweeping
-                log.exception("sweeping idle account connections failed")
+                await self.maintain()
+            except Exception:  # a failed round must not end the upkeep
+                log.exception("account connection upkeep failed")

@@ -136,17 +136,24 @@ class FakeTelegram:
     async def connect_total(self) -> int:
         return int(await self.redis.get(f"{self.p}connects") or 0)
 
-    async def open_connections(self) -> int:
-        return int(await self.redis.get(f"{self.p}open") or 0)
+    async def open_connections(self, tg_user_id: int | None = None) -> int:
+        """Open now: in all, or of one account."""
+        key = "open" if tg_user_id is None else f"open:{tg_user_id}"
+        return int(await self.redis.get(f"{self.p}{key}") or 0)
+
+    async def peak_connections(self, tg_user_id: int) -> int:
+        """The most connections of this account ever open at once. Above 1 from several worker
+        machines, real Telegram would have killed the session (AUTH_KEY_DUPLICATED)."""
+        return int(await self.redis.get(f"{self.p}peak:{tg_user_id}") or 0)
 
     async def _connected(self, tg_user_id: int) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in (f"connects:{tg_user_id}", "connects", "open"):
-                pipe.incr(f"{self.p}{key}")
-            await pipe.execute()
+        await self.redis.eval(_CONNECT_LUA, 0, self.p, str(tg_user_id))  # type: ignore[misc]
 
-    async def _disconnected(self) -> None:
-        await self.redis.decr(f"{self.p}open")
+    async def _disconnected(self, tg_user_id: int) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.decr(f"{self.p}open")
+            pipe.decr(f"{self.p}open:{tg_user_id}")
+            await pipe.execute()
 
     async def _round_trip(self) -> None:
         delay = self.latency.send_s(self.rng)
@@ -252,6 +259,19 @@ class FakeTelegram:
             raise GatewayError("SESSION_REVOKED")
         return uid
 
+
+# KEYS: none (the prefix comes as ARGV[1]); ARGV: prefix, uid. Counts a connection, keeping the
+# account's peak of simultaneous ones.
+_CONNECT_LUA = """
+local p, uid = ARGV[1], ARGV[2]
+redis.call('INCR', p .. 'connects:' .. uid)
+redis.call('INCR', p .. 'connects')
+redis.call('INCR', p .. 'open')
+local now_open = redis.call('INCR', p .. 'open:' .. uid)
+if now_open > tonumber(redis.call('GET', p .. 'peak:' .. uid) or '0') then
+  redis.call('SET', p .. 'peak:' .. uid, now_open)
+end
+"""
 
 # KEYS: none (the prefix comes as ARGV[1]; the emulator is never run on a Redis cluster).
 # ARGV: prefix, session, uid, chat_id, random_id, posted json, now (unix seconds).
@@ -385,7 +405,7 @@ class FakeSender:
     async def __aexit__(self, *exc: object) -> None:
         if self.connected:
             self.connected = False
-            await self.net._disconnected()
+            await self.net._disconnected(self.uid)
 
     async def _send(self, peer: Peer, kind: str, text: str, entities: list[dict[str, Any]], random_id: int) -> Sent:
         """Telegram's checks in Telegram's order, then the post, as one atomic step in Redis (a

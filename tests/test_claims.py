@@ -1,0 +1,147 @@
+"""Two worker processes (two SenderCaches with claims) never keep one account's connection open at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.test_clients import PEER, Clock, batch, login
+from userbot.claims import ConnectionClaims
+from userbot.clients import SenderCache
+from userbot.fake import FakeGateway, FakeTelegram
+from userbot.gateway import GatewayError
+
+PREFIX = "t:"
+
+
+@pytest.fixture
+def net(redis: Redis) -> FakeTelegram:
+    return FakeTelegram(redis, "t:fake:")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def worker(net: FakeTelegram, clock: Clock, owner: str, *, while_waiting: Callable[[], Awaitable[None]] | None = None,
+           ) -> SenderCache:
+    """A worker process; when it waits for a claim, time passes and `while_waiting` runs (the
+    holder's upkeep), so the whole exchange is driven without sleeping."""
+
+    async def wait(seconds: float) -> None:
+        clock.now += seconds
+        if while_waiting is not None:
+            await while_waiting()
+        await asyncio.sleep(0)
+
+    claims = ConnectionClaims(net.redis, PREFIX, owner, ttl_s=30, clock=clock, sleep=wait)
+    return SenderCache(FakeGateway(net), claims=claims, clock=clock)
+
+
+async def claim_holder(redis: Redis, uid: int) -> str | None:
+    holder = await redis.get(f"{PREFIX}conn:{uid}")
+    return holder.decode() if holder else None
+
+
+async def test_a_worker_asks_the_holder_to_let_go_and_takes_over(
+    net: FakeTelegram, clock: Clock, redis: Redis
+) -> None:
+    uid, session = await login(net, "+998900000001")
+    w1 = worker(net, clock, "w1")
+    w2 = worker(net, clock, "w2", while_waiting=w1.maintain)
+    await batch(w1, uid, session, 1)
+    assert await claim_holder(redis, uid) == "w1"
+    await batch(w2, uid, session, 2)
+    assert (uid in w1, uid in w2, await claim_holder(redis, uid)) == (False, True, "w2")
+    assert (await net.open_connections(uid), await net.peak_connections(uid)) == (1, 1)
+    assert len(await net.posted(-1001000000001)) == 2
+
+
+async def test_a_busy_holder_lets_go_when_its_batch_ends(net: FakeTelegram, clock: Clock) -> None:
+    uid, session = await login(net, "+998900000001")
+    w1 = worker(net, clock, "w1")
+    rounds = 0
+    asked_twice = asyncio.Event()
+
+    async def w1_does_its_upkeep() -> None:
+        nonlocal rounds
+        await w1.maintain()
+        rounds += 1
+        if rounds == 2:
+            asked_twice.set()
+
+    w2 = worker(net, clock, "w2", while_waiting=w1_does_its_upkeep)
+    async with w1.sender(uid, session) as sender:
+        waiting = asyncio.create_task(batch(w2, uid, session, 2))
+        await asked_twice.wait()
+        assert (await net.open_connections(uid), await net.connect_count(uid)) == (1, 1)  # w2 still waits
+        await sender.send_text(PEER, "still mine", [], 1)
+    await waiting
+    assert (uid in w1, uid in w2) == (False, True)
+    assert (await net.connect_count(uid), await net.peak_connections(uid)) == (2, 1)
+
+
+async def test_a_holder_that_never_answers_times_the_batch_out(net: FakeTelegram, clock: Clock) -> None:
+    uid, session = await login(net, "+998900000001")
+    w1, w2 = worker(net, clock, "w1"), worker(net, clock, "w2")
+    await batch(w1, uid, session, 1)
+    with pytest.raises(GatewayError) as info:
+        await batch(w2, uid, session, 2)  # w1 never runs its upkeep
+    assert info.value.code == "TIMEOUT"
+    assert (uid in w2, await net.open_connections(uid), await net.peak_connections(uid)) == (False, 1, 1)
+
+
+async def test_a_lapsed_claim_taken_elsewhere_closes_ours(net: FakeTelegram, clock: Clock, redis: Redis) -> None:
+    uid, session = await login(net, "+998900000001")
+    w1, w2 = worker(net, clock, "w1"), worker(net, clock, "w2")
+    await batch(w1, uid, session, 1)
+    await redis.delete(f"{PREFIX}conn:{uid}")  # w1 stalled past the claim's TTL
+    await batch(w2, uid, session, 2)
+    clock.now += 10
+    await w1.maintain()  # the heartbeat finds the claim in other hands
+    assert (uid in w1, uid in w2, await net.open_connections(uid)) == (False, True, 1)
+    with pytest.raises(GatewayError):
+        await batch(w1, uid, session, 3)  # and w1 may not reconnect while w2 holds it
+
+
+async def test_the_heartbeat_keeps_claims_and_close_all_gives_them_up(
+    net: FakeTelegram, clock: Clock, redis: Redis
+) -> None:
+    uid, session = await login(net, "+998900000001")
+    w1 = worker(net, clock, "w1")
+    await batch(w1, uid, session, 1)
+    ttl_before = await redis.pttl(f"{PREFIX}conn:{uid}")
+    await redis.pexpire(f"{PREFIX}conn:{uid}", 1000)
+    clock.now += 10
+    await w1.maintain()
+    assert await redis.pttl(f"{PREFIX}conn:{uid}") > 1000
+    assert ttl_before > 1000
+    await w1.close_all()
+    assert (await claim_holder(redis, uid), await net.open_connections()) == (None, 0)
+
+
+async def test_a_failed_connect_gives_the_claim_back(net: FakeTelegram, clock: Clock, redis: Redis) -> None:
+    uid, session = await login(net, "+998900000001")
+    await net.revoke_sessions(uid)
+    w1 = worker(net, clock, "w1")
+    with pytest.raises(GatewayError):
+        await batch(w1, uid, session, 1)
+    assert await claim_holder(redis, uid) is None
+
+
+async def test_an_idle_closed_connection_lets_go_on_the_first_ask(
+    net: FakeTelegram, clock: Clock, redis: Redis
+) -> None:
+    uid, session = await login(net, "+998900000001")
+    w1 = worker(net, clock, "w1")
+    w2 = worker(net, clock, "w2", while_waiting=w1.maintain)
+    await batch(w1, uid, session, 1)
+    clock.now += 900
+    assert await w1.sweep() == 1  # closed, but the claim stays w1's until it lapses or is asked for
+    assert await claim_holder(redis, uid) == "w1"
+    await batch(w2, uid, session, 2)
+    assert (await claim_holder(redis, uid), await net.peak_connections(uid)) == ("w2", 1)
