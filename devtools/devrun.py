@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -75,6 +76,19 @@ def _on(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def dev_env(environ: Mapping[str, str], dotenv: Mapping[str, str],
+            dev_secrets: Mapping[str, str]) -> tuple[dict[str, str], bool]:
+    """The processes' environment and whether it is sandbox mode: `.env`, over it what the developer
+    exported, then the generated secrets where neither sets them. Sandbox mode is asked for (SANDBOX=1)
+    when no BOT_TOKEN is configured: the service itself never assumes it."""
+    env = {**dotenv, **environ}
+    for key, value in dev_secrets.items():
+        env.setdefault(key, value)
+    if not env.get("BOT_TOKEN"):
+        env.setdefault("SANDBOX", "1")
+    return env, _on(env.get("SANDBOX"))
+
+
 def _prefix_output(name: str, stream: object) -> None:
     for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
         sys.stdout.write(f"{name:>7} | {line}")
@@ -92,13 +106,7 @@ def _ticker(base_url: str, token: str, stop: threading.Event) -> None:
 
 
 def main() -> int:
-    # .env first, then the generated secrets: what the developer configured wins over both.
-    env = {**_dotenv(), **os.environ}
-    for key, value in _dev_secrets().items():
-        env.setdefault(key, value)
-    if not env.get("BOT_TOKEN"):
-        env.setdefault("SANDBOX", "1")  # sandbox mode is never implied by the service itself
-    sandbox = _on(env.get("SANDBOX"))
+    env, sandbox = dev_env(os.environ, _dotenv(), _dev_secrets())
     env["DATABASE_URL"] = env_or_none("DATABASE_URL") or ensure_database(ensure_postgres(None), "tgcast_dev")
     env["REDIS_URL"] = ensure_redis(env_or_none("REDIS_URL"))
     port = int(env.get("PORT", "8000"))
