@@ -23,6 +23,7 @@ from core.settings import Settings, load_settings
 from db import announcements, users
 from db.rows import Announcement
 from jobs.botapi import BotApiClient, BotApiError
+from jobs.context import JobContext
 from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,16 @@ PROGRESS_EVERY_S = 3.0
 
 
 def run_announcement(announcement_id: int, settings: Settings | None = None) -> dict[str, int]:
-    """RQ entry point: a plain function of the id."""
+    """RQ entry point: a plain function of the id (tests call it with their settings)."""
     return asyncio.run(_main(announcement_id, settings or load_settings()))
+
+
+async def _on_job_loop(ctx: JobContext, announcement_id: int) -> dict[str, int]:
+    return await _main(announcement_id, ctx.settings)
+
+
+# The concurrent worker runs the body on its job loop, in the announcement slot (jobs/worker.py).
+run_announcement.loop_body = _on_job_loop  # type: ignore[attr-defined]
 
 
 async def _main(announcement_id: int, settings: Settings) -> dict[str, int]:

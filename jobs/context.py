@@ -1,20 +1,25 @@
 """What a worker process opens once and every job reuses: settings, a psycopg pool, async Redis,
-the account gateway, the Bot API client, the session box, and the event loop they all live on.
+the account gateway with its cache of connected accounts, the Bot API client, the session box, and
+the event loop ("the job loop") they all live on.
 
-RQ job functions are plain sync functions of ids; each one runs its async body on this process's
-`asyncio.Runner`, so connections survive from one job to the next instead of being opened per job.
-The one instance per process is module state on purpose: RQ calls job functions by name and gives
-them nothing else.
+The job loop runs in a thread of its own for the whole life of the process. RQ job functions are plain
+functions of ids (`loop_job`); the concurrent worker (jobs/loop_worker.py) starts their async bodies as
+tasks on this loop, hundreds at once, while anything else that calls them (RQ's own workers, a test)
+waits for the one body it started. Either way connections survive from one job to the next. The one
+runtime per process (per thread, for in-process test workers) is module state on purpose: RQ calls job
+functions by name and gives them nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
 from redis import Redis as SyncRedis
@@ -25,10 +30,18 @@ from core.settings import Settings, load_settings
 from db.pool import open_pool
 from jobs.botapi import BotApiClient
 from jobs.queues import sync_redis
+from userbot.clients import SenderCache
 from userbot.factory import build_gateway
 from userbot.gateway import AccountGateway
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+# Batches hold a connection for single statements only (never across a send or a pause), so a few
+# connections serve hundreds of concurrent batches; several worker processes must also fit in
+# PostgreSQL's default 100 connections beside the web replicas.
+POOL_MAX = 8
+
 
 def bot_api_client(settings: Settings) -> BotApiClient:
     return BotApiClient(settings.bot_token_value(), settings.bot_api_base, timeout=15)
@@ -43,10 +56,11 @@ class JobContext:
     gateway: AccountGateway
     botapi: BotApiClient
     box: SecretBox
+    senders: SenderCache  # connected accounts, kept across batches
 
 
 async def open_context(settings: Settings, stack: AsyncExitStack) -> JobContext:
-    pool = await open_pool(settings.database_url, min_size=1, max_size=4, relaxed_commit=True)
+    pool = await open_pool(settings.database_url, min_size=1, max_size=POOL_MAX, relaxed_commit=True)
     stack.push_async_callback(pool.close)
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     stack.push_async_callback(redis.aclose)
@@ -54,34 +68,68 @@ async def open_context(settings: Settings, stack: AsyncExitStack) -> JobContext:
     stack.callback(queue_redis.close)
     botapi = bot_api_client(settings)
     stack.push_async_callback(botapi.aclose)
-    return JobContext(settings, pool, redis, queue_redis, build_gateway(settings, redis), botapi,
-                      SecretBox(settings.session_keys))
+    gateway = build_gateway(settings, redis)
+    senders = SenderCache(gateway, idle_s=settings.client_idle_s, max_open=settings.client_max)
+    senders.start()
+    stack.push_async_callback(senders.close_all)  # closed first: before the Redis the emulator uses
+    return JobContext(settings, pool, redis, queue_redis, gateway, botapi, SecretBox(settings.session_keys),
+                      senders)
 
 
 class ProcessRuntime:
-    """One event loop and one `JobContext` per process (per thread, for in-process test workers)."""
+    """The job loop (in its own thread) and the one `JobContext` on it."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
-        self._runner = asyncio.Runner()
+        self._loop = asyncio.new_event_loop()
+        # Started with the first job, not here: RQ forks its scheduler process at start-up, and a fork
+        # is only safe while this process has one thread.
+        self._thread = threading.Thread(target=self._loop.run_forever, name="job-loop", daemon=True)
         self._stack = AsyncExitStack()
         self._context: JobContext | None = None
+        self._opening: asyncio.Lock | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def submit(self, body: Callable[[JobContext], Awaitable[T]]) -> concurrent.futures.Future[T]:
+        """Start `body` as a task on the job loop; thread-safe."""
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            with _starting:
+                if not self._thread.is_alive():
+                    self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self._with_context(body), self._loop)
 
     def run(self, body: Callable[[JobContext], Awaitable[T]]) -> T:
-        return self._runner.run(self._with_context(body))
+        """Run `body` on the job loop and wait for its result (callers outside the loop only)."""
+        return self.submit(body).result()
+
+    async def context(self) -> JobContext:
+        if self._context is None:
+            if self._opening is None:
+                self._opening = asyncio.Lock()
+            async with self._opening:  # hundreds of first jobs at once open one context
+                if self._context is None:
+                    self._context = await open_context(self._settings or load_settings(), self._stack)
+        return self._context
 
     async def _with_context(self, body: Callable[[JobContext], Awaitable[T]]) -> T:
-        if self._context is None:
-            self._context = await open_context(self._settings or load_settings(), self._stack)
-        return await body(self._context)
+        return await body(await self.context())
 
     def close(self) -> None:
+        if self._loop.is_closed():
+            return
         if self._context is not None:
-            self._runner.run(self._stack.aclose())
+            asyncio.run_coroutine_threadsafe(self._stack.aclose(), self._loop).result(timeout=60)
             self._context = None
-        self._runner.close()
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        self._loop.close()
 
 
+_starting = threading.Lock()
 _local = threading.local()
 _default_settings: Settings | None = None
 
@@ -105,3 +153,19 @@ def close_runtime() -> None:
     if current is not None:
         current.close()
         _local.runtime = None
+
+
+LoopBody = Callable[..., Awaitable[Any]]
+
+
+def loop_job(body: Callable[Concatenate[JobContext, P], Awaitable[T]]) -> Callable[P, T]:
+    """Makes an RQ job function (a plain function of ids, importable by name) of an async body that
+    takes the process's `JobContext` first. Called as a function, it runs the body on the job loop and
+    waits; the concurrent worker finds the body as `.loop_body` and starts it as a task instead."""
+
+    @functools.wraps(body)
+    def job(*args: P.args, **kwargs: P.kwargs) -> T:
+        return runtime().run(lambda ctx: body(ctx, *args, **kwargs))
+
+    job.loop_body = body  # type: ignore[attr-defined]
+    return job

@@ -19,13 +19,13 @@ from datetime import UTC, datetime, timedelta
 from psycopg import AsyncConnection
 
 from core import outcomes
-from core.crypto import SecretBox
 from core.outcomes import Decision, Kind, Policy
 from core.schedule import continuation_at, continuation_delay_ms, flood_jitter_ms, send_pause_s
 from db import accounts, configs, cycles, deliveries, users
+from db.deliveries import Target
 from db.rows import Account, Cycle, Delivery, Media, Message
 from jobs import queues
-from jobs.context import JobContext, runtime
+from jobs.context import JobContext, loop_job
 from jobs.locks import AccountLock
 from jobs.notices import notify
 from services import access, broadcast
@@ -68,30 +68,38 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def send_batch(cycle_id: int, attempt: int = 0) -> str:
-    """RQ entry point."""
-    result = runtime().run(lambda ctx: run_batch(ctx, cycle_id, attempt))
+@loop_job
+async def send_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> str:
+    """RQ entry point: `send_batch(cycle_id, attempt)`, run on the process's job loop."""
+    result = await run_batch(ctx, cycle_id, attempt)
     log.info("cycle %s attempt %s: %s (sent %s)", cycle_id, attempt, result.outcome, result.sent)
     return result.outcome
 
 
 async def run_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> BatchResult:
+    """One batch. A PostgreSQL connection is held for single steps only, never across a send or a
+    pause: hundreds of batches share a worker's few connections (jobs/context.py, POOL_MAX)."""
     async with ctx.pool.connection() as conn:
         cycle = await cycles.get(conn, cycle_id)
         if cycle is None or cycle.status != "running":
             return BatchResult("inactive")
         stale = await _stale(ctx, conn, cycle)
-        if stale is not None:
-            return BatchResult(stale)
-        lock = AccountLock(ctx.redis, queues.account_lock_key(ctx.settings, cycle.owner_id),
-                           ctx.settings.lock_ttl_s * 1000)
-        if not await lock.acquire():
+    if stale is not None:
+        if stale == "no_account":
+            await ctx.senders.discard(cycle.owner_id)
+        return BatchResult(stale)
+    lock = AccountLock(ctx.redis, queues.account_lock_key(ctx.settings, cycle.owner_id),
+                       ctx.settings.lock_ttl_s * 1000)
+    if not await lock.acquire():
+        async with ctx.pool.connection() as conn:
             return await _lock_busy(ctx, conn, cycle, attempt)
-        try:
+    try:
+        async with ctx.pool.connection() as conn:
             # Read inside the lock: the previous holder may have just paused the account.
             account = await accounts.get(conn, cycle.owner_id)
             if account is None or account.status != "active":
                 await cycles.cancel_open(conn, cycle.owner_id)
+                await ctx.senders.discard(cycle.owner_id)
                 return BatchResult("no_account")
             now = utcnow()
             if account.flood_until is not None and account.flood_until > now:
@@ -99,9 +107,9 @@ async def run_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> BatchRe
                 job_id = await _enqueue(ctx, cycle_id, at)
                 await cycles.set_continuation(conn, cycle_id, "flood")
                 return BatchResult("deferred", continuation="flood", job_id=job_id)
-            return await _run_locked(ctx, conn, cycle, account, lock)
-        finally:
-            await lock.release()
+        return await _run_locked(ctx, cycle, account, lock)
+    finally:
+        await lock.release()
 
 
 async def _stale(ctx: JobContext, conn: AsyncConnection, cycle: Cycle) -> str | None:
@@ -137,42 +145,59 @@ async def _lock_busy(ctx: JobContext, conn: AsyncConnection, cycle: Cycle, attem
     return BatchResult("lock_busy", job_id=job_id)
 
 
-async def _run_locked(
-    ctx: JobContext, conn: AsyncConnection, cycle: Cycle, account: Account, lock: AccountLock
-) -> BatchResult:
+async def _run_locked(ctx: JobContext, cycle: Cycle, account: Account, lock: AccountLock) -> BatchResult:
     s = ctx.settings
     now = utcnow()
-    # Claiming ahead (CLAIM_AHEAD_MS): the per-group spacing and the cycle jitter shift single
-    # deliveries by seconds; without the horizon each shifted one would cost a continuation job.
-    lag = await cycles.mark_started(conn, cycle.id, now)
+    async with ctx.pool.connection() as conn:
+        lag = await cycles.mark_started(conn, cycle.id, now)
+        # Claiming ahead (CLAIM_AHEAD_MS): the per-group spacing and the cycle jitter shift single
+        # deliveries by seconds; without the horizon each shifted one would cost a continuation job.
+        claimed = await deliveries.claim(conn, cycle.id, due_by=now + timedelta(milliseconds=s.claim_ahead_ms),
+                                         lease_until=now + timedelta(seconds=s.lease_s), limit=s.batch_size)
+        content = await _content(conn, cycle, claimed) if claimed else None
     if lag is not None:
         log.info("cycle %s started, lag_ms=%s", cycle.id, lag)
         await Metrics(ctx.redis, s.redis_prefix).observe("tgcast_cycle_start_lag_seconds", lag / 1000)
-    claimed = await deliveries.claim(conn, cycle.id, due_by=now + timedelta(milliseconds=s.claim_ahead_ms),
-                                     lease_until=now + timedelta(seconds=s.lease_s), limit=s.batch_size)
     state = _BatchState()
     if claimed:
-        await _send_claimed(ctx, conn, cycle, account, claimed, state, lock)
-    return await _after_batch(ctx, conn, cycle, account, state)
+        await _send_claimed(ctx, cycle, account, claimed, content, state, lock)
+    async with ctx.pool.connection() as conn:
+        result = await _after_batch(ctx, conn, cycle, account, state)
+    if state.revoked:
+        await ctx.senders.discard(cycle.owner_id)
+    return result
+
+
+@dataclass(slots=True)
+class _Content:
+    message: Message | None
+    media: Media | None
+    peers: dict[int, Target]
+
+
+async def _content(conn: AsyncConnection, cycle: Cycle, claimed: list[Delivery]) -> _Content:
+    # The media's bytes only when the cycle has no handle yet (an upload is due).
+    message, media = await deliveries.cycle_content(conn, cycle.message_id, with_media=cycle.media_handle is None)
+    peers = await deliveries.targets(conn, cycle.owner_id, [d.chat_id for d in claimed])
+    return _Content(message, media, peers)
 
 
 async def _send_claimed(
-    ctx: JobContext, conn: AsyncConnection, cycle: Cycle, account: Account, claimed: list[Delivery],
+    ctx: JobContext, cycle: Cycle, account: Account, claimed: list[Delivery], content: _Content | None,
     state: _BatchState, lock: AccountLock,
 ) -> None:
     open_ids = [d.id for d in claimed]
     try:
-        # The media's bytes only when the cycle has no handle yet (an upload is due).
-        message, media = await deliveries.cycle_content(conn, cycle.message_id,
-                                                        with_media=cycle.media_handle is None)
-        if message is None:
-            await deliveries.cancel(conn, open_ids, "no_message")
+        if content is None or content.message is None:
+            async with ctx.pool.connection() as conn:
+                await deliveries.cancel(conn, open_ids, "no_message")
             open_ids.clear()
             return
-        peers = await deliveries.targets(conn, cycle.owner_id, [d.chat_id for d in claimed])
-        session = SecretBox(ctx.settings.session_keys).decrypt(account.session_enc)
+        message, media, peers = content.message, content.media, content.peers
+        session = ctx.box.decrypt(account.session_enc)
         try:
-            async with ctx.gateway.connect(session) as sender:
+            # The account's connection from the worker's cache: connected once, reused by every batch.
+            async with ctx.senders.sender(cycle.owner_id, session) as sender:
                 paused_until: datetime | None = None
                 for delivery in claimed:
                     # Never before the delivery's own time (its group's spacing, a retry's backoff), and
@@ -180,7 +205,7 @@ async def _send_claimed(
                     await _sleep_until(max(delivery.next_attempt_at, paused_until or delivery.next_attempt_at))
                     # A stop takes effect between two sends: after a recorded send its statement
                     # already told whether the cycle is still live; otherwise ask.
-                    live = state.live if state.live is not None else await cycles.is_live(conn, cycle.id)
+                    live = state.live if state.live is not None else await _is_live(ctx, cycle.id)
                     state.live = None
                     if lock.lost or not live:
                         state.stopped = not lock.lost
@@ -192,7 +217,7 @@ async def _send_claimed(
                     sent: Sent | None = None
                     state.attempted += 1
                     try:
-                        sent = await _send_one(ctx, conn, cycle, sender, peer, message, media, delivery)
+                        sent = await _send_one(ctx, cycle, sender, peer, message, media, delivery)
                     except GatewayError as exc:
                         error = exc
                     except Exception as exc:  # a bug or an unmapped failure: keep the batch going
@@ -204,7 +229,8 @@ async def _send_claimed(
                         ctx.settings.send_pause_min_ms, ctx.settings.send_pause_max_ms))
                     decision = outcomes.classify(error, retry=delivery.retry, interval_s=cycle.interval_minutes * 60,
                                                  key=str(delivery.id), policy=Policy.of(ctx.settings))
-                    await _apply(ctx, conn, cycle, delivery, decision, sent, error, state)
+                    async with ctx.pool.connection() as conn:
+                        await _apply(ctx, conn, cycle, delivery, decision, sent, error, state)
                     open_ids.remove(delivery.id)
                     if decision.stop_batch:
                         break
@@ -214,47 +240,63 @@ async def _send_claimed(
             if decision.kind is Kind.REVOKED:
                 state.revoked = True
             elif decision.account_pause_s:
-                await _pause_account(conn, cycle, decision, state)
+                async with ctx.pool.connection() as conn:
+                    await _pause_account(conn, cycle, decision, state)
             log.warning("cycle %s: connecting failed: %s", cycle.id, exc.code)
     finally:
         # Whatever was claimed and not judged goes back untouched (a flood pushes it past the pause).
-        await deliveries.release(conn, open_ids, not_before=state.flood_until)
+        # Shielded: a batch cancelled by its job timeout still hands its rows back at once.
+        await asyncio.shield(_give_back(ctx, cycle, open_ids, state))
         await _record(ctx, state.decisions)
+
+
+async def _give_back(ctx: JobContext, cycle: Cycle, open_ids: list[int], state: _BatchState) -> None:
+    async with ctx.pool.connection() as conn:
+        await deliveries.release(conn, open_ids, not_before=state.flood_until)
         if state.stopped:
             await cycles.cancel_open(conn, cycle.owner_id)
 
 
+async def _is_live(ctx: JobContext, cycle_id: int) -> bool:
+    async with ctx.pool.connection() as conn:
+        return await cycles.is_live(conn, cycle_id)
+
+
 async def _send_one(
-    ctx: JobContext, conn: AsyncConnection, cycle: Cycle, sender: SenderConnection, peer: Peer,
+    ctx: JobContext, cycle: Cycle, sender: SenderConnection, peer: Peer,
     message: Message, media: Media | None, delivery: Delivery,
 ) -> Sent:
     if message.kind == "text" or message.media_id is None:
         return await sender.send_text(peer, message.text, message.entities, delivery.random_id)
     media_id = message.media_id
 
+    async def set_handle(handle: str | None) -> None:
+        async with ctx.pool.connection() as conn:
+            await cycles.set_media_handle(conn, cycle.id, handle)
+        cycle.media_handle = handle
+
     async def forget_handle() -> None:
-        await cycles.set_media_handle(conn, cycle.id, None)
-        cycle.media_handle = None
+        await set_handle(None)
 
     async def send_media() -> Sent:
         nonlocal media
         if cycle.media_handle is None:
             # Uploaded once per cycle (again only when the server lost it); the bytes are read here,
             # only when an upload is due.
-            media = media or await deliveries.cycle_media(conn, media_id)
+            if media is None:
+                async with ctx.pool.connection() as conn:
+                    media = await deliveries.cycle_media(conn, media_id)
             if media is None:
                 raise GatewayError("MEDIA_FILE_MISSING", detail=f"media {media_id}")
             handle = await sender.upload_media(OutgoingMedia(
                 media.kind, bytes(media.data), media.file_name, media.mime_type))  # type: ignore[arg-type]
-            await cycles.set_media_handle(conn, cycle.id, handle)
-            cycle.media_handle = handle
+            await set_handle(handle)
         sent = await sender.send_media(peer, cycle.media_handle, message.kind,  # type: ignore[arg-type]
                                        message.text, message.entities, delivery.random_id)
         if sent.media_handle is not None and sent.media_handle != cycle.media_handle:
             # An upload is kept for a while and may serve one message only; the photo/document that
             # message stored lasts, so every later send of the cycle (any job) references it.
-            await cycles.set_media_handle(conn, cycle.id, sent.media_handle)
-            cycle.media_handle = sent.media_handle
+            await set_handle(sent.media_handle)
         return sent
 
     try:

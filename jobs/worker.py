@@ -1,18 +1,16 @@
-"""The worker process: RQ on the broadcast (and announcement) queues, with the scheduler so
-`enqueue_at` jobs run.
+"""The worker process: RQ on the broadcast and announcement queues, with the scheduler so
+`enqueue_at` jobs run, and many jobs at once on one event loop (jobs/loop_worker.py, docs/worker.md).
 
-Why a non-forking `SimpleWorker`: RQ's default `Worker` forks a fresh work horse per job, and a
-horse that imports the job module pays for it on every job, and opens new PostgreSQL, Redis and
-Bot API connections every time. Measured here: importing `jobs.send_batch` in a fresh interpreter
-costs ~150-250 ms (psycopg, redis, httpx, pydantic), plus ~20-50 ms to open the connections; in this
-process the job module is imported once at start and `jobs.context` keeps one event loop with its
-pool and clients across jobs, so a job costs only its own queries and sends. The price of not
-forking is that a job crash that corrupts the process takes the worker down; the job's state is in
-PostgreSQL with leases, so a restarted worker (the platform restarts it) simply carries on.
+Why no fork per job: a forked horse that imports the job module pays for it on every job (~150-250 ms
+measured for psycopg, redis, httpx, pydantic) and opens new PostgreSQL, Redis, Bot API and Telegram
+connections every time. Here the job modules are imported once at start and the job loop keeps its
+pool, clients and connected accounts across jobs, so a job costs only its own queries and sends. The
+price of not forking is that a crash that corrupts the process takes the worker down; the jobs' state
+is in PostgreSQL with leases, so a restarted worker (the platform restarts it) simply carries on.
 
-Shutdown: RQ turns the first SIGTERM/SIGINT into a warm shutdown: the current job finishes, then
-the worker exits. Deliveries still in flight if the process is killed harder go back to pending when
-their lease expires (the tick's recovery).
+Shutdown: the first SIGTERM/SIGINT is a warm shutdown (no new jobs; running ones finish, then exit);
+a second one exits at once, and deliveries left in flight go back to pending when their lease expires
+(the tick's recovery).
 """
 
 from __future__ import annotations
@@ -21,16 +19,21 @@ import contextlib
 import importlib
 import logging
 import time
+from typing import Any
 
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.scheduler import RQScheduler
 
 from core.settings import Settings
 from jobs import queues
-from jobs.context import close_runtime, use_settings
+from jobs.context import close_runtime, runtime, use_settings
+from jobs.loop_worker import LoopWorker
 
 log = logging.getLogger(__name__)
 
+# An announcement paces itself at ~25 messages/s for hours; one at a time per worker process, in a slot
+# of its own so it never takes a broadcast's place.
+ANNOUNCE_SLOTS = 1
 
 # RQ's scheduler moves due `enqueue_at` jobs to their queue once a second, and its registry keeps
 # whole seconds (we round up so nothing starts early): together up to ~2 s of start lag. Polling five
@@ -55,11 +58,11 @@ class FastPollingScheduler(RQScheduler):
         self.stop()
 
 
-class BroadcastWorker(SimpleWorker):
-    """`SimpleWorker` with the fast-polling scheduler (RQ has no option to choose the class)."""
+class BroadcastWorker(LoopWorker):
+    """`LoopWorker` with the fast-polling scheduler (RQ has no option to choose the class)."""
 
-    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args: object,
-                         **kwargs: object) -> None:
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args: Any,
+                         **kwargs: Any) -> None:
         self.scheduler = FastPollingScheduler(
             self.queues, connection=self.connection,
             logging_level=logging_level if logging_level is not None else self.log.level,
@@ -87,13 +90,15 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
 
     use_settings(settings)
     connection = queues.sync_redis(settings)
-    worker_queues = [
-        queues.broadcast_queue(settings, connection),
-        Queue(queues.announce_queue_name(settings), connection=connection),
-    ]
+    broadcast = queues.broadcast_queue(settings, connection)
+    announce = Queue(queues.announce_queue_name(settings), connection=connection)
     # RQ restarts a dead scheduler process (and takes over a dead worker's scheduler lock) only in its
     # maintenance pass, every 10 minutes by default: far too long for jobs that must start on time.
-    worker = BroadcastWorker(worker_queues, connection=connection, name=name, maintenance_interval=30)
+    worker = BroadcastWorker(
+        [broadcast, announce], connection=connection, name=name, maintenance_interval=30,
+        limits={broadcast.name: settings.worker_concurrency, announce.name: ANNOUNCE_SLOTS},
+        runtime=runtime(),
+    )
     try:
         return bool(worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level))
     finally:

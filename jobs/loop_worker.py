@@ -1,0 +1,241 @@
+"""An RQ worker that runs many jobs at once as asyncio tasks on the process's job loop.
+
+A send batch spends almost all its time waiting: the 1-2 s pause between two sends of its account,
+and Telegram's answer. One job at a time per process made a box's capacity the number of processes
+it could hold, at 0 % CPU each. Here the RQ side stays as RQ 3 does it — dequeue, one `Execution`
+per job in the started registry and the worker's execution set, heartbeats, success and failure
+bookkeeping, the failed registry, warm shutdown — and only the "perform" step differs: the job's
+async body (`jobs.context.loop_job`) becomes a task on the job loop, and this thread goes back to
+the queue while slots are free. docs/worker.md explains the design and the alternatives rejected.
+
+- Slots per queue: broadcasts get `WORKER_CONCURRENCY`, announcements a slot of their own, so a
+  six-hour announcement never takes a broadcast's place and broadcasts never hold an announcement.
+- A job's timeout cancels that job's task only (`asyncio.wait_for`), never its neighbours; no SIGALRM.
+- One account never runs two batches at once anywhere: that is the send batch's own account lock,
+  not this class's business.
+- Warm shutdown (first SIGTERM/SIGINT): stop taking jobs, let the running ones finish, exit. A second
+  signal exits at once; what was in flight comes back through leases (docs/runtime.md, recovery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue as threadqueue
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.exceptions import DequeueTimeout
+from rq.executions import Execution
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
+from rq.utils import now
+from rq.worker import SimpleWorker, WorkerStatus
+
+from jobs.context import JobContext, ProcessRuntime
+
+log = logging.getLogger(__name__)
+
+# How long the main thread blocks on an empty queue or on full slots before it looks around again
+# (finished jobs, heartbeats, a stop request). BLPOP/BLMOVE take whole seconds.
+WAIT_S = 1
+HEARTBEAT_EVERY_S = 10.0
+
+
+@dataclass(slots=True)
+class _Running:
+    job: Job
+    queue: Queue
+    execution: Execution
+    future: concurrent.futures.Future[Any]
+    timeout: int
+
+
+class LoopWorker(SimpleWorker):
+    """`SimpleWorker` (no fork: the job loop and its connections live in this process) that keeps up
+    to `limits[queue name]` jobs of each queue running at once."""
+
+    def __init__(self, queues: Sequence[Queue], *, limits: dict[str, int], runtime: ProcessRuntime,
+                 **kwargs: Any) -> None:
+        super().__init__(list(queues), **kwargs)
+        self.limits = dict(limits)
+        self.runtime = runtime
+        self._running: dict[str, _Running] = {}
+        self._finished: threadqueue.SimpleQueue[str] = threadqueue.SimpleQueue()
+        self._last_beat = 0.0
+
+    # ---- the loop ---------------------------------------------------------------------------------
+
+    def work(self, burst: bool = False, logging_level: str | None = None, *args: Any,
+             with_scheduler: bool = False, **kwargs: Any) -> bool:
+        self.bootstrap(logging_level or "INFO")
+        if with_scheduler:
+            self._start_scheduler(burst, logging_level)
+        self._install_signal_handlers()
+        started = 0
+        backoff = 1.0
+        try:
+            while not self._stop_requested:
+                try:
+                    self.check_for_suspension(burst)
+                    if self.should_run_maintenance_tasks:
+                        self.run_maintenance_tasks()
+                    self._finish_done()
+                    self._beat()
+                    if self._stop_requested:
+                        break
+                    took = self._take_ready()
+                    started += took
+                    backoff = 1.0
+                    if took:
+                        continue
+                    if burst and not self._running:
+                        log.info("Worker %s: done, quitting", self.name)
+                        break
+                    started += self._wait()
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                    # Running batches carry on (their own connections); only the bookkeeping waits.
+                    log.error("Worker %s: Redis unreachable (%s), retrying in %.0f s", self.name,
+                              type(exc).__name__, backoff)
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
+            self._drain()
+        finally:
+            self.teardown()
+        return bool(started)
+
+    def _shutdown(self) -> None:
+        """Warm shutdown from the signal handler: never raise there (the loop may be in the middle of
+        Redis bookkeeping); the loop sees the flag within a second and drains."""
+        self._stop_requested = True
+        self.set_shutdown_requested_date()
+        log.info("Worker %s: warm shutdown: finishing %s running jobs (signal again for a cold one)",
+                 self.name, len(self._running))
+        if self.scheduler:
+            self.stop_scheduler()
+
+    def _drain(self) -> None:
+        while self._running:
+            try:
+                job_id = self._finished.get(timeout=WAIT_S)
+            except threadqueue.Empty:
+                self._beat()
+                continue
+            self._finish(job_id)
+            self._finish_done()
+
+    # ---- taking jobs ------------------------------------------------------------------------------
+
+    def _free(self, q: Queue) -> int:
+        return self.limits.get(q.name, 1) - sum(1 for r in self._running.values() if r.queue.name == q.name)
+
+    def _take_ready(self) -> int:
+        """Start what is waiting, without blocking, while slots are free."""
+        took = 0
+        for q in self.queues:
+            while self._free(q) > 0 and not self._stop_requested:
+                found = self.queue_class.dequeue_any([q], None, connection=self.connection,
+                                                     job_class=self.job_class, serializer=self.serializer)
+                if found is None:
+                    break
+                self._start(*found)
+                took += 1
+        return took
+
+    def _wait(self) -> int:
+        """Block up to WAIT_S for a job on a queue with free slots, or for a running job to end."""
+        open_queues = [q for q in self.queues if self._free(q) > 0]
+        if not open_queues:
+            try:
+                self._finish(self._finished.get(timeout=WAIT_S))
+            except threadqueue.Empty:
+                pass
+            return 0
+        if self._running:
+            self.set_state(WorkerStatus.BUSY)
+        else:
+            self.set_state(WorkerStatus.IDLE)
+        try:
+            found = self.queue_class.dequeue_any(open_queues, WAIT_S, connection=self.connection,
+                                                 job_class=self.job_class, serializer=self.serializer)
+        except DequeueTimeout:
+            return 0
+        if found is None:
+            return 0
+        self._start(*found)
+        return 1
+
+    def _start(self, job: Job, q: Queue) -> None:
+        log.info("Worker %s: %s: %s", self.name, q.name, job.id)
+        execution = self.prepare_execution(job)  # started registry + the worker's execution set; BUSY
+        # Dequeued from one queue at a time, so LMOVE may have parked the id in the intermediate queue.
+        self.prepare_job_execution(job, remove_from_intermediate_queue=True)
+        job.started_at = now()
+        timeout = int(job.timeout or self.queue_class.DEFAULT_TIMEOUT)
+        body = getattr(job.func, "loop_body", None)
+        if body is not None:
+            args, kwargs = job.args, job.kwargs
+
+            async def task(ctx: JobContext) -> Any:
+                return await asyncio.wait_for(body(ctx, *args, **kwargs), timeout)
+        else:  # a plain function (not ours): in a thread, so it cannot stall the loop
+            async def task(ctx: JobContext) -> Any:
+                return await asyncio.wait_for(asyncio.to_thread(job.perform), timeout)
+
+        future = self.runtime.submit(task)
+        self._running[job.id] = _Running(job, q, execution, future, timeout)
+        job_id = job.id
+        future.add_done_callback(lambda _f: self._finished.put(job_id))
+
+    # ---- finishing --------------------------------------------------------------------------------
+
+    def _finish_done(self) -> None:
+        while True:
+            try:
+                job_id = self._finished.get_nowait()
+            except threadqueue.Empty:
+                return
+            self._finish(job_id)
+
+    def _finish(self, job_id: str) -> None:
+        running = self._running.pop(job_id, None)
+        if running is None:
+            return
+        job, q, execution, future = running.job, running.queue, running.execution, running.future
+        error = future.exception()
+        try:
+            if error is None:
+                self._finalize_success(job, q, execution, future.result())
+            else:
+                if isinstance(error, TimeoutError):
+                    error = JobTimeoutException(f"Task exceeded maximum timeout value ({running.timeout} seconds)")
+                self._finalize_failure(job, q, execution, (type(error), error, error.__traceback__))
+        except redis.exceptions.RedisError:
+            raise  # the loop retries the bookkeeping of later jobs; this one's lease covers it
+        except Exception:  # a job hash gone with a Redis flush, say: the database still has the truth
+            log.exception("Worker %s: bookkeeping of job %s failed", self.name, job_id)
+        if not self._running:
+            self.set_state(WorkerStatus.IDLE)
+
+    def _beat(self) -> None:
+        """Worker, execution and job heartbeats in one pipeline, so RQ's maintenance never mistakes a
+        long batch for an abandoned one."""
+        if time.monotonic() - self._last_beat < HEARTBEAT_EVERY_S:
+            return
+        self._last_beat = time.monotonic()
+        with self.connection.pipeline() as pipeline:
+            self.heartbeat(self.job_monitoring_interval + 60, pipeline=pipeline)
+            for running in self._running.values():
+                ttl = int(self.get_heartbeat_ttl(running.job))
+                running.execution.heartbeat(running.job.started_job_registry, ttl, pipeline=pipeline)
+                running.job.heartbeat(now(), ttl, pipeline=pipeline, xx=True)
+            pipeline.execute()
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
