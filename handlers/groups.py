@@ -20,7 +20,7 @@ from db.rows import Group
 from handlers import callbacks as cb
 from handlers.menu import button, require_login, send_main_menu
 from handlers.ui import show
-from services.groups import AccountGroups, NotLoggedIn
+from services.groups import FLOOD_CODE, AccountGroups, NotLoggedIn
 from userbot.gateway import AccountGateway, GatewayError, GroupInfo
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,14 @@ _TITLE_MAX = 28
 
 def _short(title: str) -> str:
     return title if len(title) <= _TITLE_MAX else title[: _TITLE_MAX - 1] + "…"
+
+
+def fetch_failed_text(tr: Translator, exc: GatewayError | NotLoggedIn) -> str:
+    """Why the account's groups cannot be shown now. The user's list is untouched: every listing
+    happens before anything is written."""
+    if isinstance(exc, GatewayError) and exc.code == FLOOD_CODE and exc.seconds:
+        return tr("groups.flood_wait", seconds=exc.seconds)
+    return tr("groups.fetch_failed")
 
 
 def _nav(kb: InlineKeyboardBuilder, page: Page, factory: type[cb.SelectGroupsPage] | type[cb.AddGroupPage]) -> None:
@@ -128,8 +136,8 @@ async def add_group(query: CallbackQuery, pool: AsyncConnectionPool, redis: Redi
     service = _service(redis, gateway, box, settings)
     try:
         await show_import(query, pool, service, tr, getattr(callback_data, "page", 0))
-    except (GatewayError, NotLoggedIn):
-        await query.answer(tr("groups.fetch_failed"), show_alert=True)
+    except (GatewayError, NotLoggedIn) as exc:
+        await query.answer(fetch_failed_text(tr, exc), show_alert=True)
         return
     await query.answer()
 
@@ -143,8 +151,8 @@ async def import_group(query: CallbackQuery, callback_data: cb.ImportGroup, pool
     try:
         async with pool.connection() as conn:
             toggled = await service.toggle(conn, query.from_user.id, callback_data.chat_id)
-    except (GatewayError, NotLoggedIn):
-        await query.answer(tr("groups.fetch_failed"), show_alert=True)
+    except (GatewayError, NotLoggedIn) as exc:
+        await query.answer(fetch_failed_text(tr, exc), show_alert=True)
         return
     if toggled is None:
         await query.answer(tr("groups.not_found"), show_alert=True)
@@ -163,8 +171,8 @@ async def add_all_groups(query: CallbackQuery, callback_data: cb.AddAllGroups, p
     try:
         async with pool.connection() as conn:
             added, _already = await service.add_all(conn, query.from_user.id)
-    except (GatewayError, NotLoggedIn):
-        await query.answer(tr("groups.fetch_failed"), show_alert=True)
+    except (GatewayError, NotLoggedIn) as exc:
+        await query.answer(fetch_failed_text(tr, exc), show_alert=True)
         return
     await query.answer(tr("groups.added_n", count=added) if added else tr("groups.all_already"))
     await show_import(query, pool, service, tr, callback_data.page)
@@ -205,8 +213,8 @@ async def import_groups_command(message: Message, pool: AsyncConnectionPool, red
         await send_main_menu(message, pool=pool, settings=settings, tr=tr, user_id=message.from_user.id,
                              is_admin=is_admin, notice=tr("menu.need_login"))
         return
-    except GatewayError:
-        await message.answer(tr("groups.fetch_failed"))
+    except GatewayError as exc:
+        await message.answer(fetch_failed_text(tr, exc))
         return
     await message.answer(tr("groups.imported", added=added, already=already))
 

@@ -317,8 +317,9 @@ class FakeClient:
     async def log_out(self) -> bool:
         return self._answer("log_out", True)
 
-    async def iter_dialogs(self) -> AsyncIterator[Any]:
-        for entity in self.behaviour.get("dialogs", []):
+    async def iter_dialogs(self, limit: int | None = None) -> AsyncIterator[Any]:
+        self.requests.append(("iter_dialogs", limit))
+        for entity in self.behaviour.get("dialogs", [])[:limit]:
             yield SimpleNamespace(entity=entity)
 
     async def upload_file(self, data: bytes, *, file_name: str) -> Any:
@@ -393,6 +394,9 @@ async def test_list_groups_keeps_writable_and_dedupes(fake: type[FakeClient]) ->
         GroupInfo(chat_id=-123, title="basic", kind="group", access_hash=None),
         GroupInfo(chat_id=-1001234567890, title="chan", kind="forum", access_hash=987654321),
     ]
+    [client] = fake.instances
+    assert client.requests == [("iter_dialogs", TelethonGateway.MAX_DIALOGS)]  # bounded walk
+    assert client.options["flood_sleep_threshold"] == 0  # a flood wait is reported, never slept
 
 
 async def test_list_groups_of_a_dead_session(fake: type[FakeClient]) -> None:

@@ -391,13 +391,17 @@ class TelethonGateway:
 
     # groups --------------------------------------------------------------------------------------
 
+    # The listing runs inside a webhook request, so it is bounded: at most this many dialogs (the most
+    # recent first, 100 per request to Telegram), and a flood wait is never slept through
+    # (flood_sleep_threshold stays 0): it leaves as GatewayError FLOOD_WAIT_X and the user is told
+    # how long to wait.
+    MAX_DIALOGS = 2000
+
     async def list_groups(self, session: str) -> Sequence[GroupInfo]:
-        # A short flood wait while paging dialogs is slept through: failing the whole list for a
-        # few seconds' wait would be worse for the user than the pause.
-        async with self._connected(session, flood_sleep_threshold=10) as client:
+        async with self._connected(session) as client:
             await _require_authorised(client)
             groups: dict[int, GroupInfo] = {}
-            async for dialog in client.iter_dialogs():
+            async for dialog in client.iter_dialogs(limit=self.MAX_DIALOGS):
                 entity = dialog.entity
                 kind = classify_dialog_entity(entity)
                 if kind is None:
