@@ -115,7 +115,8 @@ async def test_a_job_timeout_cancels_its_own_batch_only(db, net, settings, pool,
     await run_burst(settings, worker_concurrency=20, send_pause_min_ms=1000, send_pause_max_ms=1000)
     failed = FailedJobRegistry(queue=queues.broadcast_queue(settings, sync_redis))
     assert failed.get_job_ids() == [job.id]
-    assert "JobTimeoutException" in (Job.fetch(job.id, connection=sync_redis).latest_result().exc_string or "")
+    result = Job.fetch(job.id, connection=sync_redis).latest_result()
+    assert result is not None and "JobTimeoutException" in (result.exc_string or "")
     # The cancelled batch handed its rows back and let go of the account.
     statuses = [r["status"] for r in await deliveries_of(db, slow_cycle)]
     assert "in_flight" not in statuses and "sent" in statuses and "pending" in statuses, statuses
