@@ -30,6 +30,7 @@ from core.settings import Settings, load_settings
 from db.pool import open_pool
 from jobs.botapi import BotApiClient
 from jobs.queues import sync_redis
+from userbot.claims import ConnectionClaims
 from userbot.clients import SenderCache
 from userbot.factory import build_gateway
 from userbot.gateway import AccountGateway
@@ -69,7 +70,10 @@ async def open_context(settings: Settings, stack: AsyncExitStack) -> JobContext:
     botapi = bot_api_client(settings)
     stack.push_async_callback(botapi.aclose)
     gateway = build_gateway(settings, redis)
-    senders = SenderCache(gateway, idle_s=settings.client_idle_s, max_open=settings.client_max)
+    # Claims: one worker process at a time holds an account's connection open. Telegram ends a session
+    # used from two places at once (AUTH_KEY_DUPLICATED), and replicas may run on different machines.
+    claims = ConnectionClaims(redis, settings.redis_prefix)
+    senders = SenderCache(gateway, idle_s=settings.client_idle_s, max_open=settings.client_max, claims=claims)
     senders.start()
     stack.push_async_callback(senders.close_all)  # closed first: before the Redis the emulator uses
     return JobContext(settings, pool, redis, queue_redis, gateway, botapi, SecretBox(settings.session_keys),
