@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -33,6 +35,15 @@ ADMIN_ID = 900_000_001
 BOT_TOKEN = "123456:TEST-token-for-the-fake-bot-api-0000"
 TICK_TOKEN = "test-tick-token-0123456789"
 SESSION_KEY = "Q8kc3ryTr3mH0C8rcn1-6ydrM0Y_gkDmKcbkfxk-6SU="
+
+# Hypothesis draws the same examples on every run ("ci", the default: a failure in CI is a failure on
+# every machine); `make fuzz` explores with fresh seeds ("explore", HYPOTHESIS_PROFILE=explore).
+_HYPOTHESIS_HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
+                                     suppress_health_check=_HYPOTHESIS_HEALTH)
+hypothesis_settings.register_profile("explore", derandomize=False, database=None, deadline=None, print_blob=True,
+                                     max_examples=1000, suppress_health_check=_HYPOTHESIS_HEALTH)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 _ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 _REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -77,7 +88,7 @@ def botapi(botapi_server: FakeBotAPIServer) -> FakeBotAPI:
 
 
 _TABLES = ("deliveries", "cycles", "configs", "messages", "media", "groups", "accounts", "notices",
-           "announcements", "bot_users")
+           "announcements", "bot_users", "admin_usernames")
 
 
 @pytest.fixture(autouse=True)
