@@ -352,6 +352,7 @@ class Soak:
             ("posts not matching any delivery", _mark(v.unattributed_posts)),
             ("early cycles", _mark(v.early)),
             ("overlapping cycles", _mark(v.overlapping)),
+            ("group posted twice < interval apart", _mark(v.too_close)),
             ("cycles still running at the end", str(v.unfinished_cycles)),
             ("start lag (started_at − scheduled_at)", lag_summary(v.lag_ms)),
             ("(a) workers SIGKILLed and replaced", str(f.kills)),

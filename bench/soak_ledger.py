@@ -117,12 +117,14 @@ class Verdict:
     unattributed_posts: int = 0
     early: int = 0
     overlapping: int = 0
+    too_close: int = 0  # a group posted twice by one broadcast less than the interval apart
     unfinished_cycles: int = 0
     lag_ms: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.sent_twice or self.lost or self.early or self.overlapping or self.unattributed_posts)
+        return not (self.sent_twice or self.lost or self.early or self.overlapping or self.too_close
+                    or self.unattributed_posts)
 
 
 def judge(cycles: list[Cycle], ledger: Ledger, posts: list[Post], cut: datetime) -> Verdict:
@@ -134,6 +136,7 @@ def judge(cycles: list[Cycle], ledger: Ledger, posts: list[Post], cut: datetime)
     v.expected = sum(c.total for c in judged.values())
 
     per_delivery: Counter[tuple[int, int]] = Counter()  # (cycle, chat) -> accepted posts
+    per_group: dict[tuple[int, int], list[tuple[float, int]]] = defaultdict(list)  # (owner, chat) -> (at, cycle)
     first_post: dict[int, float] = {}
     last_post: dict[int, float] = {}
     for post in posts:
@@ -142,6 +145,7 @@ def judge(cycles: list[Cycle], ledger: Ledger, posts: list[Post], cut: datetime)
             v.unattributed_posts += 1
             continue
         per_delivery[(d.cycle_id, d.chat_id)] += 1
+        per_group[(d.owner_id, d.chat_id)].append((post.at, d.cycle_id))
         first_post[d.cycle_id] = min(first_post.get(d.cycle_id, post.at), post.at)
         last_post[d.cycle_id] = max(last_post.get(d.cycle_id, post.at), post.at)
     v.sent_twice = sum(1 for n in per_delivery.values() if n > 1)
@@ -185,6 +189,14 @@ def judge(cycles: list[Cycle], ledger: Ledger, posts: list[Post], cut: datetime)
             post_overlap = (cur.id in first_post and prev.id in last_post and first_post[cur.id] < last_post[prev.id])
             if db_overlap or post_overlap:
                 v.overlapping += 1
+    # The rule users care about, on the times "Telegram" received the posts: per group, two posts of one
+    # broadcast at least the (later cycle's) interval apart. A repeat within one cycle counts as sent twice.
+    interval_of = {c.id: c.interval_minutes * 60 for c in cycles}
+    for timeline in per_group.values():
+        timeline.sort()
+        for (at_a, cycle_a), (at_b, cycle_b) in itertools.pairwise(timeline):
+            if cycle_a != cycle_b and at_b - at_a < interval_of.get(cycle_b, 0):
+                v.too_close += 1
     return v
 
 

@@ -157,3 +157,14 @@ def test_cycles_created_after_the_cut_are_not_judged() -> None:
     cycles, ledger, posts = _clean_run()
     v = judge(cycles, ledger, posts, cut=T0 + timedelta(seconds=30))
     assert (v.cycles, v.expected) == (1, 2)
+
+
+def test_a_group_posted_again_less_than_the_interval_after_its_last_post_is_too_close() -> None:
+    """The cycle was held past its slot (its second group went out 50 s late); the next cycle started on
+    time, so that group got the broadcast twice 15 s apart."""
+    t1 = T0 + timedelta(minutes=1)
+    cycles = [_cycle(1, 1, T0), _cycle(2, 2, t1)]
+    held = [_posts(1, T0)[0], Post(CHATS[1], SENDER, 11, (T0 + timedelta(seconds=50)).timestamp())]
+    v = judge(cycles, _ledger(1, 2), [*held, *_posts(2, t1)], cut=T0 + timedelta(hours=1))
+    assert v.too_close == 1 and v.early == 0
+    assert not v.ok
