@@ -1,5 +1,5 @@
-"""Soak: the broadcast runtime under faults, through the real processes (issue 6, runtime.md
-"Invariants").
+"""Soak: the broadcast runtime under faults, through the real processes (docs/runtime.md,
+"Invariants"; results in docs/reliability.md, "Soak").
 
 A few hundred broadcasters × a few groups at a 1-minute interval run for several minutes through a
 real `tgcast web` (serving /tick and the webhook), real `tgcast worker` processes and a ticker, on a

@@ -1,4 +1,4 @@
-"""What a send's result means for the delivery, the account and the user: runtime.md, worker rule 6.
+"""What a send's result means for the delivery, the account and the user (docs/runtime.md, "Outcomes").
 
 One table maps Telegram's error name (`GatewayError.code`, as `userbot.errors.to_gateway_error`
 names it) to a rule; `classify` turns a rule plus the numbers (wait seconds, retry count, interval)

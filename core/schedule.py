@@ -19,7 +19,7 @@ def stable_hash(text: str) -> int:
 
 
 def cycle_jitter_ms(user_id: int, cycle: int, jitter_max_ms: int) -> int:
-    """runtime.md, scheduler rule 6: `H("<user_id>:<cycle>") mod (JITTER_MAX_MS + 1)`."""
+    """docs/runtime.md, "Jitter": `H("<user_id>:<cycle>") mod (JITTER_MAX_MS + 1)`."""
     if jitter_max_ms <= 0:
         return 0
     return stable_hash(f"{user_id}:{cycle}") % (jitter_max_ms + 1)
@@ -48,7 +48,7 @@ def continuation_delay_ms(cont_delay_ms: int, cont_jitter_ms: int, cycle_id: int
 
 
 def continuation_at(now: datetime, delay_ms: int, earliest_due: datetime | None) -> datetime:
-    """runtime.md, worker rule 7: `max(now + delay, earliest next_attempt_at)`."""
+    """docs/runtime.md, "Continuation and finishing": `max(now + delay, earliest next_attempt_at)`."""
     at = now + timedelta(milliseconds=delay_ms)
     return max(at, earliest_due) if earliest_due is not None else at
 

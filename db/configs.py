@@ -32,7 +32,8 @@ async def ensure(conn: AsyncConnection, owner_id: int) -> Config:
 
 
 async def set_message(conn: AsyncConnection, owner_id: int, message_id: int) -> None:
-    """A new message applies from the next cycle; the schedule is not reset (runtime.md, rule 4)."""
+    """A new message applies from the next cycle; the schedule is not reset (docs/runtime.md,
+    "Interval lower bound")."""
     await conn.execute(
         """
         INSERT INTO configs (owner_id, message_id) VALUES (%(id)s, %(m)s)

@@ -211,8 +211,8 @@ async def prune_cycles(conn: AsyncConnection, finished_before: datetime, limit: 
     return cur.rowcount
 
 
-# Storage stays bounded (runtime.md): besides the cycle summaries, the tick removes what nothing can
-# show or use any more. Each prune takes a bounded slice and walks an index of its candidates only
+# Storage stays bounded (docs/runtime.md, "Pruning"): besides the cycle summaries, the tick removes what
+# nothing can show or use any more. Each prune takes a bounded slice and walks an index of its candidates only
 # (migration 0004), so its cost follows what there is to remove, not the size of the tables.
 _PRUNE_SLICE = 10_000
 

@@ -1,4 +1,4 @@
-"""Every callback id of the ui-contract, as `CallbackData` factories.
+"""Every callback id of the bot (docs/bot.md, "Callback ids at a glance"), as `CallbackData` factories.
 
 The prefixes are the original bot's ids (operators' documentation relies on them). Callback data is
 user input: handlers still check, server-side, that the presser may do this to this object. Every

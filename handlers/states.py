@@ -1,4 +1,4 @@
-"""Conversation states of the ui-contract (kept in Redis by aiogram's RedisStorage)."""
+"""Conversation states (docs/bot.md, "Conversation states"), kept in Redis by aiogram's RedisStorage."""
 
 from aiogram.fsm.state import State, StatesGroup
 

@@ -14,7 +14,7 @@ the queue while slots are free. docs/worker.md explains the design and the alter
 - One account never runs two batches at once anywhere: that is the send batch's own account lock,
   not this class's business.
 - Warm shutdown (first SIGTERM/SIGINT): stop taking jobs, let the running ones finish, exit. A second
-  signal exits at once; what was in flight comes back through leases (docs/runtime.md, recovery).
+  signal exits at once; what was in flight comes back through leases (docs/runtime.md, "Recovery").
 """
 
 from __future__ import annotations

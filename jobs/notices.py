@@ -1,4 +1,4 @@
-"""Runtime notices (ui-contract, "Runtime notices"): sent through the workers' Bot API client, each
+"""Runtime notices (docs/bot.md, "Runtime notices"): sent through the workers' Bot API client, each
 cause at most once, in the user's language."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The send-batch job (runtime.md, "Worker"): one micro-batch of one cycle, from one account.
+"""The send-batch job (docs/runtime.md, "Worker"): one micro-batch of one cycle, from one account.
 
 `send_batch(cycle_id, attempt)` is what RQ runs; `run_batch` is its async body, also called directly
 by tests. The job carries ids only and re-reads everything from PostgreSQL, so a stale payload can
@@ -113,7 +113,8 @@ async def run_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> BatchRe
 
 
 async def _stale(ctx: JobContext, conn: AsyncConnection, cycle: Cycle) -> str | None:
-    """runtime.md worker rule 1 (and 3 for a missing session): a reason to send nothing, or None."""
+    """docs/runtime.md, "Staleness" (and "Account state" for a missing session): a reason to send nothing,
+    or None."""
     now = utcnow()
     user = await users.get(conn, cycle.owner_id)
     if not access.is_allowed(user, now, is_admin=await access.super_admin(conn, ctx.settings, cycle.owner_id)):

@@ -1,4 +1,4 @@
-"""The access check (ui-contract, "Access check"), end to end through the webhook."""
+"""The access check (docs/bot.md, "Access check"), end to end through the webhook."""
 
 from __future__ import annotations
 

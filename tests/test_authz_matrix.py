@@ -1,5 +1,5 @@
-"""Authorization matrix (issue 6, item 3): every callback and command carrying an id, pressed by the
-object's owner, another allowed user, a pending user, a banned user and a super admin.
+"""Authorization matrix (docs/reliability.md, "Authorization matrix"): every callback and command carrying
+an id, pressed by the object's owner, another allowed user, a pending user, a banned user and a super admin.
 
 For each cell the rows of every party (bot_users, accounts, groups, messages, configs) are
 snapshotted before and after: exactly the parties the table names may change, and only in the

@@ -1,5 +1,5 @@
-"""Operational limits (issue 6, item 5): POST /tick and the webhook under bursts of concurrent requests
-(300 in flight), through the ASGI app in-process and through a real uvicorn server.
+"""Operational limits (docs/reliability.md, "Operational limits"): POST /tick and the webhook under bursts
+of concurrent requests (300 in flight), through the ASGI app in-process and through a real uvicorn server.
 
 Every answer must be correct or a clean 503/429; nothing may crash (no 5xx other than 503, no ERROR
 record); all ticks together create each cycle once and enqueue each job once; every distinct update

@@ -1,5 +1,6 @@
-"""core.outcomes: every row of runtime.md's outcome table, with errors shaped as Telethon raises them
-(built with `telethon.errors` classes or `rpc_message_to_error`, then named by `to_gateway_error`)."""
+"""core.outcomes: every row of the outcome table (docs/runtime.md, "Outcomes"), with errors shaped as
+Telethon raises them (built with `telethon.errors` classes or `rpc_message_to_error`, then named by
+`to_gateway_error`)."""
 
 from __future__ import annotations
 

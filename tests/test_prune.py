@@ -1,6 +1,7 @@
-"""Storage stays bounded (runtime.md; docs/reliability.md, "Pruning"): the tick removes cycle
-summaries past the retention, the messages nothing shows or sends any more, media no message refers
-to, and notices past the retention; the history itself keeps a bounded number of entries."""
+"""Storage stays bounded (docs/runtime.md, "Pruning"; docs/reliability.md, "Media handles and pruning"):
+the tick removes cycle summaries past the retention, the messages nothing shows or sends any more, media
+no message refers to, and notices past the retention; the history itself keeps a bounded number of
+entries."""
 
 from __future__ import annotations
 

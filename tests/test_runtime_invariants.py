@@ -1,4 +1,4 @@
-"""runtime.md, "Invariants the tests must hold": no delivery sent twice or lost after a SIGKILL
+"""docs/runtime.md, "Invariants": no delivery sent twice or lost after a SIGKILL
 between send and commit, a Redis flush, or two jobs for one cycle at once; cycles never overlap
 nor start early; a flood wait is honoured account-wide; expired or banned users stop within a tick."""
 

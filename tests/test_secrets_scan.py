@@ -1,4 +1,4 @@
-"""Secrets scan (issue 6, item 4): the whole journey with every logger at DEBUG, then a scan of the
+"""Secrets scan (docs/reliability.md, "Secrets"): the whole journey with every logger at DEBUG, then a scan of the
 captured logs, a database dump and the Redis key space for the secrets in clear.
 
 Journey: login with a code AND a two-step password, /import_groups, a message, a preset interval,

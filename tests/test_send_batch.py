@@ -1,4 +1,4 @@
-"""The send-batch job (runtime.md, "Worker"), run in-process through its async body `run_batch`:
+"""The send-batch job (docs/runtime.md, "Worker"), run in-process through its async body `run_batch`:
 staleness, lock, flood deferral, micro-batch and leases, outcomes per delivery, continuation,
 cycle summary, streaks, media reuse, notices."""
 

@@ -1,4 +1,5 @@
-"""Settings: defaults from runtime.md; a missing or malformed one is one clear line and exit 2."""
+"""Settings: defaults as docs/runtime.md, "Settings" lists them; a missing or malformed one is one clear
+line and exit 2."""
 
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ class AccountGateway(Protocol):
 
     # groups ------------------------------------------------------------------------------------
     async def list_groups(self, session: str) -> Sequence[GroupInfo]:
-        """Every group of the account where it may post now (see ui-contract, Importing groups)."""
+        """Every group of the account where it may post now (docs/bot.md, "Groups")."""
         ...
 
     # sending -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The access check of the ui-contract, in two halves.
+"""The access check (docs/bot.md, "Access check"), in two halves.
 
 The outer half (`AccessMiddleware`, before any filter) knows who writes: it creates the pending row
 of an unknown user (idempotent; only the creating update notifies the admins), refreshes profile
