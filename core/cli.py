@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import ipaddress
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -27,9 +28,24 @@ def _settings() -> Settings:
     return settings
 
 
-def _reach(settings: Settings, *, postgres: bool = True, redis: bool = True) -> None:
-    """One round trip to each service the command needs, with bounded timeouts. The message names the
-    setting and the error class only: the URL may hold a password."""
+def _reach(settings: Settings, *, postgres: bool = True, redis: bool = True, wait: bool = False) -> None:
+    """Reaches the services a command needs before it starts. A long-running process (`wait`) tries
+    again every second for up to STARTUP_WAIT_S, silently, so a database restarting under it is not a
+    crash; past that, or at once for a one-shot command, it gives up with one line."""
+    deadline = time.monotonic() + (settings.startup_wait_s if wait else 0)
+    while True:
+        try:
+            _probe(settings, postgres=postgres, redis=redis)
+            return
+        except Unreachable:
+            if time.monotonic() + 1 > deadline:
+                raise
+            time.sleep(1)
+
+
+def _probe(settings: Settings, *, postgres: bool, redis: bool) -> None:
+    """One round trip to each, with bounded timeouts. The message names the setting and the error
+    class only: the URL may hold a password."""
     if postgres:
         import psycopg
 
@@ -86,7 +102,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     settings = _settings()
     settings.check_live(accounts=True)
     check_bind(settings, args.host)
-    _reach(settings)
+    _reach(settings, wait=True)
     app = create_app(settings)
     # log_config=None: uvicorn's records go through our root handler (JSON, redaction) instead of
     # its own plain-text ones; access lines are left out (the metrics count requests).
@@ -100,7 +116,7 @@ def cmd_polling(args: argparse.Namespace) -> int:
 
     settings = _settings()
     settings.check_live(accounts=True)
-    _reach(settings)
+    _reach(settings, wait=True)
     asyncio.run(run_polling(settings))
     return 0
 
@@ -162,7 +178,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     settings.check_live(accounts=True)
-    _reach(settings)
+    _reach(settings, wait=True)
     run_worker(settings, burst=args.burst)
     return 0
 

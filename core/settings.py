@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     log_format: str = Field(default="text", pattern="^(text|json)$")
     metrics_token: SecretStr | None = None
     ops_token: SecretStr | None = None  # the /ops page; unset: the page is off
+    # web, worker and polling wait this long for PostgreSQL and Redis to answer at start (a database
+    # restarting, a container starting beside them) before giving up; one-shot commands never wait.
+    startup_wait_s: int = Field(default=15, ge=0, le=300)
 
     @field_validator("bot_token", "api_hash", "ops_token", mode="before")
     @classmethod

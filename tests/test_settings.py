@@ -25,6 +25,7 @@ def test_defaults_match_the_runtime_spec() -> None:
     assert (s.account_pause_s, s.announce_rate, s.run_retention_days, s.default_language) == (3600, 25, 7, "uz")
     # Nothing emulated unless asked for: no sandbox, and GATEWAY=auto means Telethon.
     assert not s.sandbox and not s.use_fake_gateway and s.ops_token is None
+    assert s.startup_wait_s == 15
 
 
 def test_sandbox_and_emulated_accounts_only_when_asked_for() -> None:

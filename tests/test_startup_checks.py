@@ -5,17 +5,20 @@ a hang (the subprocess timeout is the hang detector, not a timing assertion)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from core.cli import check_bind
 from core.settings import SettingsError
@@ -43,6 +46,8 @@ def env(database_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
         "BOT_TOKEN": BOT_TOKEN,
         "GATEWAY": "fake",
         "QUEUE_PREFIX": "tgcast-startup-test",
+        # web and worker give up at once here; their wait for a restarting service is tested below.
+        "STARTUP_WAIT_S": "0",
     }
 
 
@@ -57,6 +62,53 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
     assert len(lines) == 1, result.stderr[-2000:]
     assert lines[0].startswith("tgcast: ") and "Traceback" not in result.stderr
     return lines[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Forwarder:
+    """A service that is down (every connection dropped at once, and counted) until `open()`, then
+    forwards each connection to the real server: a database coming back while a process starts."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.dropped = 0
+        self.is_open = False
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def open(self) -> None:
+        self.is_open = True
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self.is_open:
+                self.dropped += 1
+                client.close()
+                continue
+            server = socket.create_connection(self.upstream)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._listener.close()
 
 
 @pytest.fixture
@@ -112,6 +164,37 @@ def test_silent_postgres_is_not_a_hang(env, tmp_path, silent_port: int) -> None:
     assert "DATABASE_URL" in one_line(tgcast({**env, "DATABASE_URL": url}, tmp_path, "worker"))
 
 
+def test_worker_gives_up_after_its_startup_wait(env, tmp_path) -> None:
+    defaults = {k: v for k, v in env.items() if k != "STARTUP_WAIT_S"}  # the default wait (15 s)
+    line = one_line(tgcast({**defaults, "REDIS_URL": "redis://127.0.0.1:1/0"}, tmp_path, "worker", "--burst"))
+    assert "REDIS_URL" in line
+
+
+def test_worker_waits_for_a_database_coming_back(env, tmp_path, database_url: str) -> None:
+    """A worker started while PostgreSQL restarts (the soak does this all the time) is not lost."""
+    params = conninfo_to_dict(database_url)
+    upstream = (str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    forwarder = Forwarder(upstream)
+    url = make_conninfo(database_url, host="127.0.0.1", port=str(forwarder.port))
+    worker = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--burst"],
+                              env={**env, "DATABASE_URL": url, "STARTUP_WAIT_S": "20"}, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + HANG_DETECTOR_S
+        # One attempt may be dropped twice (libpq tries SSL, then without): three drops are a second try.
+        while forwarder.dropped < 3:  # it found the database down, and tried again instead of exiting
+            assert worker.poll() is None, worker.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the worker never tried to reach PostgreSQL"
+            time.sleep(0.1)
+        forwarder.open()
+        _, stderr = worker.communicate(timeout=HANG_DETECTOR_S)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        forwarder.close()
+    assert worker.returncode == 0, stderr[-2000:]
+
+
 # ---- production needs its credentials; sandbox mode is asked for and stays on loopback ------------------
 
 
@@ -134,12 +217,6 @@ def test_sandbox_web_refuses_a_public_host(env, tmp_path) -> None:
     sandbox = {**{k: v for k, v in env.items() if k != "BOT_TOKEN"}, "SANDBOX": "1"}
     line = one_line(tgcast(sandbox, tmp_path, "web", "--host", "0.0.0.0"))
     assert "SANDBOX_ALLOW_REMOTE" in line
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_sandbox_web_serves_the_sandbox_on_loopback(env, tmp_path) -> None:
