@@ -1,4 +1,4 @@
-"""Every setting of runtime.md, read from the environment and `.env`.
+"""Every setting (docs/runtime.md, "Settings"), read from the environment and `.env`.
 
 `load_settings()` is the only entry point: it turns pydantic's multi-line validation report into
 one line naming the setting, which the CLI prints before exiting non-zero.

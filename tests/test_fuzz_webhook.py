@@ -1,4 +1,4 @@
-"""Property-based fuzzing of POST /telegram/webhook (issue 6, item 2).
+"""Property-based fuzzing of POST /telegram/webhook (docs/reliability.md, "Fuzzing").
 
 Generated and mutated updates go through the real webhook, the real dispatcher, PostgreSQL and Redis:
 valid shapes with odd values, missing fields, huge strings, wrong types, unknown update kinds,
