@@ -30,17 +30,18 @@ from handlers import callbacks, states
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
-# Written in pieces so that this file does not match its own patterns.
-_OUTSIDE = re.compile("|".join([r"\.\./" + "shared", r"\bshared/" + "spec"]))
+# Written in pieces (and the samples below built from numbers) so that a grep for such references
+# does not find this file.
+_OUTSIDE = re.compile("|".join([r"\.\./" + "shared", r"\bshared" + "/spec"]))
 _TRACKER = re.compile(
-    # "issue 6", "issues 3 and 4", "ticket #12", "PR 7", "pull request #8"
+    # "issue N", "issues N and M", "ticket #N", "PR N", "pull request #N"
     r"\b(?:issues?|tickets?|PRs?|pull\s+requests?)\s*#?\d+\b"
-    # a bare "#12" in prose: after a space, a bracket or the line start, before a space, a closing
-    # bracket or punctuation (not ";", which ends a CSS colour such as "#111;")
+    # a bare "#N" in prose: after a space, a bracket or the line start, before a space, a closing
+    # bracket or punctuation (not ";", which ends a CSS colour such as "#fff;")
     r"|(?:^|(?<=[\s(\[]))#\d{1,5}(?=[\s).,:\]]|$)",
     re.IGNORECASE | re.MULTILINE,
 )
-# Files whose "#123" are colours or digests, not tracker numbers.
+# Files whose "#" and digits are colours or digests, not tracker numbers.
 _NO_BARE_NUMBERS = {".css", ".svg", ".lock"}
 
 
@@ -84,13 +85,15 @@ def test_no_file_points_outside_the_repository_or_at_tracker_numbers() -> None:
 
 
 def test_the_patterns_catch_what_they_are_for() -> None:
-    outside = "see ../" + "shared/" + "spec/runtime.md"
-    assert _OUTSIDE.search(outside)
-    for text in ("(issue 6, item 2)", "Issue 13", "issues 3", "ticket #12", "PR 7", "fixed in #12.",
-                 "see #4)", "#15 at the start"):
+    for outside in ("see ../" + "shared" + "/spec/x.md", "../" + "shared" + "/ARCH.md", "the shared" + "/spec folder"):
+        assert _OUTSIDE.search(outside), outside
+    assert not _OUTSIDE.search("docs/bot.md, shared state in Redis")
+    n = 6
+    for text in (f"(issue {n}, item 2)", f"Issue {n}3", f"issues {n}", f"ticket #{n}2", f"PR {n}",
+                 f"fixed in #{n}2.", f"see #{n})", f"#{n}5 at the start"):
         assert _TRACKER.search(text), text
-    for text in ("color: #111;", "background: #e9eef2;", "fill=\"#2e90fa\"", "rule 4", "item 3",
-                 "docs/runtime.md, \"Worker\"", "pages = 10", "x#12", "&#160;"):
+    for text in (f"color: #{n}{n}{n};", "background: #e9eef2;", "fill=\"#ee90fa\"", f"rule {n}", f"item {n}",
+                 "docs/runtime.md, \"Worker\"", f"pages = {n}0", f"x#{n}2", f"&#{n}0;"):
         assert not _TRACKER.search(text), text
 
 
