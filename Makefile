@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench lock clean
+.PHONY: install run test lint bench lock clean fuzz
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,21 @@ bench: install
 .PHONY: soak
 soak: install
 	$(PY) -m bench.soak --doc
+
+# Not part of `make test` (which runs the fuzz tests derandomized: the same examples on every run).
+# Explores with fresh examples: hypothesis profile "explore", FUZZ_SCALE (default 3) times the CI
+# counts, a random seed printed before and after. Rerun what it found with the same seed and scale:
+# `make fuzz FUZZ_SEED=<seed> FUZZ_SCALE=<scale>` (pytest's --hypothesis-seed=<seed>), or paste the
+# printed @reproduce_failure(...) onto the failing test.
+fuzz: install
+	@seed=$${FUZZ_SEED:-$$($(PY) -c 'import secrets; print(secrets.randbelow(2**32))')}; \
+	scale=$${FUZZ_SCALE:-3}; \
+	echo "make fuzz: --hypothesis-seed=$$seed FUZZ_SCALE=$$scale"; \
+	HYPOTHESIS_PROFILE=explore FUZZ_SCALE=$$scale $(PY) -m devtools.testrun tests/test_fuzz_webhook.py \
+		-q -s -p no:cacheprovider --hypothesis-show-statistics --hypothesis-seed=$$seed; \
+	status=$$?; \
+	echo "make fuzz: exit $$status; rerun with --hypothesis-seed=$$seed: make fuzz FUZZ_SEED=$$seed FUZZ_SCALE=$$scale"; \
+	exit $$status
 
 lock:
 	$(PY) -m pip install -q pip-tools

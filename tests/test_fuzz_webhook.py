@@ -9,7 +9,12 @@ pending, banned and unknown users in every conversation state.
 Each example asserts: no 5xx; no ERROR record (a handler failure logged by the dispatcher's error
 handler counts: a fuzzed update must never crash a handler); the victim's rows never change.
 The example counts of the test functions add up to FUZZ_TOTAL (>= 10,000); `FUZZ_SCALE` (env, a
-float) scales them for a quick local run.
+float) scales them for a quick local run or a longer exploration.
+
+Reproducible by default: tests/conftest.py loads the derandomized hypothesis profile "ci", so every
+run draws the same examples, and the boundary values (0, -1, 2^31, 2^63-1, 2^63, -2^63-1, 10^19-1,
+empty and 64-byte data) are sent explicitly (`@example`) on top of them. `make fuzz` explores with
+fresh seeds (profile "explore") and prints the seed to rerun with (`--hypothesis-seed=N`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 import psycopg
 import pytest
 from aiogram.fsm.storage.base import StorageKey
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
@@ -61,8 +66,9 @@ def _n(name: str) -> int:
 
 
 def _fuzz_settings(name: str) -> Any:
+    # derandomize and the example database come from the loaded profile ("ci" or "explore").
     return settings(
-        max_examples=_n(name), deadline=None, derandomize=False, database=None,
+        max_examples=_n(name), deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                HealthCheck.data_too_large, HealthCheck.large_base_example],
     )
@@ -87,7 +93,9 @@ STATES = [None, LoginStates.WAITING_PHONE, LoginStates.WAITING_CODE, LoginStates
           AdminStates.WAITING_ADMIN_ANNOUNCE, AdminStates.WAITING_ADMIN_ANNOUNCE_CONFIRM, "Unknown:STATE"]
 
 _update_ids = itertools.count(50_000_000)
-_ODD_INTS = [0, -1, 1, 2**31 - 1, 2**31, -(2**31), 2**53, 2**63 - 1, -(2**63), VICTIM, -VICTIM, ADMIN_ID]
+# The boundaries of 32- and 64-bit columns and of the 19-digit strings that still look like a BIGINT.
+BOUNDARY_INTS = [0, -1, 2**31, 2**63 - 1, 2**63, -(2**63) - 1, 10**19 - 1]
+_ODD_INTS = [*BOUNDARY_INTS, 1, 2**31 - 1, -(2**31), 2**53, -(2**63), VICTIM, -VICTIM, ADMIN_ID]
 
 odd_ints = st.one_of(st.sampled_from(_ODD_INTS), st.integers(), st.integers(-(2**63), 2**63 - 1))
 ids_or_victim = st.one_of(odd_ints, st.just(VICTIM), st.integers(0, 10))
@@ -186,9 +194,28 @@ def _suffixes() -> st.SearchStrategy[str]:
     )
 
 
+def _boundary_callback_data() -> list[str]:
+    """Each contract id carrying a number with every boundary in each numeric place; empty data and
+    data of exactly 64 bytes (Telegram's limit)."""
+    out = ["", "x" * 64, "é" * 32, "admin_block:" + "9" * 52]
+    for cid in CALLBACK_IDS:
+        prefix, *parts = cid.split(":")
+        for i, part in enumerate(parts):
+            if part.lstrip("-").isdigit():
+                out += [":".join([prefix, *parts[:i], str(v), *parts[i + 1:]]) for v in BOUNDARY_INTS]
+    return out
+
+
+BOUNDARY_CALLBACK_DATA = _boundary_callback_data()
+BOUNDARY_COMMANDS = [f"/{name} {v}" for name in ("ban", "unban", "adduser") for v in BOUNDARY_INTS] + [
+    f"/adduser {ATTACKER} {v}" for v in BOUNDARY_INTS]
+
+
 @st.composite
 def callback_data(draw: st.DrawFn) -> str:
-    how = draw(st.integers(0, 3))
+    how = draw(st.integers(0, 4))
+    if how == 4:
+        return draw(st.sampled_from(BOUNDARY_CALLBACK_DATA))
     if how == 0:  # random bytes decoded as text, at most 64 bytes as Telegram allows
         raw = draw(st.binary(max_size=64))
         return raw.decode(draw(st.sampled_from(["utf-8", "latin-1"])), errors="replace")
@@ -429,10 +456,39 @@ async def _in_state(fuzzer: Fuzzer, update: dict[str, Any], state: Any) -> None:
         await fuzzer.set_state(uid, state)
 
 
+# ---- the boundaries, sent explicitly in every run (`@example`) ----------------------------------
+
+
+def _text_update(uid: int, text: str) -> dict[str, Any]:
+    content: dict[str, Any] = {"text": text}
+    if text.startswith("/"):
+        content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    return {"message": _message(uid, {}, **content)}
+
+
+def _press_update(uid: int, data: str) -> dict[str, Any]:
+    message = _message(uid, {}, text="menu")
+    message["from"] = {"id": 123456, "is_bot": True, "first_name": "bot"}
+    return {"callback_query": {"id": "1", "from": _user(uid), "chat_instance": "1", "data": data,
+                               "message": message}}
+
+
+def _examples(cases: list[dict[str, Any]]) -> Any:
+    """Decorates a @given test with one explicit example per case (hypothesis runs them first)."""
+    def decorate(test: Any) -> Any:
+        for case in reversed(cases):
+            test = example(**case)(test)
+        return test
+    return decorate
+
+
 # ---- the properties -------------------------------------------------------------------------------
 
 
 @_fuzz_settings("messages")
+@_examples([{"update": _text_update(ATTACKER, text), "state": state}
+            for text in [*map(str, BOUNDARY_INTS), "", "9" * 64]
+            for state in (None, BroadcastStates.WAITING_INTERVAL, LoginStates.WAITING_CODE)])
 @given(update=text_messages(), state=st.sampled_from(STATES))
 async def test_fuzz_text_messages_in_every_state(fuzzer: Fuzzer, update: dict[str, Any], state: Any) -> None:
     await _in_state(fuzzer, update, state)
@@ -440,6 +496,7 @@ async def test_fuzz_text_messages_in_every_state(fuzzer: Fuzzer, update: dict[st
 
 
 @_fuzz_settings("commands")
+@_examples([{"update": _text_update(ATTACKER, text), "state": None} for text in BOUNDARY_COMMANDS])
 @given(update=commands(), state=st.sampled_from(STATES))
 async def test_fuzz_commands_with_random_args(fuzzer: Fuzzer, update: dict[str, Any], state: Any) -> None:
     await _in_state(fuzzer, update, state)
@@ -447,6 +504,7 @@ async def test_fuzz_commands_with_random_args(fuzzer: Fuzzer, update: dict[str, 
 
 
 @_fuzz_settings("callbacks")
+@_examples([{"update": _press_update(ATTACKER, data), "state": None} for data in BOUNDARY_CALLBACK_DATA])
 @given(update=callbacks(), state=st.sampled_from(STATES))
 async def test_fuzz_callback_data(fuzzer: Fuzzer, update: dict[str, Any], state: Any) -> None:
     await _in_state(fuzzer, update, state)
@@ -454,6 +512,9 @@ async def test_fuzz_callback_data(fuzzer: Fuzzer, update: dict[str, Any], state:
 
 
 @_fuzz_settings("content")
+@_examples([{"update": {"message": _message(ATTACKER, {}, contact={"phone_number": "+998901234567",
+                                                                    "first_name": "C", "user_id": v})},
+             "state": LoginStates.WAITING_PHONE} for v in BOUNDARY_INTS])
 @given(update=content_messages(), state=st.sampled_from(STATES))
 async def test_fuzz_contacts_and_media(fuzzer: Fuzzer, update: dict[str, Any], state: Any) -> None:
     await _in_state(fuzzer, update, state)
@@ -461,6 +522,7 @@ async def test_fuzz_contacts_and_media(fuzzer: Fuzzer, update: dict[str, Any], s
 
 
 @_fuzz_settings("mutated")
+@_examples([{"update": _text_update(ATTACKER, "hi"), "update_id": v, "state": None} for v in BOUNDARY_INTS])
 @given(update=mutated(), update_id=st.one_of(st.none(), wrong_values), state=st.sampled_from(STATES))
 async def test_fuzz_mutated_shapes_and_unknown_kinds(
     fuzzer: Fuzzer, update: dict[str, Any], update_id: Any, state: Any
@@ -485,6 +547,8 @@ def _as_admin(update: dict[str, Any]) -> dict[str, Any]:
 
 
 @_fuzz_settings("admin")
+@_examples([{"update": _press_update(ADMIN_ID, data), "state": None} for data in BOUNDARY_CALLBACK_DATA]
+           + [{"update": _text_update(ADMIN_ID, text), "state": None} for text in BOUNDARY_COMMANDS])
 @given(update=st.one_of(commands(), callbacks(), text_messages(), content_messages()).map(_as_admin),
        state=st.sampled_from(STATES))
 async def test_fuzz_as_the_super_admin(fuzzer: Fuzzer, update: dict[str, Any], state: Any) -> None:
@@ -518,6 +582,7 @@ raw_bodies = st.one_of(
 
 
 @_fuzz_settings("raw")
+@_examples([{"body": b""}, {"body": b"x" * 64}, {"body": b"\xff" * 64}])
 @given(body=raw_bodies)
 async def test_fuzz_raw_bodies_and_huge_strings(fuzzer: Fuzzer, body: bytes) -> None:
     await fuzzer.post_raw(body)
