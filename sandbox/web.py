@@ -1,8 +1,8 @@
 """The sandbox page at /sandbox: chat with the bot as any user, watch the groups, inject faults.
 
-Only mounted in sandbox mode (SANDBOX=1, on loopback unless SANDBOX_ALLOW_REMOTE). Updates from the page enter through the same
-`POST /telegram/webhook` Telegram uses, secret included (an in-process ASGI call), so the sandbox
-exercises every check the real path has; a method the webhook answers inline is then executed
+Only mounted in sandbox mode (SANDBOX=1, on loopback unless SANDBOX_ALLOW_REMOTE). Updates from the
+page enter through the same `POST /telegram/webhook` Telegram uses, secret included (an in-process
+ASGI call), so the sandbox exercises every check the real path has; a method the webhook answers inline is then executed
 against the emulated Bot API, as Telegram would.
 """
 
