@@ -5,8 +5,9 @@ from __future__ import annotations
 from core.settings import Settings, SettingsError
 from handlers.setup import build_bot
 
-# Only what the routers handle: anything else would cost a request for nothing.
-ALLOWED_UPDATES = ["message", "callback_query"]
+# Only what the routers handle: anything else would cost a request for nothing. A Stars payment
+# needs the pre-checkout query answered (docs/payments.md); it never comes without an invoice.
+ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
 WEBHOOK_PATH = "/telegram/webhook"
 
 

@@ -16,6 +16,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from redis.connection import parse_url
 
+from core.plans import Plan, parse_plans
+
 # The sandbox bot's token (SANDBOX=1 without BOT_TOKEN): aiogram needs a well-formed one; the built-in Bot API
 # emulator accepts any. Here, not in handlers/, so workers use it without importing aiogram.
 SANDBOX_BOT_TOKEN = "1000000001:sandbox-token-for-the-built-in-emulator"
@@ -58,6 +60,9 @@ class Settings(BaseSettings):
     support_contact: str = "@admin"
     manual_video_file_id: str | None = None
     default_language: str = Field(default="uz", pattern="^(uz|ru|en)$")
+    # Self-serve access paid in Telegram Stars: `name:days:stars[:recurring]`, comma-separated
+    # (docs/payments.md). Unset: no plans, nothing is sold, the bot behaves as without the feature.
+    plans: Annotated[tuple[Plan, ...], NoDecode] = ()
 
     # Storage
     database_url: str
@@ -156,6 +161,11 @@ class Settings(BaseSettings):
     @classmethod
     def _admin_ids(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("plans", mode="before")
+    @classmethod
+    def _plans(cls, value: object) -> object:
+        return parse_plans(value) if isinstance(value, str) else value
 
     @field_validator("admin_usernames", mode="before")
     @classmethod

@@ -20,6 +20,8 @@ from core.settings import Settings
 from db import accounts, configs, cycles, groups
 from db.rows import BotUser
 from handlers import callbacks as cb
+from handlers.payments.screens import menu_section as payments_menu_section
+from handlers.payments.screens import offer
 from handlers.ui import show
 from services.access import is_allowed
 
@@ -97,6 +99,11 @@ async def send_main_menu(
         screen = await _admin_screen(conn, tr) if is_admin else None
         if screen is None:
             screen = await user_menu_screen(conn, tr, user_id)
+            lines, rows = await payments_menu_section(conn, settings, tr, user_id)
+            if lines or rows:  # when access ends and whether it renews (only where payments are on)
+                text, markup = screen
+                screen = ("\n".join([text, "", *lines]) if lines else text,
+                          InlineKeyboardMarkup(inline_keyboard=[*markup.inline_keyboard, *rows]))
     text, markup = screen
     await show(target, f"{notice}\n\n{text}" if notice else text, markup)
 
@@ -127,7 +134,13 @@ async def start(
     await message.answer(tr("menu.greeting", support=html.escape(settings.support_contact)))
     # /start is public (the guide and greeting are for everyone); the menu is not.
     if not is_admin and not is_allowed(user_row, datetime.now(UTC)):
-        await message.answer(tr("menu.no_access", support=html.escape(settings.support_contact)))
+        no_access = tr("menu.no_access", support=html.escape(settings.support_contact))
+        banned = user_row is not None and user_row.status == "banned"
+        sale = None if banned else offer(settings, tr)  # the plans, where PLANS sells access
+        if sale is None:
+            await message.answer(no_access)
+        else:
+            await message.answer(f"{no_access}\n\n{sale[0]}", reply_markup=sale[1])
         return
     assert message.from_user is not None
     await send_main_menu(message, pool=pool, settings=settings, tr=tr, user_id=message.from_user.id,

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from core.crypto import SecretBox
 from core.i18n import Translator
 from core.settings import SANDBOX_BOT_TOKEN, Settings
-from handlers import build_router
+from handlers import build_router, payments
 from handlers.middlewares.access import AccessGate, AccessMiddleware
 from handlers.middlewares.context import ContextMiddleware
 from services.metrics import Metrics
@@ -97,5 +97,7 @@ def build_dispatcher(
         # The access check's second half: it needs the chosen handler's flags (public, allow_expired).
         observer.middleware(AccessGate())
     dispatcher.errors.register(_on_error)
+    # Payments first: a payment message is recorded whatever conversation the payer is in.
+    dispatcher.include_router(payments.make_router(settings))
     dispatcher.include_router(build_router())
     return dispatcher

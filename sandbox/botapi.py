@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.botapi_payments import PaymentsState
 from sandbox.botapi_state import (
     BLOCKABLE,
     BLOCKED,
@@ -48,16 +49,16 @@ DEFAULT_DESCRIPTIONS = {
 # Form clients (aiogram) send these as JSON strings; JSON-body clients may do either.
 JSON_FIELDS = frozenset(
     "reply_markup entities caption_entities media allowed_updates link_preview_options reply_parameters "
-    "commands scope message_ids reaction options permissions results".split()
+    "commands scope message_ids reaction options permissions results prices".split()
 )
 INT_FIELDS = frozenset(
     "chat_id from_chat_id message_id message_thread_id reply_to_message_id user_id max_connections "
-    "offset limit timeout cache_time duration width height".split()
+    "offset limit timeout cache_time duration width height subscription_period".split()
 )
 BOOL_FIELDS = frozenset(
     "disable_notification protect_content show_alert drop_pending_updates has_spoiler supports_streaming "
     "disable_web_page_preview allow_sending_without_reply show_caption_above_media "
-    "disable_content_type_detection allow_paid_broadcast".split()
+    "disable_content_type_detection allow_paid_broadcast ok is_canceled".split()
 )
 
 
@@ -90,8 +91,8 @@ def _for_record(value: Any, uploads: dict[str, Upload]) -> Any:
     return value
 
 
-class FakeBotAPI(BotState):
-    """Records every call and answers like Telegram; fault injection for error paths."""
+class FakeBotAPI(PaymentsState, BotState):
+    """Records every call and answers like Telegram (Stars payments too); fault injection for error paths."""
 
     def __init__(self) -> None:
         self._calls: list[Call] = []

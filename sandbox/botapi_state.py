@@ -22,7 +22,7 @@ SEND_METHODS = frozenset(
     m.lower()
     for m in (
         "sendMessage sendPhoto sendVideo sendDocument sendAnimation sendAudio sendVoice sendMediaGroup "
-        "sendSticker sendPoll sendLocation sendContact copyMessage copyMessages forwardMessage "
+        "sendSticker sendPoll sendLocation sendContact sendInvoice copyMessage copyMessages forwardMessage "
         "forwardMessages editMessageText editMessageCaption editMessageMedia editMessageReplyMarkup"
     ).split()
 )
@@ -88,7 +88,8 @@ def _inline_markup(params: dict[str, Any]) -> dict[str, Any] | None:
 
 def _public(msg: dict[str, Any]) -> dict[str, Any]:
     # Screens keep any keyboard (tests read reply keyboards there); a Message only carries inline ones.
-    out = copy.deepcopy(msg)
+    # Keys starting with "_" are the emulator's own notes (an invoice's payload), never sent.
+    out = copy.deepcopy({k: v for k, v in msg.items() if not k.startswith("_")})
     if not _is_inline(out.get("reply_markup")):
         out.pop("reply_markup", None)
     return out

@@ -19,6 +19,7 @@ from db import accounts, configs, cycles, groups, users
 from db.rows import BotUser
 from handlers import callbacks as cb
 from handlers.admin.common import SuperAdminOnly, button, day, send_access_granted
+from handlers.payments.admin import card_section as payments_card_section
 from handlers.ui import show
 from services import access
 
@@ -115,6 +116,10 @@ async def card_screen(conn: AsyncConnection, tr: Translator, user_id: int) -> tu
         kb.row(button(tr("admin.btn_unban"), cb.AdminUnban(id=user_id)))
     else:
         kb.row(button(tr("admin.btn_ban"), cb.AdminBlock(id=user_id)))
+    paid_lines, refund_rows = await payments_card_section(conn, tr, user_id)  # nothing for who never paid
+    lines += paid_lines
+    for refund_row in refund_rows:
+        kb.row(*refund_row)
     kb.row(button(tr("admin.btn_back"), cb.AdminPanel(view=cb.UserFilter.all, page=0)))
     return "\n".join(lines), kb.as_markup()
 

@@ -17,6 +17,7 @@ from core.settings import Settings
 from db import stats, users
 from handlers import callbacks as cb
 from handlers.admin.common import SuperAdminOnly, button
+from handlers.payments.admin import stats_section as payments_stats_section
 from jobs.queues import announce_queue_name, broadcast_queue_name, sync_redis
 
 
@@ -61,9 +62,15 @@ async def stats_text(pool: AsyncConnectionPool, settings: Settings, tr: Translat
 async def show_stats(query: CallbackQuery, bot: Bot, pool: AsyncConnectionPool, settings: Settings,
                      tr: Translator) -> None:
     await query.answer()
-    text, hourly = await stats_text(pool, settings, tr, datetime.now(UTC))
+    now = datetime.now(UTC)
+    text, hourly = await stats_text(pool, settings, tr, now)
     png = bar_chart(hourly)
     await bot.send_photo(query.from_user.id, BufferedInputFile(png, "sends-24h.png"), caption=tr("admin.stats_chart"))
+    if settings.plans:  # Stars earned per day, and the payments line (docs/payments.md)
+        stars_line, daily = await payments_stats_section(pool, tr, now)
+        await bot.send_photo(query.from_user.id, BufferedInputFile(bar_chart(daily), "stars-30d.png"),
+                             caption=tr("payments.stats_chart"))
+        text = f"{text}\n{stars_line}"
     markup = InlineKeyboardMarkup(inline_keyboard=[
         [button(tr("admin.btn_refresh"), cb.AdminStats()), button(tr("admin.btn_menu"), cb.BackToMenu())],
     ])

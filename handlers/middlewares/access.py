@@ -32,13 +32,15 @@ from db import users
 from db.rows import BotUser
 from handlers import callbacks as cb
 from handlers.admin.common import button
+from handlers.payments.screens import offer
 from services.access import is_allowed, super_admin_ids
 
 log = logging.getLogger(__name__)
 
 PROFILE_REFRESH = timedelta(hours=1)
-# A banned user is told nothing beyond "access denied", except their own id (support asks for it).
-BANNED_MAY_USE = frozenset({"id"})
+# A banned user is told nothing beyond "access denied", except their own id (support asks for it)
+# and, where payments are on, how to reach payment support and the terms they paid under.
+BANNED_MAY_USE = frozenset({"id", "paysupport", "terms"})
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -113,6 +115,8 @@ class AccessGate(BaseMiddleware):
 
 
 def _may_run(standing: Standing, data: dict[str, Any]) -> bool:
+    if get_flag(data, "payment"):
+        return True  # Telegram took the money: the payment is recorded whoever paid (handlers.payments)
     public = bool(get_flag(data, "public"))
     if standing is Standing.banned:
         command: CommandObject | None = data.get("command")
@@ -134,7 +138,12 @@ async def refuse(event: TelegramObject, standing: Standing, tr: Translator, sett
     if isinstance(event, CallbackQuery):
         await event.answer(text, show_alert=True)  # an alert holds 200 characters: the short texts only
     elif isinstance(event, Message):
-        await event.answer(text)
+        # Where PLANS sells access, everyone waiting for it is offered the plans right here.
+        sale = offer(settings, tr) if standing is not Standing.banned else None
+        if sale is None:
+            await event.answer(text)
+        else:
+            await event.answer(f"{text}\n\n{sale[0]}", reply_markup=sale[1])
 
 
 async def _notify_admins(bot: Bot, settings: Settings, pool: AsyncConnectionPool, row: BotUser) -> None:
