@@ -10,13 +10,16 @@ pressed through the webhook by the super admin and by an allowed, logged-in user
 from __future__ import annotations
 
 import asyncio
-import inspect
+import importlib
+import pkgutil
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from enum import Enum
+from typing import Any, get_args
 
 import pytest
 from aiogram.filters.callback_data import CallbackData
 
+import handlers
 from core import bounds
 from db import announcements, users
 from handlers import callbacks as cb
@@ -34,25 +37,43 @@ BOUNDARIES = [0, -1, 2**31, 2**63 - 1, 2**63, -(2**63) - 1, 10**19 - 1]
 
 
 def _factories() -> list[type[CallbackData]]:
-    return sorted(
-        (f for _, f in inspect.getmembers(cb, inspect.isclass)
-         if issubclass(f, CallbackData) and f is not CallbackData and f.__module__ == cb.__name__),
-        key=lambda f: f.__prefix__,
-    )
+    """Every factory of every handlers module (feature packages included)."""
+    for module in pkgutil.walk_packages(handlers.__path__, "handlers."):
+        importlib.import_module(module.name)
+    found: list[type[CallbackData]] = []
+    todo = list(CallbackData.__subclasses__())
+    while todo:
+        factory = todo.pop()
+        todo += factory.__subclasses__()
+        if factory.__module__.startswith("handlers."):
+            found.append(factory)
+    return sorted(found, key=lambda f: f.__prefix__)
 
 
 FACTORIES = _factories()
-# A valid value for every field, so that one field at a time can carry the boundary value.
+# The shared bounded types (handlers/callbacks.py) and their ranges: every integer field uses one.
+BOUNDED_TYPES = {cb.UserId: bounds.USER_ID, cb.RowId: bounds.ROW_ID, cb.ChatId: bounds.CHAT_ID, cb.Page: bounds.PAGE,
+                 cb.Minutes: bounds.INTERVAL_MINUTES}
+# A valid value for the fields of the contract's factories, so that one field at a time can carry the
+# boundary value (others: "1" for a number, the first member of an enum, "x" for text).
 VALID = {"page": "0", "chat_id": "-1001", "id": str(TARGET), "minutes": "3", "view": "all", "code": "en"}
-# The range each integer field must have (user ids for the admin's, row ids for history entries).
-ROW_ID_FACTORIES = {cb.HistoryView, cb.HistoryUse, cb.HistoryDelete}
-FIELD_BOUND = {"page": bounds.PAGE, "chat_id": bounds.CHAT_ID, "minutes": bounds.INTERVAL_MINUTES}
 
 
 def _bound(factory: type[CallbackData], field: str) -> bounds.Bound | None:
-    if field == "id":
-        return bounds.ROW_ID if factory in ROW_ID_FACTORIES else bounds.USER_ID
-    return FIELD_BOUND.get(field)
+    """The range of an integer field, found from the bounded type it was declared with."""
+    metadata = factory.model_fields[field].metadata
+    return next((bound for alias, bound in BOUNDED_TYPES.items() if list(get_args(alias)[1:]) == metadata), None)
+
+
+def _valid(factory: type[CallbackData], field: str) -> str:
+    if field in VALID:
+        return VALID[field]
+    annotation = factory.model_fields[field].annotation
+    if annotation is int:
+        return "1"
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return str(next(iter(annotation)).value)
+    return "x"
 
 
 def _data(factory: type[CallbackData], field: str | None, value: object) -> str:
@@ -60,7 +81,7 @@ def _data(factory: type[CallbackData], field: str | None, value: object) -> str:
     fields = list(factory.model_fields)
     if field is None:
         return f"{factory.__prefix__}:{value}"
-    parts = [str(value) if name == field else VALID[name] for name in fields]
+    parts = [str(value) if name == field else _valid(factory, name) for name in fields]
     return ":".join([factory.__prefix__, *parts])
 
 
@@ -84,15 +105,31 @@ SWEEP = [(factory, field, value) for factory in FACTORIES for field in _fields(f
 
 
 def test_every_integer_field_of_every_factory_is_bounded() -> None:
+    assert {cb.AdminUser, cb.ToggleGroup, cb.HistoryView} <= set(FACTORIES)
     for factory in FACTORIES:
         for field, info in factory.model_fields.items():
             if info.annotation is int:
                 bound = _bound(factory, field)
-                assert bound is not None, f"{factory.__name__}.{field}: no bound"
+                assert bound is not None, f"{factory.__name__}.{field}: not one of the bounded types"
                 assert _parses(factory, _data(factory, field, bound.low))
                 assert _parses(factory, _data(factory, field, bound.high))
                 assert not _parses(factory, _data(factory, field, bound.low - 1)), (factory, field)
                 assert not _parses(factory, _data(factory, field, bound.high + 1)), (factory, field)
+
+
+def test_the_contracts_ids_have_their_kinds_range() -> None:
+    expected: list[tuple[tuple[type[CallbackData], ...], str, bounds.Bound]] = [
+        ((cb.AdminUser, cb.AdminAddWeek, cb.AdminAddMonth, cb.AdminAddVip, cb.AdminSubMonth, cb.AdminBlock,
+          cb.AdminUnban), "id", bounds.USER_ID),
+        ((cb.HistoryView, cb.HistoryUse, cb.HistoryDelete), "id", bounds.ROW_ID),
+        ((cb.ToggleGroup, cb.ImportGroup), "chat_id", bounds.CHAT_ID),
+        ((cb.SelectGroupsPage, cb.AddGroupPage, cb.AddAllGroups, cb.SentMessagesPage, cb.AdminPanel, cb.ToggleGroup,
+          cb.ImportGroup), "page", bounds.PAGE),
+        ((cb.SetInterval,), "minutes", bounds.INTERVAL_MINUTES),
+    ]
+    for factories, field, bound in expected:
+        for factory in factories:
+            assert _bound(factory, field) is bound, (factory, field)
 
 
 @pytest.mark.parametrize(("factory", "field", "value"), [s for s in SWEEP if s[1] is not None and
