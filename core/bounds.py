@@ -30,7 +30,7 @@ ROW_ID = Bound(1, INT64_MAX)  # BIGSERIAL keys (history entries)
 CHAT_ID = Bound(INT64_MIN, INT64_MAX)  # groups and channels have negative ids
 PAGE = Bound(INT32_MIN, INT32_MAX)  # a forged page inside it is clamped to the real ones (core.paging)
 GRANT_DAYS = Bound(1, 36500)
-INTERVAL_MINUTES = Bound(1, 7 * 24 * 60)  # the buttons carry the presets (3..30); a week is the default maximum
+INTERVAL_MINUTES = Bound(INT32_MIN, INT32_MAX)  # the buttons carry presets; a forged one in it: 'presets only'
 
 
 def parse_int(text: str, bound: Bound) -> int | None:
