@@ -28,6 +28,7 @@ from tests.harness import Telegram, TgUser
 from tests.runtime_helpers import add_message, make_broadcaster
 
 OWNER, OTHER, PENDING, BANNED = 720_000_001, 720_000_002, 720_000_003, 720_000_004
+PLANS = "week:7:250,month:30:750:recurring"  # payments on: their buttons are in the matrix too
 TARGET, TARGET_BANNED = 720_000_009, 720_000_010  # the users the admin actions are about
 ROLES = ("owner", "other", "pending", "banned", "admin")
 SECRET_TEXT = "owner-only history text 7f3a"
@@ -37,7 +38,8 @@ DOC = Path(__file__).parent.parent / "docs" / "reliability.md"
 
 @dataclass(frozen=True)
 class Case:
-    action: str  # with placeholders: {msg} the owner's old history entry, {chat} an owner's group, {target}
+    action: str  # placeholders: {msg} the owner's old history entry, {chat} an owner's group, {target},
+    # {payment} a Stars payment of the target
     changes: frozenset[str]  # roles whose press changes rows
     who_changes: str  # "owner": the object's owner's rows; "self": the presser's own rows; "target"
     shows: frozenset[str] = frozenset()  # roles that get the screen (read-only actions)
@@ -81,7 +83,21 @@ CASES: list[Case] = [
     _c("/ban {target}", changes="admin", who="target", owner_is="target"),
     _c("/unban {target}", changes="admin", who="target", owner_is="target_banned"),
     _c(f"admin_block:{ADMIN_ID}", owner_is="target", note="banning a super admin is refused"),
+    _c("pay_plans", shows="owner other pending admin", marker="pay_buy:", note="the plans; not for the banned"),
+    _c("pay_buy:week", note="sends an invoice to the presser (not banned); stores nothing"),
+    _c("pay_buy:year", note="no such plan"),
+    _c("pay_cancel", shows="owner", marker="pay_cancel_ok", note="only with a renewing subscription"),
+    _c("pay_cancel_ok", changes="owner", who="self", note="own subscription only; the owner's renews"),
+    _c("admin_refund:{payment}", shows="admin", marker="admin_refund_ok:", owner_is="target"),
+    _c("admin_refund_ok:{payment}", changes="admin", who="target", owner_is="target"),
+    _c("admin_refund_ok:999999", owner_is="target", note="no such payment"),
+    _c("/paysupport", note="answers everyone, the banned too"),
 ]
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, str]:
+    return {"plans": PLANS}
 
 
 @dataclass
@@ -90,6 +106,7 @@ class World:
     msg: int  # the owner's older (not current) history entry
     chat: int  # one of the owner's groups
     target: int
+    payment: int  # a payment of TARGET, not refunded
 
 
 async def _history(db: psycopg.AsyncConnection, owner: int, n: int, text: str) -> int:
@@ -110,10 +127,17 @@ async def build_world(db, net, settings, case: Case) -> World:
     await users.set_access(db, TARGET, status="active", expires_at=datetime.now(UTC) + timedelta(days=10))
     await users.set_access(db, TARGET_BANNED, status="banned", expires_at=None)
     await db.execute("UPDATE bot_users SET language = 'en' WHERE language IS NULL")
+    cur = await db.execute(
+        "INSERT INTO payments (user_id, telegram_payment_charge_id, plan, days, stars, currency)"
+        " VALUES (%(t)s, 'authz-charge', 'week', 7, 250, 'XTR') RETURNING id", {"t": TARGET})
+    payment = (await cur.fetchone())[0]
+    await db.execute(
+        "INSERT INTO star_subscriptions (user_id, plan, charge_id, last_charge_id, renews_at)"
+        " VALUES (%(o)s, 'month', 'authz-sub', 'authz-sub', now() + interval '20 days')", {"o": OWNER})
     owner_id = {"owner": OWNER, "target": TARGET, "target_banned": TARGET_BANNED}[case.owner_is]
     ids = {"owner": owner_id, "other": OTHER, "pending": PENDING, "banned": BANNED, "admin": ADMIN_ID}
     target = TARGET_BANNED if case.owner_is == "target_banned" else TARGET
-    return World(ids, msg, owner.chat_ids[0], target)
+    return World(ids, msg, owner.chat_ids[0], target, payment)
 
 
 TABLES = {
@@ -122,6 +146,8 @@ TABLES = {
     "groups": "SELECT row_to_json(t)::text FROM groups t WHERE owner_id = %(id)s ORDER BY chat_id",
     "messages": "SELECT row_to_json(t)::text FROM messages t WHERE owner_id = %(id)s ORDER BY id",
     "configs": "SELECT row_to_json(t)::text FROM configs t WHERE owner_id = %(id)s",
+    "payments": "SELECT row_to_json(t)::text FROM payments t WHERE user_id = %(id)s ORDER BY id",
+    "star_subscriptions": "SELECT row_to_json(t)::text FROM star_subscriptions t WHERE user_id = %(id)s",
 }
 PARTIES = (OWNER, OTHER, PENDING, BANNED, ADMIN_ID, TARGET, TARGET_BANNED)
 
@@ -157,7 +183,7 @@ def _expected_changed(case: Case, role: str, world: World) -> set[int]:
 @pytest.mark.parametrize("case", CASES, ids=[c.action for c in CASES])
 async def test_authorization_matrix(tg: Telegram, db, net, settings, case: Case, role: str) -> None:
     world = await build_world(db, net, settings, case)
-    action = case.action.format(msg=world.msg, chat=world.chat, target=world.target)
+    action = case.action.format(msg=world.msg, chat=world.chat, target=world.target, payment=world.payment)
     presser = TgUser(world.ids[role], first_name=role, language_code="en")
     before = await snapshot(db)
     tg.api.clear()
