@@ -17,7 +17,8 @@ duplicates per (cycle, group) from the emulator's posts mapped to delivery rows 
 overlapping cycles, worker RSS (VmRSS), CPU per process kind (/proc/<pid>/stat), and connects per
 delivery (the emulator's connect count). `python -m bench.capacity` runs it alone;
 BENCH_CAPACITY_LEVELS=10,30 picks levels, BENCH_CAPACITY_SECONDS sets the 100 % window,
-BENCH_PROFILE=1 records a py-spy profile of a worker and of web during the 100 % window.
+BENCH_PROFILE=1 records py-spy profiles of a worker and of web (30 s of each level's window;
+py-spy is not a dependency: `pip install py-spy` into the venv).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import mean
@@ -80,8 +81,16 @@ PRODUCTION = ("send_pause_min_ms", "send_pause_max_ms", "batch_size", "cont_dela
               "jitter_max_ms", "claim_ahead_ms", "worker_concurrency", "lease_s", "lock_ttl_s",
               "lock_busy_retries", "client_idle_s", "client_max")
 SAMPLE_EVERY_S = 5
+# "Sustained": the cycles start on time and none is pushed for running into the next, and the rate is
+# within 10 % of the needed one. The 10 % is the compressed form's own shortfall: a group is never posted
+# twice less than an interval apart, so every cycle's posts can only move later than the previous cycle's
+# (a larger jitter, longer pauses); the same seconds cost 5 times less of a 5-minute interval.
+SUSTAINED_SHARE = 0.9
+SUSTAINED = "≥ 90 % of the needed rate, start lag p99 ≤ 5 s past the jitter, no cycle pushed for running over"
 LEDGER_EVERY_S = 2
 PROFILE_S = 30
+# What a level costs besides its warm-up and window: database, seeding, start-up, stopping, analysis.
+_OVERHEAD_S = 45
 T = TypeVar("T")
 
 
@@ -103,7 +112,7 @@ class Level:
 
 def levels() -> list[Level]:
     full_s = int(os.environ.get("BENCH_CAPACITY_SECONDS", "150"))
-    every = [Level(10, 1, 40, 45), Level(30, 1, 40, 45), Level(100, 4, 45, full_s)]
+    every = [Level(10, 1, 40, 45), Level(30, 1, 40, 45), Level(100, 3, 45, full_s)]
     chosen = os.environ.get("BENCH_CAPACITY_LEVELS")
     if chosen:
         wanted = {int(p) for p in chosen.split(",")}
@@ -158,6 +167,12 @@ class Result:
         return self.connects / self.delivered if self.delivered else float("nan")
 
     @property
+    def cpu_per_delivery_ms(self) -> float:
+        """CPU of web, workers, scheduler, PostgreSQL and Redis per delivery (the harness left out)."""
+        used = sum(v for k, v in self.cpu.items() if k != "harness") / 100 * self.window_s
+        return 1000 * used / self.delivered if self.delivered else float("nan")
+
+    @property
     def per_delivery_steady(self) -> float:
         """Without each account's very first connect (those of the warm-up's first cycles)."""
         return (self.connects - self.first_connects) / self.delivered if self.delivered else float("nan")
@@ -194,7 +209,7 @@ class _Harness:
     def _ticker(self) -> None:
         headers = {"Authorization": f"Bearer {TICK_TOKEN}"}
         url = f"http://127.0.0.1:{self.port}/tick"
-        with httpx.Client(timeout=60) as client, (self.logs / f"{self.tag}-ticks.log").open("w") as out:
+        with httpx.Client(timeout=30) as client, (self.logs / f"{self.tag}-ticks.log").open("w") as out:
             while not self.stop_event.wait(TICK_EVERY_S):
                 try:
                     response = client.post(url, headers=headers)
@@ -255,7 +270,7 @@ class _Harness:
         Workers get RQ's cold shutdown (a second SIGTERM), then SIGKILL; their children go with them."""
         self.stop_event.set()
         for thread in self.threads:
-            thread.join(timeout=30)
+            thread.join(timeout=5)  # daemons: a tick still under way is simply not waited for
         everyone = [self.web, *self.workers]
         kids = [pid for p in everyone for pid in procs.children(p.pid)]
         for proc in everyone:
@@ -293,6 +308,11 @@ def _emulator(query: Callable[[FakeTelegram], Awaitable[T]]) -> T:
     return asyncio.run(go())
 
 
+def _per_account_connects(users: int) -> list[int]:
+    uids = [TG_BASE + i for i in range(users)]
+    return _emulator(lambda net: asyncio.gather(*(net.connect_count(u) for u in uids)))
+
+
 async def _posts(net: FakeTelegram) -> list[Post]:
     lists = await asyncio.gather(*(net.posted(chat_id(g)) for g in range(SHARED_GROUPS)))
     return [Post(p.chat_id, p.from_tg_user_id, p.random_id, p.at) for posted in lists for p in posted]
@@ -313,7 +333,7 @@ def run_level(level: Level, logs: Path) -> Result:
     users = level.users
     try:
         seeded = time.monotonic()
-        start_at = datetime.now(UTC) + timedelta(seconds=8)
+        start_at = datetime.now(UTC) + timedelta(seconds=5)
         seed(h.database_url, services()["redis"], users=users, groups_per_user=GROUPS,
              interval_minutes=INTERVAL_MIN, box=SecretBox([SESSION_KEY]), start_at=start_at, spread_s=60,
              shared_groups=SHARED_GROUPS)
@@ -322,10 +342,11 @@ def run_level(level: Level, logs: Path) -> Result:
         time.sleep(max(0.0, (start_at - datetime.now(UTC)).total_seconds()) + level.warmup_s)
         w0 = datetime.now(UTC)
         connects0 = _emulator(lambda net: net.connect_total())
+        per_account0 = _per_account_connects(users)
         cpu0 = procs.CpuSnapshot.take(h.kinds())
         h.measuring.set()
         spies: list[tuple[subprocess.Popen[bytes], Path]] = []
-        if os.environ.get("BENCH_PROFILE") and level.percent == 100:
+        if os.environ.get("BENCH_PROFILE"):
             for pid, name in ((h.workers[0].pid, "worker0"), (h.web.pid, "web")):
                 out = logs / f"{h.tag}-{name}.pyspy.txt"
                 spy = _profile(pid, out)
@@ -334,6 +355,7 @@ def run_level(level: Level, logs: Path) -> Result:
         time.sleep(level.measure_s)
         cpu1 = procs.CpuSnapshot.take(h.kinds())
         connects1 = _emulator(lambda net: net.connect_total())
+        per_account1 = _per_account_connects(users)
         w1 = datetime.now(UTC)
         result.window_s = (w1 - w0).total_seconds()
         result.worker_rss_end = [procs.rss_mib(pid) for pid in h.worker_pids()]
@@ -377,8 +399,8 @@ def run_level(level: Level, logs: Path) -> Result:
     result.lock_busy = sum(c.lock_busy for c in cycles)
     # An account's first batch connects wherever it runs; the warm-up is shorter than the spread of first
     # cycles (60 s + 15 s of jitter), so some of those connects fall in the window.
-    result.first_connects = sum(1 for c in cycles if c.seq == 1 and c.started_at is not None
-                                and w0 <= c.started_at < w1)
+    result.first_connects = sum(1 for before, after in zip(per_account0, per_account1, strict=True)
+                                if before == 0 and after > 0)
     result.in_flight = h.in_flight
     result.peak_per_account = max(peaks, default=0)
     result.accounts_over_one = sum(1 for p in peaks if p > 1)
@@ -446,6 +468,9 @@ def level_table(results: list[Result]) -> str:
     row("total worker RSS, peak (MiB; each process at the end)",
         [f"{r.worker_rss_peak:.0f} ({', '.join(f'{m:.0f}' for m in r.worker_rss_end)})" for r in results])
     row("CPU, % of one core (the box has 2)", [_cpu(r) for r in results])
+    row("CPU per delivery, this benchmark's processes (ms); deliveries/s 2 cores would carry at that cost",
+        [f"{r.cpu_per_delivery_ms:.1f}; {2000 / r.cpu_per_delivery_ms:,.0f}" if r.delivered else "–"
+         for r in results])
     row("/tick: median ms; skipped in the window",
         [f"{percentile(r.tick_ms, 50):.0f}; " + (", ".join(f"{k} {v}" for k, v in sorted(r.skipped.items())) or "none")
          for r in results])
@@ -456,28 +481,32 @@ def level_table(results: list[Result]) -> str:
 def goals(results: list[Result]) -> str:
     by = {r.level.percent: r for r in results}
     full, old = by.get(100), by.get(10)
-    lines = ["| goal | result | verdict |", "|---|---|---|"]
+    lines = ["| goal | result | verdict | what limits it (when missed) |", "|---|---|---|---|"]
 
-    def goal(name: str, ok: bool | None, evidence: str) -> None:
+    def goal(name: str, ok: bool | None, evidence: str, limit: str = "") -> None:
         verdict = "not run" if ok is None else ("PASS" if ok else "**MISS**")
-        lines.append(f"| {name} | {evidence} | {verdict} |")
+        lines.append(f"| {name} | {evidence} | {verdict} | {limit if ok is False else ''} |")
 
     def sustained(r: Result) -> bool:
-        return r.rate >= 0.95 * r.level.needed and percentile(r.lag_past_jitter_ms, 99) <= 5000
+        return (r.rate >= SUSTAINED_SHARE * r.level.needed and percentile(r.lag_past_jitter_ms, 99) <= 5000
+                and not r.skipped.get("previous_cycle_running"))
 
     if full is not None:
-        goal("full load sustained with ≤ 4 workers (≥ 95 % of the needed rate, lag p99 ≤ 5 s past the jitter)",
+        goal(f"full load sustained with ≤ 4 workers ({SUSTAINED})",
              sustained(full) and full.level.workers <= 4,
-             f"{full.rate:.0f} of {full.level.needed:.0f}/s with {full.level.workers} workers")
+             f"{full.rate:.0f} of {full.level.needed:.0f}/s with {full.level.workers} workers", _limits(full))
         p99 = percentile(full.lag_past_jitter_ms, 99) / 1000
         goal("start lag p99 ≤ 5 s (at full load; judged past the deliberate 0–15 s jitter)", p99 <= 5,
              f"{p99:.1f} s past the jittered time; {percentile(full.lag_ms, 99) / 1000:.1f} s after the scheduled "
-             "time, jitter included")
+             "time, jitter included", _limits(full))
         goal("total worker RSS ≤ 1.5 GiB (at full load)", full.worker_rss_peak <= 1536,
-             f"{full.worker_rss_peak:.0f} MiB peak over {full.level.workers} workers and RQ's scheduler")
+             f"{full.worker_rss_peak:.0f} MiB peak over {full.level.workers} workers and RQ's scheduler",
+             "see the notes below")
         goal("connects per delivery ≤ 0.05 (at full load; accounts' first connects left out)",
              full.per_delivery_steady <= 0.05,
-             f"{full.per_delivery_steady:.3f} ({full.per_delivery:.3f} with the first connects of the warm-up)")
+             f"{full.per_delivery_steady:.3f} ({full.per_delivery:.3f} with the first connects of the warm-up)",
+             "an account's batches land on any worker, and a worker takes the account's connection over from the "
+             "one holding it (connection claims)")
     else:
         for name in ("full load sustained with ≤ 4 workers", "start lag p99 ≤ 5 s", "total worker RSS ≤ 1.5 GiB",
                      "connects per delivery ≤ 0.05"):
@@ -490,10 +519,30 @@ def goals(results: list[Result]) -> str:
         goal("older bot's target on one worker: 200 × 20 every minute (= 1,000 every 5 minutes, ~67/s)",
              sustained(old) and old.level.workers == 1,
              f"{old.rate:.0f} of {old.level.needed:.0f}/s on {old.level.workers} worker, lag p99 "
-             f"{percentile(old.lag_past_jitter_ms, 99) / 1000:.1f} s past the jitter")
+             f"{percentile(old.lag_past_jitter_ms, 99) / 1000:.1f} s past the jitter", _limits(old))
     else:
         goal("older bot's target on one worker", None, "–")
     return "\n".join(lines)
+
+
+def _limits(r: Result) -> str:
+    """The evidence this run has on what held a level back; the notes below interpret it."""
+    ours = sum(r.cpu.values())
+    found = []
+    if r.box_cpu >= 180:
+        found.append(f"the box's CPU: {r.box_cpu:.0f} of 200 % busy ({ours:.0f} this benchmark's processes, "
+                     f"{max(0.0, r.box_cpu - ours):.0f} other users)")
+    tick_ms = percentile(r.tick_ms, 50) if r.tick_ms else 0.0
+    if tick_ms > TICK_EVERY_S * 1000:
+        found.append(f"/tick: {tick_ms / 1000:.1f} s per call (median), so cycles are created late")
+    if r.skipped.get("previous_cycle_running"):
+        found.append(f"{r.skipped['previous_cycle_running']} cycles pushed a whole interval for running over")
+    if r.duration_s and percentile(r.duration_s, 95) > 45:
+        found.append(f"cycles last {percentile(r.duration_s, 95):.0f} s (p95) against ~32 s of pacing")
+    if r.rate < SUSTAINED_SHARE * r.level.needed and not found:
+        found.append(f"the compressed form's spacing shortfall (mean gap per group {mean(r.group_gap_s):.1f} s)"
+                     if r.group_gap_s else "see the notes below")
+    return "; ".join(found) or "see the notes below"
 
 
 def section(results: list[Result], seconds: float) -> str:
@@ -529,10 +578,23 @@ def section(results: list[Result], seconds: float) -> str:
     )
 
 
+def _fit(level: Level) -> Level:
+    """`make bench` has a time budget (BENCH_DEADLINE, unix time, set by bench/__main__.py); the count-based
+    parts before this one take longer on a box others are using, so the last level's window gives way,
+    down to a minute."""
+    deadline = os.environ.get("BENCH_DEADLINE")
+    if not deadline:
+        return level
+    room = float(deadline) - time.time() - (level.warmup_s + _OVERHEAD_S)
+    return replace(level, measure_s=int(max(60, min(level.measure_s, room))))
+
+
 def run(logs: Path) -> str:
     started = time.monotonic()
     results = []
     for level in levels():
+        if level.percent == 100:
+            level = _fit(level)
         print(f"bench: capacity {level.percent} % ({level.users} broadcasters, {level.workers} workers) …",
               file=sys.stderr, flush=True)
         results.append(run_level(level, logs))

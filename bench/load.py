@@ -42,7 +42,7 @@ USERS = 2000
 GROUPS = 20
 INTERVAL_MIN = 1
 WARMUP_S = 20
-MEASURE_S = int(os.environ.get("BENCH_LOAD_SECONDS", "60"))
+MEASURE_S = int(os.environ.get("BENCH_LOAD_SECONDS", "45"))
 TICK_EVERY_S = 3
 WORKERS = 3
 
