@@ -48,6 +48,10 @@ class Plan:
         if self.recurring and self.days != SUBSCRIPTION_DAYS:
             raise PlanError(f"plan {self.name}: only a {SUBSCRIPTION_DAYS}-day plan can be recurring")
 
+    def __str__(self) -> str:
+        """The PLANS entry it was read from (so settings written back to an environment read the same)."""
+        return f"{self.name}:{self.days}:{self.stars}" + (":recurring" if self.recurring else "")
+
 
 def parse_plans(text: str | None) -> tuple[Plan, ...]:
     """`name:days:stars[:recurring]`, comma-separated; empty or unset: no plans (sales are off)."""

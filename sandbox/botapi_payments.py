@@ -174,11 +174,18 @@ class PaymentsState(_Base):
             return copy.deepcopy(self._checkout_answers.get(query_id))
 
     def record_charge(self, charge_id: str, *, user_id: int, amount: int, payload: str,
-                      subscription: str | None = None) -> None:
-        """A payment "Telegram" took; `subscription` is the first charge id of its subscription."""
+                      subscription: str | None = None, expires: int | None = None) -> None:
+        """A payment "Telegram" took; `subscription` is the first charge id of its subscription,
+        `expires` the end of the period it paid for (unix time)."""
         with self._cond:
             self._charges[charge_id] = {"user_id": user_id, "amount": amount, "payload": payload,
-                                        "refunded": False, "subscription": subscription, "canceled": False}
+                                        "refunded": False, "subscription": subscription, "canceled": False,
+                                        "expires": expires}
+
+    def set_subscription_expiry(self, charge_id: str, expires: int) -> None:
+        with self._cond:
+            if charge_id in self._charges:
+                self._charges[charge_id]["expires"] = expires
 
     def charge(self, charge_id: str) -> dict[str, Any] | None:
         with self._cond:

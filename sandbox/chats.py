@@ -151,6 +151,20 @@ class SandboxBotAPI(FakeBotAPI):
         with self._cond:
             self._callback_chats[callback_query_id] = chat_id
 
+    def add_toast(self, chat_id: int, text: str, *, alert: bool) -> None:
+        """A popup Telegram itself shows (a payment the bot refused at pre-checkout)."""
+        with self._cond:
+            self._toast_seq += 1
+            self._toasts.setdefault(chat_id, deque(maxlen=_TOASTS_KEPT)).append(
+                {"id": self._toast_seq, "text": text, "alert": alert, "at": time.time()})
+
+    def mark_invoice_paid(self, chat_id: int, message_id: int, charge_id: str) -> None:
+        with self._cond:
+            msg = self._stored(chat_id, message_id)
+            if msg is not None and isinstance(msg.get("_pay"), dict):
+                msg["_pay"]["paid"] = charge_id
+                self._dirty_chats.add(chat_id)
+
     def toasts(self, chat_id: int) -> list[dict[str, Any]]:
         with self._cond:
             return list(self._toasts.get(chat_id, ()))

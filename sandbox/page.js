@@ -105,11 +105,18 @@ function renderMessage(m) {
     bubble.appendChild(media);
   }
   if (m.contact) bubble.appendChild(el("div", { class: "contact", text: "📞 " + m.contact }));
+  if (m.invoice) bubble.appendChild(renderInvoice(m));
+  if (m.payment) bubble.appendChild(renderPayment(m.payment));
   bubble.appendChild(el("div", { class: "text", html: m.html || "" }));
   for (const row of m.inline || []) {
     const line = el("div", { class: "inline-row" });
     for (const b of row) {
-      if (b.url) {
+      if (b.url && b.url.startsWith(INVOICE_LINK)) {
+        // An invoice link (a subscription): Telegram opens the payment form instead of a browser.
+        const button = el("button", { type: "button", class: "inline-btn pay", text: b.text });
+        button.addEventListener("click", () => post("/pay", { user: currentUser(), link: b.url }));
+        line.appendChild(button);
+      } else if (b.url) {
         line.appendChild(el("a", { href: b.url, target: "_blank", rel: "noopener", text: b.text }));
       } else {
         const button = el("button", { type: "button", class: "inline-btn", "data-callback": b.callback_data || "",
@@ -123,6 +130,38 @@ function renderMessage(m) {
   }
   const meta = el("div", { class: "meta", text: (m.edited ? "edited " : "") + timeOf(m.date) });
   return el("div", { class: `msg ${side}`, "data-id": m.id }, [bubble, meta]);
+}
+
+// ---- Telegram Stars: invoices and payments (sandbox/payments.py plays Telegram's side) -------------
+
+const INVOICE_LINK = "https://t.me/$";
+
+function renderInvoice(m) {
+  const box = el("div", { class: "invoice" }, [
+    el("div", { class: "invoice-title", text: m.invoice.title || "" }),
+    el("div", { class: "muted", text: m.invoice.description || "" }),
+  ]);
+  if (m.invoice.paid) {
+    box.appendChild(el("div", { class: "invoice-paid", text: `✅ Paid ⭐ ${m.invoice.stars}` }));
+  } else {
+    const pay = el("button", { type: "button", class: "inline-btn pay", text: `Pay ⭐ ${m.invoice.stars}` });
+    pay.addEventListener("click", () => post("/pay", { user: currentUser(), message_id: m.id }));
+    box.appendChild(pay);
+  }
+  return box;
+}
+
+function renderPayment(p) {
+  let state = p.refunded ? " · ↩️ refunded" : "";
+  if (p.recurring) state += p.canceled ? " · renewal cancelled" : "";
+  const box = el("div", { class: "payment", text: `⭐ You paid ${p.stars} Stars${state}` });
+  if (p.recurring && p.renewable) {
+    const renew = el("button", { type: "button", class: "inline-btn", text: "⟳ Renew now (next 30 days)" });
+    renew.title = "Telegram renews a subscription every 30 days; this charges the next period now";
+    renew.addEventListener("click", () => post("/renew", { user: currentUser(), charge_id: p.charge_id }));
+    box.appendChild(renew);
+  }
+  return box;
 }
 
 function renderReplyKeyboard(kb) {

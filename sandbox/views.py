@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from db import sandbox as sandbox_db
 from sandbox.chats import SandboxBotAPI
 from sandbox.entities import render_html
+from sandbox.payments import payment_view
 from userbot.fake import FakeTelegram
 
 _MEDIA_KINDS = ("photo", "video", "animation", "document", "audio", "voice")
@@ -61,6 +62,11 @@ def message_view(msg: dict[str, Any], chat_id: int) -> dict[str, Any]:
     view["media"] = _media(msg)
     if "contact" in msg:
         view["contact"] = msg["contact"].get("phone_number")
+    if isinstance(msg.get("invoice"), dict):
+        invoice = msg["invoice"]
+        view["invoice"] = {"title": invoice.get("title"), "description": invoice.get("description"),
+                           "stars": invoice.get("total_amount"), "currency": invoice.get("currency"),
+                           "paid": bool((msg.get("_pay") or {}).get("paid"))}
     markup = msg.get("reply_markup") or {}
     view["inline"] = _buttons(markup.get("inline_keyboard"))
     view["edited"] = "edit_date" in msg
@@ -84,12 +90,17 @@ def reply_keyboard(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
     return current
 
 
+def _with_payment(api: SandboxBotAPI, msg: dict[str, Any]) -> dict[str, Any]:
+    view = payment_view(api, msg)
+    return {"payment": view} if view else {}
+
+
 def chat_view(api: SandboxBotAPI, chat_id: int) -> dict[str, Any]:
     live = sorted(api.messages(chat_id), key=lambda m: m["message_id"])
     everything = sorted([*live, *api.deleted(chat_id)], key=lambda m: m["message_id"])
     return {
         "chat_id": chat_id,
-        "messages": [message_view(m, chat_id) for m in everything],
+        "messages": [message_view(m, chat_id) | _with_payment(api, m) for m in everything],
         "reply_keyboard": reply_keyboard(live),
         "toasts": api.toasts(chat_id),
     }

@@ -26,6 +26,7 @@ from api.state import AppState, app_state
 from api.webhook import SECRET_HEADER
 from core.phone import normalize_phone
 from core.settings import Settings
+from sandbox import payments
 from sandbox.botapi import create_app as create_fake_botapi
 from sandbox.botapi import normalize_params
 from sandbox.chats import ChatStore, SandboxBotAPI
@@ -61,6 +62,10 @@ def _content_type(data: bytes) -> str:
         if data.startswith(magic):
             return mime
     return "video/mp4" if data[4:8] == b"ftyp" else "application/octet-stream"
+
+
+NO_SECRET = ("WEBHOOK_SECRET is not set: the sandbox delivers updates through the webhook, which refuses them "
+             "without it (make run sets one)")
 
 
 def _error(message: str, status: int = 400) -> JSONResponse:
@@ -112,6 +117,8 @@ class Sandbox:
             Route(f"{api}/press", self.press, methods=["POST"]),
             Route(f"{api}/fault", self.fault, methods=["POST"]),
             Route(f"{api}/account", self.account, methods=["POST"]),
+            Route(f"{api}/pay", self.pay, methods=["POST"]),
+            Route(f"{api}/renew", self.renew, methods=["POST"]),
         ]
 
     def _persisting(self, inner: ASGIApp) -> ASGIApp:
@@ -181,12 +188,14 @@ class Sandbox:
         """Deliver through the real webhook, then do what Telegram does with an inline reply."""
         secret = self.settings.webhook_secret
         if secret is None:
-            return _error("WEBHOOK_SECRET is not set: the sandbox delivers updates through the webhook, "
-                          "which refuses them without it (make run sets one)", 503)
+            return _error(NO_SECRET, 503)
+        return JSONResponse(await self._deliver(request, update, secret.get_secret_value()))
+
+    async def _deliver(self, request: Request, update: dict[str, Any], secret: str) -> dict[str, Any]:
         transport = httpx.ASGITransport(app=request.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.internal") as client:
             response = await client.post(
-                "/telegram/webhook", json=update, headers={SECRET_HEADER: secret.get_secret_value()}, timeout=60
+                "/telegram/webhook", json=update, headers={SECRET_HEADER: secret}, timeout=60
             )
         reply_error = None
         if response.status_code == 200:
@@ -197,8 +206,8 @@ class Sandbox:
                 if status != 200:
                     reply_error = answer.get("description")
         await self.persist()
-        return JSONResponse({"ok": response.status_code == 200, "webhook_status": response.status_code,
-                             "update_id": update["update_id"], "reply_error": reply_error})
+        return {"ok": response.status_code == 200, "webhook_status": response.status_code,
+                "update_id": update["update_id"], "reply_error": reply_error}
 
     async def _incoming(self, request: Request, user: dict[str, Any], content: dict[str, Any]) -> JSONResponse:
         state = app_state(request)
@@ -261,6 +270,46 @@ class Sandbox:
         self.api.expect_callback(callback_id, user["id"])
         update = callback_update(await self._next_update_id(app_state(request)), callback_id, user, message, data)
         return await self._feed(request, update)
+
+    # ---- paying with Stars (sandbox/payments.py) ----------------------------------------------------
+
+    async def pay(self, request: Request) -> JSONResponse:
+        """Pay an invoice as Telegram does: pre-checkout through the webhook, then, on the bot's
+        "ok", the successful payment as a message of the buyer's."""
+        secret = self.settings.webhook_secret
+        if secret is None:
+            return _error(NO_SECRET, 503)
+        try:
+            body = await self._body(request)
+            user = sender(body.get("user"))
+            invoice, message_id = payments.find_invoice(self.api, user, body)
+        except BadInput as e:
+            return _error(str(e))
+        query_id = payments.new_query_id()
+        update = payments.pre_checkout_update(await self._next_update_id(app_state(request)), query_id, user, invoice)
+        delivered = await self._deliver(request, update, secret.get_secret_value())
+        answer = self.api.checkout_answer(query_id)
+        if answer is None:  # Telegram cancels the payment when the bot says nothing within 10 s
+            return _error(f"the bot did not answer the pre-checkout query (webhook {delivered['webhook_status']})", 502)
+        if not answer["ok"]:
+            self.api.add_toast(user["id"], str(answer["error_message"]), alert=True)
+            await self.persist()
+            return JSONResponse({"ok": True, "paid": False, "error_message": answer["error_message"]})
+        content = payments.take_payment(self.api, user, invoice)
+        if message_id is not None:
+            charge_id = content["successful_payment"]["telegram_payment_charge_id"]
+            self.api.mark_invoice_paid(user["id"], message_id, charge_id)
+        return await self._incoming(request, user, content)
+
+    async def renew(self, request: Request) -> JSONResponse:
+        """The subscription's next 30 days, charged now instead of in a month."""
+        try:
+            body = await self._body(request)
+            user = sender(body.get("user"))
+            content = payments.renew(self.api, user, str(body.get("charge_id") or ""))
+        except BadInput as e:
+            return _error(str(e))
+        return await self._incoming(request, user, content)
 
     # ---- the network's side -----------------------------------------------------------------------
 

@@ -45,6 +45,11 @@ def test_parse_plans_refuses(text: str) -> None:
         parse_plans(text)
 
 
+def test_plans_print_as_their_setting() -> None:
+    text = "week:7:250,month:30:750:recurring"
+    assert ",".join(str(p) for p in parse_plans(text)) == text
+
+
 def test_a_plan_validates_itself() -> None:
     with pytest.raises(PlanError):
         Plan("x", 14, 100, recurring=True)
