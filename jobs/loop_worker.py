@@ -38,6 +38,7 @@ from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
 from jobs.context import JobContext, ProcessRuntime
+from jobs.context import runtime as current_runtime
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,11 @@ class LoopWorker(SimpleWorker):
     """`SimpleWorker` (no fork: the job loop and its connections live in this process) that keeps up
     to `limits[queue name]` jobs of each queue running at once."""
 
-    def __init__(self, queues: Sequence[Queue], *, limits: dict[str, int], runtime: ProcessRuntime,
-                 **kwargs: Any) -> None:
+    def __init__(self, queues: Sequence[Queue], *, limits: dict[str, int] | None = None,
+                 runtime: ProcessRuntime | None = None, **kwargs: Any) -> None:
         super().__init__(list(queues), **kwargs)
-        self.limits = dict(limits)
-        self.runtime = runtime
+        self.limits = dict(limits or {})  # a queue not named runs one job at a time
+        self.runtime = runtime or current_runtime()
         self._running: dict[str, _Running] = {}
         self._finished: threadqueue.SimpleQueue[str] = threadqueue.SimpleQueue()
         self._last_beat = 0.0

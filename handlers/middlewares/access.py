@@ -75,7 +75,11 @@ def _profile(user: User) -> dict[str, Any]:
 class AccessMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is None or data.get("is_admin"):
+        if user is None:
+            # No sender (a channel post, an anonymous admin): nobody to answer and no conversation
+            # to keep, so the bot's handlers, which all serve a person, never see it.
+            return None
+        if data.get("is_admin"):
             return await handler(event, data)
         settings: Settings = data["settings"]
         pool: AsyncConnectionPool = data["pool"]
