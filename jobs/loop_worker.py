@@ -23,6 +23,7 @@ import asyncio
 import concurrent.futures
 import logging
 import queue as threadqueue
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -178,7 +179,11 @@ class LoopWorker(SimpleWorker):
         self.prepare_job_execution(job, remove_from_intermediate_queue=True)
         job.started_at = now()
         timeout = int(job.timeout or self.queue_class.DEFAULT_TIMEOUT)
-        body = getattr(job.func, "loop_body", None)
+        try:
+            body = getattr(job.func, "loop_body", None)
+        except Exception:  # the function cannot be imported (a job of an older release, say): failed, not fatal
+            self._finalize_failure(job, q, execution, sys.exc_info())
+            return
         if body is not None:
             args, kwargs = job.args, job.kwargs
 

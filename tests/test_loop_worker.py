@@ -213,3 +213,14 @@ async def test_sigkill_of_a_worker_holding_many_batches_neither_duplicates_nor_l
     posts = [await net.posted(c) for c in chats]
     assert [len(p) for p in posts] == [1] * len(chats)  # 0 duplicates, 0 lost
     assert {r["status"] for r in await all_deliveries(db, cycle_ids)} == {"sent"}
+
+
+async def test_a_job_that_cannot_be_imported_fails_alone(db, net, settings, pool, sync_redis) -> None:
+    bad = queues.broadcast_queue(settings, sync_redis).enqueue("jobs.no_such_module.send_batch", 1)
+    b = await make_broadcaster(db, net, settings, 4800, groups=2)
+    [cycle_id] = (await tick(pool, settings)).cycle_ids
+    await run_burst(settings, worker_concurrency=20)
+    failed = FailedJobRegistry(queue=queues.broadcast_queue(settings, sync_redis))
+    assert failed.get_job_ids() == [bad.id]
+    assert (await cycle_row(db, cycle_id))["outcome"] == "sent"
+    assert [len(await net.posted(c)) for c in b.chat_ids] == [1, 1]
