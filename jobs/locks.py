@@ -1,38 +1,37 @@
-"""The per-account Redis lock of the send-batch job: `SET NX PX` with a random token, renewed while
-the batch runs, released only by its owner (compare-and-delete in Lua)."""
+"""The per-account Redis lock of the send-batch job, on redis-py's `Lock`: `SET NX PX` with a random
+token, and a TTL reset and a release that are compare-and-set scripts, so only the owner's token ever
+moves the key.
+
+What this class adds to it: the batch never waits for a busy account (the caller reschedules
+instead), a background task resets the TTL while the batch runs, and `lost` tells the send loop to
+stop before its next send once a renewal finds the lock gone or taken (docs/runtime.md, "Invariants").
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import secrets
 
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, LockNotOwnedError
 
 log = logging.getLogger(__name__)
-
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-_EXTEND = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
-return 0
-"""
 
 
 class AccountLock:
     def __init__(self, redis: Redis, key: str, ttl_ms: int) -> None:
-        self.redis = redis
         self.key = key
         self.ttl_ms = ttl_ms
-        self.token = secrets.token_hex(16)
+        # thread_local=False: the token belongs to this object, which one batch acquires, renews and
+        # releases on one event loop (redis-py's default keeps it per thread).
+        self._lock = Lock(redis, key, timeout=ttl_ms / 1000, blocking=False, thread_local=False)
         self._renewer: asyncio.Task[None] | None = None
         self.lost = False  # renewal found the lock gone or taken: stop sending
 
     async def acquire(self) -> bool:
-        acquired = bool(await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        acquired = bool(await self._lock.acquire())
         if acquired:
             self._renewer = asyncio.create_task(self._renew())
         return acquired
@@ -41,13 +40,12 @@ class AccountLock:
         while True:
             await asyncio.sleep(self.ttl_ms / 3000)
             try:
-                extended = await self.redis.eval(_EXTEND, 1, self.key, self.token, str(self.ttl_ms))  # type: ignore[misc]
-            except Exception as exc:  # Redis hiccup: try again next round; the TTL still covers us
-                log.warning("lock renewal failed: %s", type(exc).__name__)
-                continue
-            if not extended:
+                await self._lock.reacquire()  # the TTL back to ttl_ms, if the token is still ours
+            except LockNotOwnedError:
                 self.lost = True
                 return
+            except Exception as exc:  # Redis hiccup: try again next round; the TTL still covers us
+                log.warning("lock renewal failed: %s", type(exc).__name__)
 
     async def release(self) -> None:
         if self._renewer is not None:
@@ -55,4 +53,6 @@ class AccountLock:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
             self._renewer = None
-        await self.redis.eval(_RELEASE, 1, self.key, self.token)  # type: ignore[misc]
+        # Not ours (never acquired, expired, or taken since): there is nothing of ours to delete.
+        with contextlib.suppress(LockError):
+            await self._lock.release()
