@@ -1,9 +1,13 @@
 """Counters and histograms kept in Redis, so every web replica and worker adds to the same numbers.
 
 Each recorded metric is one Redis hash under `<prefix>metrics:<name>`; a field is the JSON of the
-sample's label values (plus, for histograms, which part: a bucket, the sum or the count). Recording
-is a handful of HINCRBY/HINCRBYFLOAT commands, and a scrape reads every hash back. Gauges are not
-recorded at all: `services.gauges` computes them from PostgreSQL and Redis at scrape time.
+sample's label values (plus, for histograms, which part: a bucket or the sum). Recording is a handful
+of HINCRBY/HINCRBYFLOAT commands, and a scrape reads every hash back. Gauges are not recorded at all:
+`services.gauges` computes them from PostgreSQL and Redis at scrape time.
+
+Why not prometheus_client's own counters: they live in one process (its multiprocess mode shares
+files on one machine), and tgcast's replicas and workers run anywhere. The totals stay in Redis; at
+scrape time a custom collector hands them to prometheus_client, which writes the text format.
 
 Every metric is declared once in `METRICS`, with its type, help text, label names and buckets; a
 name or label set that is not declared is a programming error and raises at once.
@@ -15,13 +19,16 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +90,27 @@ METRICS: dict[str, MetricSpec] = _declare(
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    name: str  # the full sample name: with _bucket/_sum/_count for histograms
+    """One value of a counter or a gauge."""
+
+    name: str
     labels: tuple[tuple[str, str], ...]
     value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One label set of a histogram: cumulative counts per upper bound ("+Inf" last), and the sum."""
+
+    labels: tuple[str, ...]  # the values, in the order of the spec's label names
+    buckets: tuple[tuple[str, float], ...]
+    sum: float
 
 
 @dataclass(slots=True)
 class Family:
     spec: MetricSpec
-    samples: list[Sample] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)  # counters and gauges
+    series: list[Series] = field(default_factory=list)  # histograms
 
 
 def _spec(name: str, kind: str, labels: Mapping[str, object]) -> MetricSpec:
@@ -142,7 +161,6 @@ class _Recorder:
         key = f"{self._prefix}{name}"
         self._pipe.hincrby(key, _field(spec, labels, bucket_for(spec.buckets, value)), 1)
         self._pipe.hincrbyfloat(key, _field(spec, labels, "sum"), float(value))
-        self._pipe.hincrby(key, _field(spec, labels, "count"), 1)
 
 
 class Metrics:
@@ -207,15 +225,14 @@ def _family(spec: MetricSpec, raw: Mapping[bytes | str, bytes | str]) -> Family:
     for fld, value in values.items():
         *label_values, part = json.loads(fld)
         series.setdefault(tuple(label_values), {})[part] = value
+    # The count is the +Inf bucket's (a "count" part written by earlier releases is left unread).
     bounds = [_fmt_bound(b) for b in spec.buckets] + ["+Inf"]
     for label_values, parts in sorted(series.items()):
-        labels = tuple(zip(spec.labels, label_values, strict=True))
-        running = 0.0
+        running, buckets = 0.0, []
         for bound in bounds:
             running += parts.get(bound, 0.0)
-            family.samples.append(Sample(f"{spec.name}_bucket", (*labels, ("le", bound)), running))
-        family.samples.append(Sample(f"{spec.name}_sum", labels, parts.get("sum", 0.0)))
-        family.samples.append(Sample(f"{spec.name}_count", labels, parts.get("count", 0.0)))
+            buckets.append((bound, running))
+        family.series.append(Series(label_values, tuple(buckets), parts.get("sum", 0.0)))
     return family
 
 
@@ -228,39 +245,47 @@ def gauge(name: str, samples: Iterable[tuple[Mapping[str, object], float]]) -> F
     return family
 
 
-# ---- Prometheus text exposition format 0.0.4 ------------------------------------------------------
+# ---- exposition: prometheus_client writes the text format ----------------------------------------
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what `prometheus_client.generate_latest` writes
 
 
 def escape_label(value: str) -> str:
+    """A label value as the text format quotes it (what prometheus_client writes; for readers of it)."""
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+class _Snapshot:
+    """A prometheus_client collector over totals already read from Redis (its `collect` is
+    synchronous; the reads are not)."""
 
+    def __init__(self, families: Iterable[Family]) -> None:
+        self._families = list(families)
 
-def _fmt_value(number: float) -> str:
-    value = float(number)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+        for family in self._families:
+            spec = family.spec
+            if spec.kind == "histogram":
+                histogram = HistogramMetricFamily(spec.name, spec.help, labels=spec.labels)
+                for series in family.series:
+                    histogram.add_metric(list(series.labels), list(series.buckets), series.sum)
+                yield histogram
+                continue
+            kind = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
+            metric = kind(spec.name, spec.help, labels=spec.labels)
+            for sample in family.samples:
+                values = dict(sample.labels)
+                metric.add_metric([values[name] for name in spec.labels], sample.value)
+            yield metric
 
 
 def render(families: Iterable[Family]) -> str:
-    lines: list[str] = []
-    for family in families:
-        spec = family.spec
-        lines.append(f"# HELP {spec.name} {_escape_help(spec.help)}")
-        lines.append(f"# TYPE {spec.name} {spec.kind}")
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{escape_label(v)}"' for k, v in sample.labels)
-            lines.append(f"{sample.name}{{{labels}}} {_fmt_value(sample.value)}" if labels
-                         else f"{sample.name} {_fmt_value(sample.value)}")
-    return "\n".join(lines) + "\n"
+    # Imported here: only the web process renders, and workers need not load the exposition stack.
+    from prometheus_client.exposition import generate_latest
+
+    return generate_latest(_Snapshot(families)).decode()
 
 
 class _Accumulator:
