@@ -37,12 +37,18 @@ ANNOUNCE_SLOTS = 1
 
 # RQ's scheduler moves due `enqueue_at` jobs to their queue once a second, and its registry keeps
 # whole seconds (we round up so nothing starts early): together up to ~2 s of start lag. Polling five
-# times a second takes most of that away for a few cheap Redis calls. RQ derives its lock TTLs from
-# the (integer) interval, so the interval stays 1 s and only the polling loop is faster.
+# times a second takes most of that away for a few cheap Redis calls.
 POLL_EVERY_S = 0.2
 
 
 class FastPollingScheduler(RQScheduler):
+    """RQ 3.0's `RQScheduler.work` loop with the due-job poll every POLL_EVERY_S instead of every
+    `interval`. RQ 3.0 offers no faster poll: `interval` must stay a whole number of seconds, because
+    the scheduler's lock and its metadata key expire after `interval + 60`, handed to Redis as EX/EXPIRE
+    seconds (a fraction is refused), and `Worker._start_scheduler` takes neither an interval nor a
+    scheduler class. So the interval stays 1 s for the heartbeat and locks, as in RQ, and only
+    `enqueue_scheduled_jobs` runs more often."""
+
     def work(self) -> None:
         self._install_signal_handlers()
         self.register_birth()
