@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 PER_PAGE = 10
 _TITLE_MAX = 28
+# One meaning per mark on both screens: what the mark says is the group's state, and pressing a
+# group always flips it (docs/bot.md, "Groups").
+IN_LIST = "✅"
+NOT_IN_LIST = "➕"
 
 
 def _short(title: str) -> str:
@@ -54,7 +58,7 @@ def _nav(kb: InlineKeyboardBuilder, page: Page, factory: type[cb.SelectGroupsPag
 def list_keyboard(tr: Translator, page: Page, rows: list[Group], total: int) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for g in rows:
-        kb.row(button(f"❌ {_short(g.title)}", cb.ToggleGroup(chat_id=g.chat_id, page=page.number)))
+        kb.row(button(f"{IN_LIST} {_short(g.title)}", cb.ToggleGroup(chat_id=g.chat_id, page=page.number)))
     _nav(kb, page, cb.SelectGroupsPage)
     if total:
         kb.row(button(tr("groups.btn_remove_all"), cb.DeselectAllGroups()))
@@ -66,7 +70,7 @@ def list_keyboard(tr: Translator, page: Page, rows: list[Group], total: int) -> 
 def import_keyboard(tr: Translator, page: Page, shown: list[GroupInfo], selected: set[int]) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     buttons = [
-        button(f"{'✅' if g.chat_id in selected else '❌'} {_short(g.title)}",
+        button(f"{IN_LIST if g.chat_id in selected else NOT_IN_LIST} {_short(g.title)}",
                cb.ImportGroup(chat_id=g.chat_id, page=page.number))
         for g in shown
     ]

@@ -80,7 +80,7 @@ async def test_import_screen_two_per_row_with_header_and_nav(tg: Telegram, net, 
     rows = screen.raw["reply_markup"]["inline_keyboard"]
     assert [len(r) for r in rows[:5]] == [2, 2, 2, 2, 2]
     assert screen.callbacks[10:] == ["add_group_page:1", "add_all_groups:0", "select_groups"]
-    assert all(b["text"].startswith("❌") for r in rows[:5] for b in r)
+    assert all(b["text"].startswith("➕") for r in rows[:5] for b in r)
 
 
 @pytest.mark.parametrize(("requested", "header"), [(7, "2/2"), (-1, "1/2")])
@@ -103,13 +103,40 @@ async def test_import_toggles_and_stores_what_the_worker_needs(tg: Telegram, net
     buttons = {b["callback_data"]: b["text"] for r in tg.screen(allowed).raw["reply_markup"]["inline_keyboard"]
                for b in r}
     assert buttons[f"import_group:{forum.chat_id}:0"].startswith("✅")
-    assert buttons[f"import_group:{basic.chat_id}:0"].startswith("❌")
+    assert buttons[f"import_group:{basic.chat_id}:0"].startswith("➕")
     assert "1/2" in tg.screen(allowed).text
 
     await tg.press(allowed, f"import_group:{forum.chat_id}:0")
     assert "groups.removed" in tg.toast_keys()
     assert (await _rows(db, allowed.id))[forum.chat_id][-1] is False
     assert await db_groups.count_selected(db, allowed.id) == 0
+
+
+def _marks(screen) -> dict[str, str]:
+    """callback id → the mark in front of the button's title"""
+    return {b["callback_data"]: b["text"].split(" ", 1)[0]
+            for r in screen.raw["reply_markup"]["inline_keyboard"] for b in r}
+
+
+async def test_a_mark_means_the_same_on_both_screens(tg: Telegram, net, allowed: TgUser) -> None:
+    kept, other = make_groups(2)
+    await log_in(tg, net, allowed, groups=[kept, other])
+    await tg.press(allowed, "add_group")
+    await tg.press(allowed, f"import_group:{kept.chat_id}:0")
+    imported = _marks(tg.screen(allowed))
+    await tg.press(allowed, "select_groups")
+    listed = _marks(tg.screen(allowed))
+    # The same group in the list carries the same mark on the list and on the import screen; a group
+    # out of the list has another one, and no screen uses the old ❌ that meant both.
+    assert listed[f"toggle_group:{kept.chat_id}:0"] == imported[f"import_group:{kept.chat_id}:0"] == "✅"
+    assert imported[f"import_group:{other.chat_id}:0"] == "➕"
+    assert "❌" not in {*listed.values(), *imported.values()}
+    assert tg.screen(allowed).has("groups.page")
+    # Pressing a ✅ takes the group out on either screen (the ids are unchanged).
+    await tg.press(allowed, f"toggle_group:{kept.chat_id}:0")
+    assert "groups.removed" in tg.toast_keys()
+    await tg.press(allowed, "add_group")
+    assert _marks(tg.screen(allowed))[f"import_group:{kept.chat_id}:0"] == "➕"
 
 
 async def test_import_of_a_group_not_in_the_account_is_refused(tg: Telegram, net, db, allowed: TgUser) -> None:
