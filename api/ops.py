@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 
 from api.metrics import bearer, token_matches
 from api.state import app_state
+from core.chart import Column, svg_bar_chart
 from db.ops import HourCount
 from services.gauges import OpsSnapshot, snapshot
 
@@ -119,41 +120,18 @@ def _table(head: list[str], rows: list[list[str]], numeric_from: int = 1) -> str
     return f"<table><thead><tr>{cells(head, 'th')}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def chart(per_hour: list[HourCount], width: int = 960, height: int = 220) -> str:
-    """Stacked bars (sent, failed) per hour as inline SVG; labels every third hour."""
-    top = max((h.sent + h.failed for h in per_hour), default=0) or 1
-    pad_l, pad_b, pad_t = 40, 24, 10
-    plot_h = height - pad_b - pad_t
-    slot = (width - pad_l) / max(len(per_hour), 1)
-    bar_w = max(slot * 0.7, 1)
-    parts = [
-        f'<svg id="per-hour-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="100%" role="img" aria-label="Deliveries per hour, last 24 hours">',
-        f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width}" y2="{pad_t + plot_h}" stroke="#9aa3b2"/>',
-        f'<text x="{pad_l - 6}" y="{pad_t + 10}" text-anchor="end" font-size="11" fill="#6b7280">{top}</text>',
-        f'<text x="{pad_l - 6}" y="{pad_t + plot_h}" text-anchor="end" font-size="11" fill="#6b7280">0</text>',
-    ]
-    for i, hour in enumerate(per_hour):
-        x = pad_l + i * slot + (slot - bar_w) / 2
-        sent_h = plot_h * hour.sent / top
-        failed_h = plot_h * hour.failed / top
-        label = f"{hour.hour:%H}:00 sent {hour.sent}, failed {hour.failed}"
-        y_sent = pad_t + plot_h - sent_h
-        parts.append(
-            f'<g class="bar" data-sent="{hour.sent}" data-failed="{hour.failed}"><title>{label}</title>'
-            f'<rect x="{x:.1f}" y="{y_sent:.1f}" width="{bar_w:.1f}" height="{sent_h:.1f}" fill="#2e90fa"/>'
-            f'<rect x="{x:.1f}" y="{y_sent - failed_h:.1f}" width="{bar_w:.1f}" height="{failed_h:.1f}" '
-            f'fill="#f04438"/></g>'
-        )
-        if i % 3 == 0:
-            parts.append(
-                f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="11" '
-                f'fill="#6b7280">{hour.hour:%H}h</text>'
-            )
-    parts.append("</svg>")
-    legend = ('<p class="muted"><span style="color:#2e90fa">■</span> sent '
-              '<span style="color:#f04438">■</span> failed (UTC hours, by cycle finish)</p>')
-    return "".join(parts) + legend
+_SENT, _FAILED = "#2e90fa", "#f04438"
+
+
+def chart(per_hour: list[HourCount]) -> str:
+    """Stacked bars (sent, failed) per hour (core/chart.py's SVG); labels every third hour."""
+    columns = [Column((h.sent, h.failed), f"{h.hour:%H}:00 sent {h.sent}, failed {h.failed}",
+                      f"{h.hour:%H}h" if i % 3 == 0 else None) for i, h in enumerate(per_hour)]
+    svg = svg_bar_chart(columns, [("sent", _SENT), ("failed", _FAILED)], ident="per-hour-chart",
+                        title="Deliveries per hour, last 24 hours")
+    legend = (f'<p class="muted"><span style="color:{_SENT}">■</span> sent '
+              f'<span style="color:{_FAILED}">■</span> failed (UTC hours, by cycle finish)</p>')
+    return svg + legend
 
 
 def render_page(snap: OpsSnapshot, now: datetime) -> str:

@@ -1,14 +1,19 @@
-"""A tiny PNG bar chart (pure Python: zlib + struct), for the admin's statistics photo.
+"""Bar charts, pure Python: one layout, drawn two ways.
 
-Enough for "sends per hour over 24 h": bars scaled to the tallest, a baseline, no text (the caption
-and the message carry the numbers). Grayscale+palette would be smaller; plain RGB keeps it obvious.
+The layout: bars evenly spaced on a baseline, scaled so the tallest fills the plot. It is drawn as a
+PNG (zlib + struct) for the admin's statistics photo — Telegram's sendPhoto takes raster images only —
+with no text (the caption and the message carry the numbers), and as inline SVG for the operator page
+(/ops), with stacked series, a tooltip per bar and labels under some bars. Grayscale+palette would
+make a smaller PNG; plain RGB keeps it obvious.
 """
 
 from __future__ import annotations
 
+import html
 import struct
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 BACKGROUND = (255, 255, 255)
 BAR = (52, 120, 246)
@@ -30,20 +35,39 @@ def encode_png(width: int, height: int, rows: Sequence[bytes]) -> bytes:
     return signature + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 9)) + _chunk(b"IEND", b"")
 
 
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Bar i stands at `x(i)`, `width` wide; a value is `height(value)` tall, the tallest bar (`top`)
+    filling the `plot` height."""
+
+    left: float
+    step: float
+    width: float
+    plot: float
+    top: int
+
+    def x(self, i: int) -> float:
+        return self.left + i * self.step
+
+    def height(self, value: int) -> float:
+        return self.plot * value / self.top if self.top > 0 else 0.0
+
+
 def bar_heights(values: Sequence[int], plot_height: int) -> list[int]:
-    """Each value scaled to the tallest (which fills the plot); any non-zero value is at least 1 px."""
-    top = max(values, default=0)
-    if top <= 0:
-        return [0] * len(values)
-    return [max(1, round(v * plot_height / top)) if v > 0 else 0 for v in values]
+    """Each value scaled to the tallest (which fills the plot), in whole pixels; any non-zero value
+    is at least 1 px."""
+    layout = Layout(0, 0, 0, plot_height, max(values, default=0))
+    return [max(1, round(layout.height(v))) if v > 0 else 0 for v in values]
 
 
 def bar_chart(values: Sequence[int], *, bar_width: int = 16, gap: int = 4, height: int = 160,
               margin: int = 10) -> bytes:
+    """The PNG: one series, no text."""
     if not values:
         raise ValueError("nothing to draw")
     width = margin * 2 + len(values) * (bar_width + gap) - gap
     plot = height - margin * 2 - 1  # one row for the baseline
+    layout = Layout(margin, bar_width + gap, bar_width, plot, max(values))
     heights = bar_heights(values, plot)
     baseline = height - margin - 1
     bg, bar, axis = bytes(BACKGROUND), bytes(BAR), bytes(AXIS)
@@ -57,7 +81,54 @@ def bar_chart(values: Sequence[int], *, bar_width: int = 16, gap: int = 4, heigh
             level = baseline - y  # 1 just above the baseline
             for i, h in enumerate(heights):
                 if h >= level:
-                    x = margin + i * (bar_width + gap)
+                    x = int(layout.x(i))
                     line[x * 3:(x + bar_width) * 3] = bar * bar_width
         rows.append(bytes(line))
     return encode_png(width, height, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One bar of the SVG chart: a value per series (stacked from the baseline up, in the order the
+    series are given), its tooltip, and an optional label under it."""
+
+    values: tuple[int, ...]
+    title: str
+    label: str | None = None
+
+
+_MUTED = "#6b7280"
+
+
+def svg_bar_chart(columns: Sequence[Column], series: Sequence[tuple[str, str]], *, ident: str, title: str,
+                  width: int = 960, height: int = 220) -> str:
+    """The SVG: `series` are (name, colour) pairs; each bar is a `<g class="bar">` carrying its values
+    as `data-<name>` attributes, so a page or a test reads the numbers without parsing geometry."""
+    pad_l, pad_b, pad_t = 40, 24, 10
+    plot_h = height - pad_b - pad_t
+    slot = (width - pad_l) / max(len(columns), 1)
+    bar_w = max(slot * 0.7, 1)
+    top = max((sum(c.values) for c in columns), default=0) or 1
+    layout = Layout(pad_l + (slot - bar_w) / 2, slot, bar_w, plot_h, top)
+    base = pad_t + plot_h
+    parts = [
+        f'<svg id="{html.escape(ident)}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="100%" role="img" aria-label="{html.escape(title)}">',
+        f'<line x1="{pad_l}" y1="{base}" x2="{width}" y2="{base}" stroke="#9aa3b2"/>',
+        f'<text x="{pad_l - 6}" y="{pad_t + 10}" text-anchor="end" font-size="11" fill="{_MUTED}">{top}</text>',
+        f'<text x="{pad_l - 6}" y="{base}" text-anchor="end" font-size="11" fill="{_MUTED}">0</text>',
+    ]
+    for i, column in enumerate(columns):
+        x = layout.x(i)
+        data = "".join(f' data-{name}="{value}"' for (name, _), value in zip(series, column.values, strict=True))
+        rects, y = [], float(base)
+        for (_, colour), value in zip(series, column.values, strict=True):
+            h = layout.height(value)
+            y -= h
+            rects.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}"/>')
+        parts.append(f'<g class="bar"{data}><title>{html.escape(column.title)}</title>{"".join(rects)}</g>')
+        if column.label is not None:
+            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" text-anchor="middle" font-size="11" '
+                         f'fill="{_MUTED}">{html.escape(column.label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

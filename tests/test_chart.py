@@ -1,13 +1,15 @@
-"""core.chart: the PNG it writes decodes (signature, chunk CRCs, size, pixels) and bars scale."""
+"""core.chart: the PNG it writes decodes (signature, chunk CRCs, size, pixels), bars scale, and the SVG
+stacks its series on the same scale."""
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 
 import pytest
 
-from core.chart import BACKGROUND, BAR, bar_chart, bar_heights, encode_png
+from core.chart import BACKGROUND, BAR, Column, bar_chart, bar_heights, encode_png, svg_bar_chart
 
 
 def decode(png: bytes) -> tuple[int, int, list[bytes]]:
@@ -70,3 +72,23 @@ def test_encode_png_rejects_mismatched_rows() -> None:
         encode_png(2, 1, [b"\x00" * 3])
     with pytest.raises(ValueError):
         bar_chart([])
+
+
+def test_svg_stacks_the_series_and_scales_to_the_tallest_total() -> None:
+    columns = [Column((3, 1), "a"), Column((0, 0), "b", "02h"), Column((6, 2), "<c>")]
+    svg = svg_bar_chart(columns, [("sent", "#00f"), ("failed", "#f00")], ident="x", title="t",
+                        width=340, height=134)  # a 100 px plot
+    bars = re.findall(r'<g class="bar" data-sent="(\d+)" data-failed="(\d+)"><title>([^<]*)</title>(.*?)</g>', svg)
+    assert [(s, f, t) for s, f, t, _ in bars] == [("3", "1", "a"), ("0", "0", "b"), ("6", "2", "&lt;c&gt;")]
+    heights = [[float(h) for h in re.findall(r'height="([\d.]+)"', rects)] for *_, rects in bars]
+    assert heights == [[37.5, 12.5], [0.0, 0.0], [75.0, 25.0]]  # the tallest total (8) fills the plot
+    tops = [[float(y) for y in re.findall(r' y="([\d.]+)"', rects)] for *_, rects in bars]
+    assert tops[2] == [110.0 - 75.0, 110.0 - 100.0]  # failed sits on sent, from the baseline at y=110
+    assert svg.count("<text") == 3 and ">02h</text>" in svg  # the axis's two numbers and one label
+
+
+def test_png_and_svg_scale_alike() -> None:
+    values = [1, 5, 10, 0]
+    svg = svg_bar_chart([Column((v,), "") for v in values], [("n", "#000")], ident="x", title="t", height=134)
+    svg_heights = [float(h) for h in re.findall(r'<rect[^>]* height="([\d.]+)"', svg)]
+    assert [round(h) for h in svg_heights] == bar_heights(values, 100)
