@@ -1,9 +1,9 @@
 """Counters and histograms kept in Redis, so every web replica and worker adds to the same numbers.
 
 Each recorded metric is one Redis hash under `<prefix>metrics:<name>`; a field is the JSON of the
-sample's label values (plus, for histograms, which part: a bucket or the sum). Recording is a handful
-of HINCRBY/HINCRBYFLOAT commands, and a scrape reads every hash back. Gauges are not recorded at all:
-`services.gauges` computes them from PostgreSQL and Redis at scrape time.
+sample's label values (plus, for histograms, which part: a bucket, the sum or the count). Recording
+is a handful of HINCRBY/HINCRBYFLOAT commands, and a scrape reads every hash back. Gauges are not
+recorded at all: `services.gauges` computes them from PostgreSQL and Redis at scrape time.
 
 Why not prometheus_client's own counters: they live in one process (its multiprocess mode shares
 files on one machine), and tgcast's replicas and workers run anywhere. The totals stay in Redis; at
@@ -161,6 +161,7 @@ class _Recorder:
         key = f"{self._prefix}{name}"
         self._pipe.hincrby(key, _field(spec, labels, bucket_for(spec.buckets, value)), 1)
         self._pipe.hincrbyfloat(key, _field(spec, labels, "sum"), float(value))
+        self._pipe.hincrby(key, _field(spec, labels, "count"), 1)
 
 
 class Metrics:
@@ -225,7 +226,7 @@ def _family(spec: MetricSpec, raw: Mapping[bytes | str, bytes | str]) -> Family:
     for fld, value in values.items():
         *label_values, part = json.loads(fld)
         series.setdefault(tuple(label_values), {})[part] = value
-    # The count is the +Inf bucket's (a "count" part written by earlier releases is left unread).
+    # prometheus_client exposes the +Inf bucket as the count (the stored count is the same number).
     bounds = [_fmt_bound(b) for b in spec.buckets] + ["+Inf"]
     for label_values, parts in sorted(series.items()):
         running, buckets = 0.0, []
