@@ -9,7 +9,9 @@ would), real worker processes, PostgreSQL and Redis, all on this box.
 The load is the compressed form of 10,000 broadcasters every 5 minutes: 2,000 every minute has the same
 delivery rate (~667/s) and the same number of accounts sending at once (~1,000). The curve runs 10 %,
 30 % and 100 % of it; 10 % (200 broadcasters every minute, ~67/s) is the older bot's target
-(1,000 broadcasters × 20 groups every 5 minutes) compressed likewise, and runs on one worker process.
+(1,000 broadcasters × 20 groups every 5 minutes) compressed likewise, and runs on one worker process;
+30 % runs on two (so an account's batches land on different workers and its connection changes hands)
+and 100 % on three.
 
 Everything is measured inside a window after a warm-up (the first cycles spread over a minute):
 deliveries/s from what the emulator received, start lag and cycle duration from the cycles table,
@@ -112,7 +114,7 @@ class Level:
 
 def levels() -> list[Level]:
     full_s = int(os.environ.get("BENCH_CAPACITY_SECONDS", "150"))
-    every = [Level(10, 1, 40, 45), Level(30, 1, 40, 45), Level(100, 3, 45, full_s)]
+    every = [Level(10, 1, 40, 40), Level(30, 2, 40, 40), Level(100, 3, 45, full_s)]
     chosen = os.environ.get("BENCH_CAPACITY_LEVELS")
     if chosen:
         wanted = {int(p) for p in chosen.split(",")}
@@ -143,6 +145,7 @@ class Result:
     lock_busy: int = 0
     in_flight: list[int] = field(default_factory=list)
     connects: int = 0
+    transactions: int = 0  # PostgreSQL transactions of this database in the window (statements, mostly)
     first_connects: int = 0
     group_gap_s: list[float] = field(default_factory=list)
     connects_run: int = 0
@@ -308,6 +311,16 @@ def _emulator(query: Callable[[FakeTelegram], Awaitable[T]]) -> T:
     return asyncio.run(go())
 
 
+def _transactions(database_url: str) -> int:
+    """Committed + rolled back transactions of the database so far (each autocommit statement is one;
+    PostgreSQL publishes them within a second or so)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _per_account_connects(users: int) -> list[int]:
     uids = [TG_BASE + i for i in range(users)]
     return _emulator(lambda net: asyncio.gather(*(net.connect_count(u) for u in uids)))
@@ -344,6 +357,7 @@ def run_level(level: Level, logs: Path) -> Result:
         connects0 = _emulator(lambda net: net.connect_total())
         per_account0 = _per_account_connects(users)
         cpu0 = procs.CpuSnapshot.take(h.kinds())
+        xacts0 = _transactions(h.database_url)
         h.measuring.set()
         spies: list[tuple[subprocess.Popen[bytes], Path]] = []
         if os.environ.get("BENCH_PROFILE"):
@@ -354,6 +368,7 @@ def run_level(level: Level, logs: Path) -> Result:
                     spies.append((spy, out))
         time.sleep(level.measure_s)
         cpu1 = procs.CpuSnapshot.take(h.kinds())
+        xacts1 = _transactions(h.database_url)
         connects1 = _emulator(lambda net: net.connect_total())
         per_account1 = _per_account_connects(users)
         w1 = datetime.now(UTC)
@@ -362,6 +377,7 @@ def run_level(level: Level, logs: Path) -> Result:
         result.cpu = procs.cpu_percent(cpu0, cpu1, result.window_s)
         result.box_cpu = procs.box_percent(cpu0, cpu1)
         result.connects = connects1 - connects0
+        result.transactions = xacts1 - xacts0
         result.connects_run = connects1
         for spy, out in spies:
             spy.wait(timeout=PROFILE_S + 30)
@@ -468,6 +484,8 @@ def level_table(results: list[Result]) -> str:
     row("total worker RSS, peak (MiB; each process at the end)",
         [f"{r.worker_rss_peak:.0f} ({', '.join(f'{m:.0f}' for m in r.worker_rss_end)})" for r in results])
     row("CPU, % of one core (the box has 2)", [_cpu(r) for r in results])
+    row("PostgreSQL transactions per delivery (web, workers and harness; in the window)",
+        [f"{r.transactions / r.delivered:.1f}" if r.delivered else "–" for r in results])
     row("CPU per delivery, this benchmark's processes (ms); deliveries/s 2 cores would carry at that cost",
         [f"{r.cpu_per_delivery_ms:.1f}; {2000 / r.cpu_per_delivery_ms:,.0f}" if r.delivered else "–"
          for r in results])
@@ -595,9 +613,12 @@ def run(logs: Path) -> str:
     for level in levels():
         if level.percent == 100:
             level = _fit(level)
-        print(f"bench: capacity {level.percent} % ({level.users} broadcasters, {level.workers} workers) …",
-              file=sys.stderr, flush=True)
+        print(f"bench: capacity {level.percent} % ({level.users} broadcasters, {level.workers} workers, "
+              f"{level.measure_s} s window) …", file=sys.stderr, flush=True)
+        level_started = time.monotonic()
         results.append(run_level(level, logs))
+        print(f"bench: capacity {level.percent} % done in {time.monotonic() - level_started:.0f} s",
+              file=sys.stderr, flush=True)
     return section(results, time.monotonic() - started)
 
 

@@ -27,7 +27,7 @@ from bench.common import (
 )
 
 CONCURRENCY = 32
-UPDATES_PER_RUN = 1500
+UPDATES_PER_RUN = 1000
 REPETITIONS = 3
 USERS = 200
 _ids = itertools.count(1)
