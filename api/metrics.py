@@ -6,29 +6,17 @@ endpoint is open (keep it on a private network then).
 
 from __future__ import annotations
 
-import hmac
 import logging
 
-from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from api.auth import bearer, token_matches
 from api.state import app_state
 from services.gauges import scrape
 from services.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
-
-
-def token_matches(given: str | None, expected: SecretStr) -> bool:
-    if not given:
-        return False
-    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
-
-
-def bearer(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
 async def metrics(request: Request) -> Response:

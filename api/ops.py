@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from api.metrics import bearer, token_matches
+from api.auth import bearer, token_matches
 from api.state import app_state
 from core.chart import Column, svg_bar_chart
 from db.ops import HourCount

@@ -1,25 +1,19 @@
-"""POST /tick: the external cron's entry to the scheduler (bearer token, constant-time compare)."""
+"""POST /tick: the external cron's entry to the scheduler (TICK_TOKEN as a bearer token)."""
 
 from __future__ import annotations
-
-import hmac
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from api.auth import bearer, token_matches
 from api.state import app_state
 from handlers.setup import TRY_LATER
 from jobs.scheduler import record_tick, tick
 
 
-def _authorized(request: Request, expected: str) -> bool:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
-
-
 async def tick_endpoint(request: Request) -> JSONResponse:
     state = app_state(request)
-    if not _authorized(request, state.settings.tick_token.get_secret_value()):
+    if not token_matches(bearer(request), state.settings.tick_token):
         return JSONResponse({"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
     try:
         summary = await tick(state.pool, state.settings)

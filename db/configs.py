@@ -16,21 +16,6 @@ async def get(conn: AsyncConnection, owner_id: int) -> Config | None:
     return await cur.fetchone()
 
 
-async def ensure(conn: AsyncConnection, owner_id: int) -> Config:
-    cur = conn.cursor(row_factory=class_row(Config))
-    await cur.execute(
-        """
-        INSERT INTO configs (owner_id) VALUES (%(id)s)
-        ON CONFLICT (owner_id) DO UPDATE SET owner_id = EXCLUDED.owner_id
-        RETURNING *
-        """,
-        {"id": owner_id},
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    return row
-
-
 async def set_message(conn: AsyncConnection, owner_id: int, message_id: int) -> None:
     """A new message applies from the next cycle; the schedule is not reset (docs/runtime.md,
     "Interval lower bound")."""

@@ -152,12 +152,6 @@ async def remaining(conn: AsyncConnection, cycle_id: int) -> Remaining:
     return row
 
 
-async def of_cycle(conn: AsyncConnection, cycle_id: int) -> list[Delivery]:
-    cur = conn.cursor(row_factory=class_row(Delivery))
-    await cur.execute("SELECT * FROM deliveries WHERE cycle_id = %(c)s ORDER BY position", {"c": cycle_id})
-    return await cur.fetchall()
-
-
 @dataclass(slots=True)
 class Target:
     chat_id: int

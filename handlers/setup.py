@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from core.crypto import SecretBox
 from core.i18n import Translator
-from core.settings import SANDBOX_BOT_TOKEN, Settings
+from core.settings import Settings
 from handlers import build_router, payments
 from handlers.middlewares.access import AccessGate, AccessMiddleware
 from handlers.middlewares.context import ContextMiddleware
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 # Overload or an outage of a store, not a bug of the update: the webhook answers 503 so that
 # Telegram redelivers it later, instead of 200 and a lost update.
 TRY_LATER = (PoolTimeout, OperationalError, RedisError)
-
-SANDBOX_TOKEN = SANDBOX_BOT_TOKEN  # the name the sandbox tests use
 
 
 def build_bot(settings: Settings) -> Bot:

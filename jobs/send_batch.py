@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import os
-import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -34,10 +32,6 @@ from userbot.gateway import GatewayError, OutgoingMedia, Peer, SenderConnection,
 
 log = logging.getLogger(__name__)
 
-# Test-only fault injection for the SIGKILL invariant: when set to a file path that does not exist
-# yet, the worker creates it and kills itself right after Telegram accepted a send, before the
-# database records it. Never set in production.
-KILL_AFTER_SEND_ENV = "TGCAST_TEST_KILL_AFTER_SEND"
 STREAK_LIMIT = 3
 _LOCK_BUSY_MIN_DELAY_MS = 2000
 
@@ -224,8 +218,6 @@ async def _send_claimed(
                     except Exception as exc:  # a bug or an unmapped failure: keep the batch going
                         log.warning("send to %s failed: %s", delivery.chat_id, type(exc).__name__)
                         error = GatewayError("UNKNOWN", None, type(exc).__name__)
-                    if sent is not None and not sent.duplicate:
-                        _test_kill_hook()
                     paused_until = utcnow() + timedelta(seconds=send_pause_s(
                         ctx.settings.send_pause_min_ms, ctx.settings.send_pause_max_ms))
                     decision = outcomes.classify(error, retry=delivery.retry, interval_s=cycle.interval_minutes * 60,
@@ -322,14 +314,6 @@ async def _sleep_until(at: datetime) -> None:
     delay = (at - utcnow()).total_seconds()
     if delay > 0:
         await asyncio.sleep(delay)
-
-
-def _test_kill_hook() -> None:
-    marker = os.environ.get(KILL_AFTER_SEND_ENV)
-    if marker and not os.path.exists(marker):
-        with open(marker, "w") as fh:
-            fh.write(str(os.getpid()))
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 async def _apply(

@@ -183,11 +183,15 @@ def worker_env(settings: Settings, **overrides: object) -> dict[str, str]:
 
 
 def spawn_worker(settings: Settings, *, burst: bool, **env_overrides: object):  # -> subprocess.Popen[bytes]
+    """A real `tgcast worker` process; given a TGCAST_TEST_* fault among the overrides, it runs through
+    tests/worker_faults.py, which injects it."""
     import subprocess
     import sys
     from pathlib import Path
 
-    args = [sys.executable, "-m", "core.cli", "worker"] + (["--burst"] if burst else [])
+    faults = any(k.upper().startswith("TGCAST_TEST_") for k in env_overrides)
+    entry = "tests.worker_faults" if faults else "core.cli"
+    args = [sys.executable, "-m", entry, "worker"] + (["--burst"] if burst else [])
     return subprocess.Popen(args, env=worker_env(settings, **env_overrides), cwd=Path(__file__).parent.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 

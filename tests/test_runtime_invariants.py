@@ -14,7 +14,7 @@ from rq.registry import ScheduledJobRegistry
 from jobs import queues
 from jobs.locks import AccountLock
 from jobs.scheduler import tick
-from jobs.send_batch import KILL_AFTER_SEND_ENV, run_batch
+from jobs.send_batch import run_batch
 from tests.runtime_helpers import (
     config_row,
     cycle_row,
@@ -24,6 +24,7 @@ from tests.runtime_helpers import (
     spawn_worker,
     utcnow,
 )
+from tests.worker_faults import KILL_AFTER_SEND_ENV
 
 TERMINAL = {"sent", "failed", "cancelled"}
 

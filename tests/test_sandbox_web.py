@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from handlers.setup import SANDBOX_TOKEN
+from core.settings import SANDBOX_BOT_TOKEN
 from sandbox.chats import SandboxBotAPI
 from tests.harness import message_keys
 from tests.sandbox_server import SANDBOX_ADMIN_ID, LiveSandbox, live_sandbox
@@ -143,7 +143,7 @@ def test_a_deleted_message_shows_as_deleted_without_its_content(live: LiveSandbo
         c.post("/sandbox/api/send", json={"user": USER, "text": "secret 1 2 3 4 5"})
         mine = _chat(live)["messages"][0]
         # What the bot does with a message holding a login code or a password.
-        deleted = c.post(f"/sandbox/botapi/bot{SANDBOX_TOKEN}/deleteMessage",
+        deleted = c.post(f"/sandbox/botapi/bot{SANDBOX_BOT_TOKEN}/deleteMessage",
                          json={"chat_id": USER["id"], "message_id": mine["id"]})
         assert deleted.json()["ok"]
     gone = next(m for m in _chat(live)["messages"] if m["id"] == mine["id"])
@@ -196,7 +196,7 @@ def test_network_lists_the_seeded_groups(live: LiveSandbox) -> None:
 
 def _bot_photo(c) -> str:
     """The bot sends a photo by URL, as it may; returns the file id the emulator gave it."""
-    sent = c.post(f"/sandbox/botapi/bot{SANDBOX_TOKEN}/sendPhoto",
+    sent = c.post(f"/sandbox/botapi/bot{SANDBOX_BOT_TOKEN}/sendPhoto",
                   json={"chat_id": USER_ID, "photo": "https://example.com/p.jpg"}).json()
     return str(sent["result"]["photo"][-1]["file_id"])
 
@@ -225,19 +225,19 @@ def test_chats_survive_a_restart_of_the_web_process(database_url: str, redis_url
 def test_toasts_are_kept_per_chat() -> None:
     api = SandboxBotAPI()
     api.expect_callback("cb1", 42)
-    status, _ = api.handle(SANDBOX_TOKEN, "answerCallbackQuery", {"callback_query_id": "cb1", "text": "added"}, {})
-    api.handle(SANDBOX_TOKEN, "answerCallbackQuery", {"callback_query_id": "unknown", "text": "x"}, {})
+    status, _ = api.handle(SANDBOX_BOT_TOKEN, "answerCallbackQuery", {"callback_query_id": "cb1", "text": "added"}, {})
+    api.handle(SANDBOX_BOT_TOKEN, "answerCallbackQuery", {"callback_query_id": "unknown", "text": "x"}, {})
     assert status == 200
     assert [t["text"] for t in api.toasts(42)] == ["added"]
 
 
 def test_bot_html_that_telegram_would_refuse_is_refused() -> None:
     api = SandboxBotAPI()
-    status, body = api.handle(SANDBOX_TOKEN, "sendMessage",
+    status, body = api.handle(SANDBOX_BOT_TOKEN, "sendMessage",
                               {"chat_id": 1, "text": "<b>broken", "parse_mode": "HTML"}, {})
     assert status == 400 and "can't parse entities" in body["description"]
     ok = {"chat_id": 1, "text": "<b>ok</b>", "parse_mode": "HTML"}
-    status, body = api.handle(SANDBOX_TOKEN, "sendMessage", ok, {})
+    status, body = api.handle(SANDBOX_BOT_TOKEN, "sendMessage", ok, {})
     assert status == 200 and body["result"]["text"] == "ok"
     assert body["result"]["entities"] == [{"type": "bold", "offset": 0, "length": 2}]
 
