@@ -3,7 +3,7 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 RUN pip install --no-cache-dir --upgrade pip
-COPY pyproject.toml requirements.lock README.md ./
+COPY pyproject.toml requirements.lock README.md tgcast_cli.py ./
 COPY api api
 COPY core core
 COPY db db

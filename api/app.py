@@ -6,9 +6,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Protocol
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
 from api.routing import routes
 from api.state import AppState
@@ -16,7 +18,6 @@ from core.crypto import SecretBox
 from core.settings import Settings, load_settings
 from db.pool import open_pool
 from handlers.setup import build_bot, build_dispatcher
-from sandbox.web import Sandbox
 from services.metrics import BufferedMetrics
 from userbot.factory import build_gateway
 
@@ -26,11 +27,22 @@ log = logging.getLogger(__name__)
 METRICS_FLUSH_S = 1.0
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+class SandboxApp(Protocol):
+    """The sandbox page and its Bot API emulator (sandbox/web.py's `Sandbox`), handed in by the
+    composition root (tgcast_cli.py) so that the web app never imports the sandbox."""
+
+    async def start(self, state: AppState) -> None: ...
+
+    def routes(self) -> list[BaseRoute]: ...
+
+
+def create_app(settings: Settings | None = None, *, sandbox: SandboxApp | None = None) -> Starlette:
     settings = settings or load_settings()
     settings.check_live(accounts=True)  # fails closed: no emulator stands in for a missing credential
-    # Only with SANDBOX=1: the page acts as any user, so it is never mounted by accident.
-    sandbox = Sandbox(settings) if settings.sandbox else None
+    # The sandbox with SANDBOX=1 and only then: the page acts as any user, so it is never mounted by
+    # accident, and in sandbox mode the bot talks to the emulator that the sandbox mounts.
+    if settings.sandbox != (sandbox is not None):
+        raise ValueError("SANDBOX=1 and the sandbox app go together (tgcast_cli.web_app builds both)")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -7,8 +7,8 @@ from starlette.responses import JSONResponse
 
 from api.auth import bearer, token_matches
 from api.state import app_state
-from handlers.setup import TRY_LATER
 from jobs.scheduler import record_tick, tick
+from services.outage import TRY_LATER
 
 
 async def tick_endpoint(request: Request) -> JSONResponse:

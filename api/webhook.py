@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 
 from api.state import AppState, app_state
 from core.logs import log_context
-from handlers.setup import TRY_LATER
+from services.outage import TRY_LATER
 
 log = logging.getLogger(__name__)
 

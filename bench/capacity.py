@@ -195,9 +195,9 @@ class _Harness:
                        DUE_WINDOW_S=str(DUE_WINDOW_S), LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
                        **production_settings(), **LATENCY)
         python = sys.executable
-        self.web = spawn([python, "-m", "core.cli", "web", "--port", str(self.port)], env,
+        self.web = spawn([python, "-m", "tgcast_cli", "web", "--port", str(self.port)], env,
                          logs / f"{self.tag}-web.log")
-        self.workers = [spawn([python, "-m", "core.cli", "worker"], env, logs / f"{self.tag}-worker{i}.log")
+        self.workers = [spawn([python, "-m", "tgcast_cli", "worker"], env, logs / f"{self.tag}-worker{i}.log")
                         for i in range(level.workers)]
         self.stop_event = threading.Event()
         self.ledger = Ledger(self.database_url)

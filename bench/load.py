@@ -98,8 +98,8 @@ def run(logs: Path) -> list[tuple[str, str, str]]:
         # cron that ticks every few seconds needs only a short window.
         DUE_WINDOW_S="20", LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
     )
-    web = spawn([python, "-m", "core.cli", "web", "--port", str(port)], env, logs / "load-web.log")
-    workers = [spawn([python, "-m", "core.cli", "worker"], env, logs / f"load-worker{i}.log") for i in range(WORKERS)]
+    web = spawn([python, "-m", "tgcast_cli", "web", "--port", str(port)], env, logs / "load-web.log")
+    workers = [spawn([python, "-m", "tgcast_cli", "worker"], env, logs / f"load-worker{i}.log") for i in range(WORKERS)]
     stop_event = threading.Event()
     tick_ms: list[float] = []
     try:

@@ -15,8 +15,8 @@ def run(logs: Path) -> list[tuple[str, str, str]]:
     url = fresh_database("tgcast_bench_memory")
     port = free_port()
     env = base_env(url, BOT_API_BASE="http://127.0.0.1:9/unused")
-    web = spawn([sys.executable, "-m", "core.cli", "web", "--port", str(port)], env, logs / "memory-web.log")
-    worker = spawn([sys.executable, "-m", "core.cli", "worker"], env, logs / "memory-worker.log")
+    web = spawn([sys.executable, "-m", "tgcast_cli", "web", "--port", str(port)], env, logs / "memory-web.log")
+    worker = spawn([sys.executable, "-m", "tgcast_cli", "worker"], env, logs / "memory-worker.log")
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
         time.sleep(SETTLE_S)

@@ -103,7 +103,7 @@ class Soak:
 
     def start_worker(self) -> None:
         n = next(self.worker_no)
-        proc = spawn([sys.executable, "-m", "core.cli", "worker"], self.env(), self.logs / f"worker{n}.log")
+        proc = spawn([sys.executable, "-m", "tgcast_cli", "worker"], self.env(), self.logs / f"worker{n}.log")
         with self.lock:
             self.workers.append(proc)
 
@@ -267,7 +267,7 @@ class Soak:
             self.api_port, self.web_port = free_port(), free_port()
             api = spawn([sys.executable, "-m", "bench.fake_botapi_server", "--port", str(self.api_port)],
                         self.env(), self.logs / "botapi.log")
-            web_proc = self.web = spawn([sys.executable, "-m", "core.cli", "web", "--port", str(self.web_port)],
+            web_proc = self.web = spawn([sys.executable, "-m", "tgcast_cli", "web", "--port", str(self.web_port)],
                                         self.env(), self.logs / "web.log")
             for _ in range(a.workers):
                 self.start_worker()

@@ -87,7 +87,7 @@ def run(logs: Path) -> list[tuple[str, str, str]]:
     python = sys.executable
     env = base_env(database_url, BOT_API_BASE=f"http://127.0.0.1:{api_port}")
     api = spawn([python, "-m", "bench.fake_botapi_server", "--port", str(api_port)], env, logs / "botapi.log")
-    ours = spawn([python, "-m", "core.cli", "web", "--port", str(ours_port)], env, logs / "web.log")
+    ours = spawn([python, "-m", "tgcast_cli", "web", "--port", str(ours_port)], env, logs / "web.log")
     theirs = spawn([python, "-m", "bench.aiogram_server", "--port", str(theirs_port)], env, logs / "aiogram.log")
     try:
         wait_http(f"http://127.0.0.1:{api_port}/bot{env['BOT_TOKEN']}/getMe")

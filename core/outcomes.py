@@ -10,12 +10,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Protocol
 
 from core.schedule import backoff_ms, flood_jitter_ms
-from userbot.gateway import GatewayError
 
 _ERROR_TEXT_MAX = 200
+
+
+class SendFailure(Protocol):
+    """What the classifier reads of a failed send: the shape of `userbot.gateway.GatewayError` (a
+    protocol, so that these rules depend on no gateway code)."""
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def seconds(self) -> int | None: ...
+
+    @property
+    def detail(self) -> str: ...
 
 
 class Kind(StrEnum):
@@ -154,7 +167,7 @@ def rule_for(code: str) -> Rule:
     return rule
 
 
-def classify(error: GatewayError | None, *, retry: int, interval_s: int, key: str, policy: Policy) -> Decision:
+def classify(error: SendFailure | None, *, retry: int, interval_s: int, key: str, policy: Policy) -> Decision:
     """The decision for one delivery. `error` None means Telegram accepted the message; `key`
     (the delivery id) makes the jitters reproducible."""
     if error is None:
@@ -194,6 +207,6 @@ def classify(error: GatewayError | None, *, retry: int, interval_s: int, key: st
             return Decision(Kind.FAILED, "failed", rule.reason, retry=retry, error=error_text, tell=tell)
 
 
-def _text(error: GatewayError) -> str:
+def _text(error: SendFailure) -> str:
     text = f"{error.code}: {error.detail}" if error.detail else error.code
     return text if len(text) <= _ERROR_TEXT_MAX else text[: _ERROR_TEXT_MAX - 1] + "…"

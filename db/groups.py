@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
 from db.rows import Group
-from userbot.gateway import GroupInfo
+
+
+class GroupFacts(Protocol):
+    """What is stored of a group the account can post to: the shape of `userbot.gateway.GroupInfo`
+    (a protocol: db/ depends on no gateway code)."""
+
+    @property
+    def chat_id(self) -> int: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def access_hash(self) -> int | None: ...
 
 
 async def count_selected(conn: AsyncConnection, owner_id: int) -> int:
@@ -38,7 +55,7 @@ async def selected_ids(conn: AsyncConnection, owner_id: int) -> set[int]:
     return {row[0] for row in await cur.fetchall()}
 
 
-async def select(conn: AsyncConnection, owner_id: int, groups: Sequence[GroupInfo]) -> int:
+async def select(conn: AsyncConnection, owner_id: int, groups: Sequence[GroupFacts]) -> int:
     """Put these groups in the list (refreshing title, kind, access hash); returns how many were not
     in it before."""
     if not groups:

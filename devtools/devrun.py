@@ -118,13 +118,13 @@ def main() -> int:
             env.setdefault(key, value)
     python = sys.executable
 
-    migrate = subprocess.run([python, "-m", "core.cli", "migrate"], env=env, cwd=ROOT)
+    migrate = subprocess.run([python, "-m", "tgcast_cli", "migrate"], env=env, cwd=ROOT)
     if migrate.returncode != 0:
         return migrate.returncode
 
     processes = {
-        "web": [python, "-m", "core.cli", "web", "--host", "127.0.0.1", "--port", str(port)],
-        "worker": [python, "-m", "core.cli", "worker"],
+        "web": [python, "-m", "tgcast_cli", "web", "--host", "127.0.0.1", "--port", str(port)],
+        "worker": [python, "-m", "tgcast_cli", "worker"],
     }
     children: dict[str, subprocess.Popen[str]] = {}
     for name, command in processes.items():

@@ -13,10 +13,8 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import ErrorEvent
-from psycopg import OperationalError
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from core.crypto import SecretBox
 from core.i18n import Translator
@@ -25,13 +23,10 @@ from handlers import build_router, payments
 from handlers.middlewares.access import AccessGate, AccessMiddleware
 from handlers.middlewares.context import ContextMiddleware
 from services.metrics import Metrics
+from services.outage import TRY_LATER
 from userbot.gateway import AccountGateway
 
 log = logging.getLogger(__name__)
-
-# Overload or an outage of a store, not a bug of the update: the webhook answers 503 so that
-# Telegram redelivers it later, instead of 200 and a lost update.
-TRY_LATER = (PoolTimeout, OperationalError, RedisError)
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -45,7 +40,7 @@ async def _on_error(
     event: ErrorEvent, bot: Bot, tr: Translator | None = None, metrics: Metrics | None = None
 ) -> Any:
     update = event.update
-    if isinstance(event.exception, TRY_LATER):
+    if isinstance(event.exception, TRY_LATER):  # an outage (services/outage.py), not a bug
         return UNHANDLED  # re-raised to the webhook (api/webhook.py), which answers 503
     if metrics is not None:  # given by the webhook (api/webhook.py), not by long polling
         await metrics.inc("tgcast_webhook_errors_total", kind="handler")

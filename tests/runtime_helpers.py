@@ -190,7 +190,7 @@ def spawn_worker(settings: Settings, *, burst: bool, **env_overrides: object):  
     from pathlib import Path
 
     faults = any(k.upper().startswith("TGCAST_TEST_") for k in env_overrides)
-    entry = "tests.worker_faults" if faults else "core.cli"
+    entry = "tests.worker_faults" if faults else "tgcast_cli"
     args = [sys.executable, "-m", entry, "worker"] + (["--burst"] if burst else [])
     return subprocess.Popen(args, env=worker_env(settings, **env_overrides), cwd=Path(__file__).parent.parent,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -48,8 +48,8 @@ class LiveSandbox:
     def run_worker(self) -> None:
         """`tgcast worker --burst`: every job due now, in its own process as in production (RQ
         installs signal handlers, which only the main thread may do)."""
-        done = subprocess.run([sys.executable, "-m", "core.cli", "worker", "--burst"], env=settings_env(self.settings),
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-m", "tgcast_cli", "worker", "--burst"],
+                              env=settings_env(self.settings), cwd=ROOT, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise RuntimeError(f"worker failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}")
 
@@ -72,7 +72,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 @contextmanager
 def live_sandbox(database_url: str, redis_url: str, **overrides: Any) -> Iterator[LiveSandbox]:
-    from api.app import create_app
+    from tgcast_cli import web_app
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -84,7 +84,7 @@ def live_sandbox(database_url: str, redis_url: str, **overrides: Any) -> Iterato
     values.update(overrides)
     settings = make_settings(database_url, redis_url, f"{base_url}/sandbox/botapi", **values)
     assert settings.sandbox
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on",
+    server = uvicorn.Server(uvicorn.Config(web_app(settings), log_level="warning", lifespan="on",
                                            access_log=False, timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="sandbox-web", daemon=True)
     thread.start()

@@ -50,7 +50,7 @@ def base_env(database_url: str, redis_url: str, tmp_path: Path) -> dict[str, str
 
 
 def tgcast(env: dict[str, str], cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], env=env, cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tgcast_cli", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -188,7 +188,7 @@ def test_web_logs_json_at_the_configured_level(base_env, tmp_path, botapi_server
     port = _free_port()
     env = {**base_env, "LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "BOT_TOKEN": BOT_TOKEN,
            "BOT_API_BASE": botapi_server.base_url, "WEBHOOK_SECRET": WEBHOOK_SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "web", "--port", str(port)], env=env, cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "tgcast_cli", "web", "--port", str(port)], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60

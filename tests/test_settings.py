@@ -113,7 +113,7 @@ def test_bad_setting_names_itself(override: dict, name: str) -> None:
 def test_cli_exits_nonzero_with_one_line(tmp_path) -> None:
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x",
            "SESSION_KEYS": SESSION_KEY, "TICK_TOKEN": "secret-tick", "LEASE_S": "soon"}
-    proc = subprocess.run([sys.executable, "-m", "core.cli", "migrate"], env=env, cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "tgcast_cli", "migrate"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60,
                           )
     assert proc.returncode == 2

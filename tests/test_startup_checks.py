@@ -20,9 +20,9 @@ import httpx
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from core.cli import check_bind
 from core.settings import SettingsError
 from tests.conftest import BOT_TOKEN, SESSION_KEY, TICK_TOKEN, make_settings
+from tgcast_cli import check_bind
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def env(database_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
 
 
 def tgcast(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], env=env, cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tgcast_cli", *args], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=HANG_DETECTOR_S)
 
 
@@ -176,7 +176,7 @@ def test_worker_waits_for_a_database_coming_back(env, tmp_path, database_url: st
     upstream = (str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
     forwarder = Forwarder(upstream)
     url = make_conninfo(database_url, host="127.0.0.1", port=str(forwarder.port))
-    worker = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--burst"],
+    worker = subprocess.Popen([sys.executable, "-m", "tgcast_cli", "worker", "--burst"],
                               env={**env, "DATABASE_URL": url, "STARTUP_WAIT_S": "20"}, cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -224,7 +224,7 @@ def test_sandbox_web_serves_the_sandbox_on_loopback(env, tmp_path) -> None:
     base = f"http://127.0.0.1:{port}"
     sandbox = {**{k: v for k, v in env.items() if k not in {"BOT_TOKEN", "GATEWAY"}}, "SANDBOX": "1",
                "BOT_API_BASE": f"{base}/sandbox/botapi", "ADMIN_IDS": "100200300"}
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "web", "--port", str(port)], env=sandbox,
+    proc = subprocess.Popen([sys.executable, "-m", "tgcast_cli", "web", "--port", str(port)], env=sandbox,
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60

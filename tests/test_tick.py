@@ -357,7 +357,7 @@ async def test_tick_endpoint_runs_a_tick_and_returns_its_summary(client, db, net
 async def test_tick_command_prints_the_summary(db, net, settings, monkeypatch, capsys) -> None:
     import json
 
-    from core import cli
+    import tgcast_cli as cli
 
     await make_broadcaster(db, net, settings, 124)
     monkeypatch.setattr(cli, "_settings", lambda: settings)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import COMMANDS
 from jobs.scheduler import tick
 from tests.conftest import TICK_TOKEN
 from tests.harness import Telegram, TgUser
 from tests.journey_helpers import allow, log_in, make_groups
 from tests.runtime_helpers import cycle_row, deliveries_of, make_broadcaster, spawn_worker
+from tgcast_cli import COMMANDS
 
 ROOT = Path(__file__).parent.parent
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from core.cli import main
+from tgcast_cli import main
 from userbot.fake import FakeSender
 from userbot.gateway import Sent
 

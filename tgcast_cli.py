@@ -1,5 +1,10 @@
 """The `tgcast` command line. Each subcommand loads the settings first and reaches the services it
-needs, so a bad setting or an unreachable PostgreSQL or Redis stops it at once: one line, exit 2."""
+needs, so a bad setting or an unreachable PostgreSQL or Redis stops it at once: one line, exit 2.
+
+The composition root: the one module that may import every package (the web app, the sandbox, the
+worker, the services), which is why it sits at the top level rather than in core/ (pure rules) —
+tests/test_import_direction.py keeps it the only one.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,13 @@ import ipaddress
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.logs import setup_logging
 from core.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 # Start-up probes give up after this long: a firewalled host is a clear line, not a hang.
 CONNECT_TIMEOUT_S = 5
@@ -94,16 +102,25 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def web_app(settings: Settings) -> Starlette:
+    """The web app; with SANDBOX=1, the sandbox page and its Bot API emulator mounted beside it."""
+    from api.app import create_app
+
+    if not settings.sandbox:
+        return create_app(settings)
+    from sandbox.web import Sandbox
+
+    return create_app(settings, sandbox=Sandbox(settings))
+
+
 def cmd_web(args: argparse.Namespace) -> int:
     import uvicorn
-
-    from api.app import create_app
 
     settings = _settings()
     settings.check_live(accounts=True)
     check_bind(settings, args.host)
     _reach(settings, wait=True)
-    app = create_app(settings)
+    app = web_app(settings)
     # log_config=None: uvicorn's records go through our root handler (JSON, redaction) instead of
     # its own plain-text ones; access lines are left out (the metrics count requests).
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, log_level=settings.log_level.lower(),
