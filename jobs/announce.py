@@ -19,9 +19,11 @@ from psycopg import AsyncConnection
 from redis.asyncio import Redis
 
 from core.i18n import Translator, resolve_language
+from core.logs import bind
 from core.settings import Settings, load_settings
 from db import announcements, users
 from db.rows import Announcement
+from jobs import queues
 from jobs.botapi import BotApiClient, BotApiError
 from jobs.context import JobContext
 from services.metrics import Metrics
@@ -47,6 +49,12 @@ run_announcement.loop_body = _on_job_loop  # type: ignore[attr-defined]
 
 
 async def _main(announcement_id: int, settings: Settings) -> dict[str, int]:
+    # Its job id follows from the announcement, so lines carry it whichever worker runs the job.
+    with bind(job_id=queues.announce_job_id(announcement_id)):
+        return await _announce(announcement_id, settings)
+
+
+async def _announce(announcement_id: int, settings: Settings) -> dict[str, int]:
     token = settings.bot_token_value()
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:

@@ -113,10 +113,14 @@ def announce_queue_name(settings: Settings) -> str:
     return f"{settings.queue_prefix}-announce"
 
 
+def announce_job_id(announcement_id: int) -> str:
+    return f"announce-{announcement_id}"
+
+
 def enqueue_announcement(settings: Settings, connection: SyncRedis, announcement_id: int) -> str | None:
     """Job id from the announcement, so a repeated confirm cannot queue it twice. Returns the job id,
     or None when it already exists."""
-    job_id = f"announce-{announcement_id}"
+    job_id = announce_job_id(announcement_id)
     if Job.exists(job_id, connection=connection):
         return None
     Queue(announce_queue_name(settings), connection=connection).enqueue(

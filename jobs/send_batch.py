@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from psycopg import AsyncConnection
 
 from core import outcomes
+from core.logs import bind
 from core.outcomes import Decision, Kind, Policy
 from core.schedule import continuation_at, continuation_delay_ms, flood_jitter_ms, send_pause_s
 from db import accounts, configs, cycles, deliveries, users
@@ -64,9 +65,11 @@ def utcnow() -> datetime:
 
 @loop_job
 async def send_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> str:
-    """RQ entry point: `send_batch(cycle_id, attempt)`, run on the process's job loop."""
-    result = await run_batch(ctx, cycle_id, attempt)
-    log.info("cycle %s attempt %s: %s (sent %s)", cycle_id, attempt, result.outcome, result.sent)
+    """RQ entry point: `send_batch(cycle_id, attempt)`, run on the process's job loop. Every line it
+    logs carries the cycle id (and the job id the worker bound, jobs/worker.py)."""
+    with bind(cycle_id=cycle_id):
+        result = await run_batch(ctx, cycle_id, attempt)
+        log.info("cycle %s attempt %s: %s (sent %s)", cycle_id, attempt, result.outcome, result.sent)
     return result.outcome
 
 

@@ -15,6 +15,7 @@ a second one exits at once, and deliveries left in flight go back to pending whe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -22,8 +23,10 @@ import time
 from typing import Any
 
 from rq import Queue
+from rq.job import Job
 from rq.scheduler import RQScheduler
 
+from core.logs import bind
 from core.settings import Settings
 from jobs import queues
 from jobs.context import close_runtime, runtime, use_settings
@@ -65,7 +68,21 @@ class FastPollingScheduler(RQScheduler):
 
 
 class BroadcastWorker(LoopWorker):
-    """`LoopWorker` with the fast-polling scheduler (RQ has no option to choose the class)."""
+    """`LoopWorker` with the fast-polling scheduler (RQ has no option to choose the class), whose jobs
+    log with their job id."""
+
+    _context_opened = False
+
+    def _start(self, job: Job, q: Queue) -> None:
+        if not self._context_opened:
+            # The process's shared context (pool, clients, the sender cache's upkeep) opens in the first
+            # task on the job loop; opened by a task of its own, its long-lived tasks carry no job's ids.
+            self.runtime.submit(lambda ctx: asyncio.sleep(0))
+            self._context_opened = True
+        # The job's task inherits the ids bound here: asyncio copies the submitting thread's context
+        # into it (jobs/context.py, `ProcessRuntime.submit`), and the job adds its own (its cycle).
+        with bind(job_id=job.id):
+            super()._start(job, q)
 
     def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args: Any,
                          **kwargs: Any) -> None:

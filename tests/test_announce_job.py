@@ -4,15 +4,18 @@ resume. Rates are measured from the fake's recorded call times, never from the t
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from core.logs import RedactingFilter
 from core.settings import Settings
 from db import announcements, users
 from db.rows import Announcement
+from jobs import queues
 from jobs.announce import Pacer, deliver, run_announcement
 from jobs.botapi import BotApiClient
 from services.metrics import Metrics
@@ -145,6 +148,31 @@ async def test_rq_entry_point_runs_the_whole_job_and_records_metrics(db, redis, 
                 for f in await Metrics(redis, settings.redis_prefix).collect()
                 if f.spec.name == "tgcast_announcement_messages_total" for s in f.samples}
     assert recorded == {"delivered": 1, "failed": 0, "blocked": 1}
+
+
+async def test_rq_entry_point_logs_with_the_job_id(db, botapi, settings) -> None:
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.records: list[logging.LogRecord] = []
+            self.addFilter(RedactingFilter())  # what adds the bound ids to a record, as in production
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    ann_id = await _setup(db, botapi, 2)
+    botapi.fail_next("copyMessage", error_code=400, description="Bad Request: chat not found", chat_id=1001)
+    logger, collect = logging.getLogger("jobs.announce"), Collect()
+    level = logger.level
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)
+    try:
+        await asyncio.to_thread(run_announcement, ann_id, settings)
+    finally:
+        logger.removeHandler(collect)
+        logger.setLevel(level)
+    assert any("1001" in r.getMessage() for r in collect.records)  # the failed copy was logged
+    assert {getattr(r, "job_id", None) for r in collect.records} == {queues.announce_job_id(ann_id)}
 
 
 async def test_pacer_spaces_calls_and_holds_after_a_429() -> None:

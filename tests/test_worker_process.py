@@ -4,6 +4,7 @@ end-to-end path webhook → POST /tick → worker → fake groups → cycle summ
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -91,6 +92,21 @@ async def test_end_to_end_webhook_tick_worker_menu(
     await tg.send(user, "/start")
     screen = tg.screen(user)
     assert "menu.status_last_cycle" in screen.keys, screen.text
+
+
+@pytest.mark.slow
+async def test_worker_log_lines_carry_the_job_and_cycle_ids(db, net, settings, pool) -> None:
+    b = await make_broadcaster(db, net, settings, 3003, groups=2)
+    [cycle_id] = (await tick(pool, settings)).cycle_ids
+    worker = spawn_worker(settings, burst=True, log_format="json")
+    out, _ = await asyncio.to_thread(worker.communicate, timeout=120)
+    assert worker.returncode == 0, out.decode()[-2000:]
+    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    [done] = [d for d in lines if d["logger"] == "jobs.send_batch" and d["msg"].startswith(f"cycle {cycle_id} attempt")]
+    assert (done["job_id"], done["cycle_id"]) == (f"send-{cycle_id}-0", cycle_id)
+    [taken] = [d for d in lines if d["logger"] == "jobs.loop_worker" and d["msg"].endswith(f"send-{cycle_id}-0")]
+    assert taken["job_id"] == f"send-{cycle_id}-0"
+    assert [len(await net.posted(c)) for c in b.chat_ids] == [1, 1]
 
 
 async def test_rq_entry_point_reuses_one_context_per_process(db, net, settings, pool, botapi) -> None:

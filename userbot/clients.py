@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from core.logs import log_context
 from core.outcomes import Kind, rule_for
 from userbot.claims import ConnectionClaims
 from userbot.gateway import AccountGateway, GatewayError, OutgoingMedia, Peer, SenderConnection, Sent
@@ -297,12 +298,17 @@ class SenderCache:
         if self._claims is not None:
             await self._claims.take(name)
         opener = self._gateway.connect(session)
+        # The connection outlives the batch that opens it: the tasks it starts (Telethon's send and
+        # receive loops) must not log with that batch's job and cycle ids (core/logs.py, `bind`).
+        batch_ids = log_context.set(None)
         try:
             conn = await opener.__aenter__()
         except BaseException:
             if self._claims is not None and not self._open[name]:
                 await self._claims.release(name)
             raise
+        finally:
+            log_context.reset(batch_ids)
         entry = _Entry(name, fingerprint, opener, conn, last_used=self._clock())
         self._entries[name] = entry
         self._open[name] += 1
