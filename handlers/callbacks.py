@@ -131,6 +131,13 @@ class CancelBroadcast(CallbackData, prefix="cancel_broadcast"):
     pass
 
 
+class UseAsMessage(CallbackData, prefix="use_as_message"):
+    """Offered under a text or media the user sent outside any conversation; `message_id` is that
+    message's id in the user's chat (the content itself waits in the FSM data)."""
+
+    message_id: RowId
+
+
 class StartBroadcast(CallbackData, prefix="start_broadcast"):
     pass
 

@@ -9,7 +9,7 @@ from typing import Any
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message, MessageEntity
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity
 from psycopg_pool import AsyncConnectionPool
 
 from core.content import CAPTION_LIMIT, MEDIA_LIMIT_BYTES, TEXT_LIMIT, preview, utf16_len
@@ -18,7 +18,7 @@ from core.settings import Settings
 from db import configs, messages
 from handlers import callbacks as cb
 from handlers.broadcast import cancel_keyboard, interval_keyboard
-from handlers.menu import require_login
+from handlers.menu import button, require_login, send_main_menu
 from handlers.states import BroadcastStates
 from handlers.ui import show
 from services.messages import Captured, save_current
@@ -26,6 +26,8 @@ from services.messages import Captured, save_current
 log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 80
+# The FSM data entry holding a message offered as the broadcast message (see `offer`).
+OFFER_KEY = "offered_message"
 
 
 def entity_dicts(entities: list[MessageEntity] | None) -> list[dict[str, Any]]:
@@ -104,8 +106,53 @@ async def receive(message: Message, state: FSMContext, bot: Bot, pool: AsyncConn
     await message.answer(tr("message.saved"), reply_markup=interval_keyboard(tr))
 
 
+async def offer(message: Message, state: FSMContext, tr: Translator) -> None:
+    """A text, photo or video sent outside any conversation by a logged-in user: offered as the
+    broadcast message with one button. The message waits in the FSM data (Redis, like any
+    conversation), so the press works on any replica; a newer offer replaces it."""
+    previous = (await state.get_data()).get(OFFER_KEY)
+    if message.media_group_id and isinstance(previous, dict) and previous.get("album") == message.media_group_id:
+        return  # an album arrives as several messages: one offer, for its first one
+    await state.update_data({OFFER_KEY: {
+        "id": message.message_id, "album": message.media_group_id,
+        "message": message.model_dump(mode="json", exclude_none=True, by_alias=True),
+    }})
+    markup = InlineKeyboardMarkup(inline_keyboard=[
+        [button(tr("message.btn_use_this"), cb.UseAsMessage(message_id=message.message_id))],
+        [button(tr("common.menu"), cb.BackToMenu())],
+    ])
+    await message.reply(tr("message.offer"), reply_markup=markup)
+
+
+async def use_as_message(query: CallbackQuery, callback_data: cb.UseAsMessage, state: FSMContext, bot: Bot,
+                         pool: AsyncConnectionPool, settings: Settings, tr: Translator, is_admin: bool) -> None:
+    if not await require_login(query, pool=pool, settings=settings, tr=tr, is_admin=is_admin):
+        return
+    data = await state.get_data()
+    offered = data.get(OFFER_KEY)
+    if await state.get_state() is not None or not isinstance(offered, dict) \
+            or offered.get("id") != callback_data.message_id:
+        # Replaced by a newer offer, or cleared by /start, /menu, /cancel: like any outdated button.
+        await query.answer(tr("common.outdated_button"))
+        await send_main_menu(query, pool=pool, settings=settings, tr=tr, user_id=query.from_user.id,
+                             is_admin=is_admin)
+        return
+    try:
+        captured = await capture(Message.model_validate(offered["message"]), bot)
+    except ContentRefused as refused:
+        await query.answer(tr(refused.key, **refused.values), show_alert=True)
+        return
+    async with pool.connection() as conn:
+        await save_current(conn, query.from_user.id, captured)
+    data.pop(OFFER_KEY, None)
+    await state.set_data(data)
+    await query.answer()
+    await show(query, tr("message.saved"), interval_keyboard(tr))
+
+
 def make_router() -> Router:
     router = Router(name=__name__)
     router.callback_query.register(send_message, cb.SendMessage.filter())
     router.message.register(receive, BroadcastStates.WAITING_BROADCAST_MSG)
+    router.callback_query.register(use_as_message, cb.UseAsMessage.filter())
     return router

@@ -46,6 +46,8 @@ def probe(app) -> list[int]:
 
     state: AppState = app.state.tgcast
     state.dispatcher.include_router(router)
+    # Ahead of the feature routers, whose catch-all fallback would otherwise take the commands.
+    state.dispatcher.sub_routers.insert(0, state.dispatcher.sub_routers.pop())
     return seen
 
 
@@ -98,7 +100,9 @@ async def test_method_returned_by_handler_is_the_response_body(app, tg: Telegram
     async def _inline(message: Message):
         return message.answer("hi")
 
-    app.state.tgcast.dispatcher.include_router(router)
+    dispatcher = app.state.tgcast.dispatcher
+    dispatcher.include_router(router)
+    dispatcher.sub_routers.insert(0, dispatcher.sub_routers.pop())  # ahead of the catch-all fallback
     response = await tg.post_update(_update(5, user, "/inline"))
     body = response.json()
     assert response.status_code == 200
