@@ -17,7 +17,8 @@ async def _configure_relaxed(conn: AsyncConnection) -> None:
 
 
 async def open_pool(
-    database_url: str, *, min_size: int = 1, max_size: int = 10, relaxed_commit: bool = False
+    database_url: str, *, min_size: int = 1, max_size: int = 10, relaxed_commit: bool = False,
+    check: bool = True,
 ) -> AsyncConnectionPool:
     """`relaxed_commit` (the send workers): commits return before the WAL reaches the disk. A crash of
     PostgreSQL may then forget the last fraction of a second of outcome writes, never corrupt them; a
@@ -32,7 +33,10 @@ async def open_pool(
         configure=_configure_relaxed if relaxed_commit else _configure,
         # A request waits at most this long for a connection, then fails fast (503) instead of piling up.
         timeout=10,
-        check=AsyncConnectionPool.check_connection,
+        # `check` costs a round trip on every checkout. The web checks (a request should not meet a
+        # connection PostgreSQL dropped); the send worker checks out per statement, where the check would
+        # double its round trips, and a dead connection fails one statement whose lease covers it.
+        check=AsyncConnectionPool.check_connection if check else None,
     )
     await pool.open(wait=False)
     return pool

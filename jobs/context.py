@@ -61,7 +61,7 @@ class JobContext:
 
 
 async def open_context(settings: Settings, stack: AsyncExitStack) -> JobContext:
-    pool = await open_pool(settings.database_url, min_size=1, max_size=POOL_MAX, relaxed_commit=True)
+    pool = await open_pool(settings.database_url, min_size=1, max_size=POOL_MAX, relaxed_commit=True, check=False)
     stack.push_async_callback(pool.close)
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     stack.push_async_callback(redis.aclose)
