@@ -96,9 +96,15 @@ async def send_main_menu(
 ) -> None:
     """The menu for the user's role; `notice` (already translated) goes above it."""
     async with pool.connection() as conn:
-        screen = await _admin_screen(conn, tr) if is_admin else None
-        if screen is None:
-            screen = await user_menu_screen(conn, tr, user_id)
+        screen = await user_menu_screen(conn, tr, user_id)
+        admin = await _admin_screen(conn, tr) if is_admin else None
+        if admin is not None:
+            # A super admin broadcasts too: the admin tools first, then their own broadcast with the
+            # same buttons as everyone's, so every screen's "back to the menu" reaches both.
+            text, markup = screen
+            screen = ("\n".join([admin[0], "", tr("menu.own_broadcast"), text]),
+                      InlineKeyboardMarkup(inline_keyboard=[*admin[1].inline_keyboard, *markup.inline_keyboard]))
+        else:
             lines, rows = await payments_menu_section(conn, settings, tr, user_id)
             if lines or rows:  # when access ends and whether it renews (only where payments are on)
                 text, markup = screen

@@ -113,8 +113,10 @@ async def test_admin_info_and_menu(tg: Telegram, db, admin: TgUser) -> None:
     await tg.send(admin, "/start")
     screen = tg.screen(admin)
     assert screen.has("admin.menu_title", "admin.menu_stats")
+    # The admin tools, then the admin's own broadcast (not connected yet: Log in and the guide).
     assert screen.callbacks == ["admin_panel:requested:0", "admin_panel:confirmed:0", "admin_panel:all:0",
-                                "admin_announce", "admin_stats"]
+                                "admin_announce", "admin_stats", "login", "full_manual"]
+    assert screen.has("menu.own_broadcast", "menu.not_connected")
 
 
 async def _user(db, user_id: int) -> BotUser:

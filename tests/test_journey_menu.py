@@ -149,6 +149,38 @@ async def test_super_admin_gets_a_menu_even_before_the_admin_tools(tg: Telegram,
     assert ADMIN_ID == admin.id
 
 
+ADMIN_TOOLS = ["admin_panel:requested:0", "admin_panel:confirmed:0", "admin_panel:all:0", "admin_announce",
+               "admin_stats"]
+
+
+async def test_super_admin_runs_their_own_broadcast_from_the_admin_menu(tg: Telegram, db, net,
+                                                                       admin: TgUser) -> None:
+    await tg.send(admin, "/start")
+    screen = tg.screen(admin)
+    assert screen.has("admin.menu_title", "menu.own_broadcast", "menu.not_connected")
+    assert screen.callbacks == ADMIN_TOOLS + GUEST_MENU
+    # An account-bound button before logging in lands on the same menu, whose Log in is right there.
+    await tg.press(admin, "select_groups")
+    assert "menu.need_login" in tg.toast_keys() and tg.screen(admin).callbacks == ADMIN_TOOLS + GUEST_MENU
+    await log_in(tg, net, admin, groups=make_groups(2))
+    screen = tg.screen(admin)
+    assert screen.has("login.success", "admin.menu_title", "menu.status_title", "menu.status_off")
+    assert screen.callbacks == ADMIN_TOOLS + ACCOUNT_MENU
+    await tg.press(admin, "add_all_groups:0")
+    await tg.press(admin, "send_message")
+    await tg.send(admin, "The admin's own ad")
+    await tg.press(admin, "set_interval:10")
+    config = await configs.get(db, admin.id)
+    assert config is not None and config.active and config.interval_minutes == 10
+    screen = tg.screen(admin)
+    assert screen.has("broadcast.started", "admin.menu_title", "menu.status_on")
+    assert screen.callbacks[: len(ADMIN_TOOLS)] == ADMIN_TOOLS
+    assert screen.callbacks[len(ADMIN_TOOLS)] == "stop_broadcast"
+    await tg.press(admin, "stop_broadcast")
+    config = await configs.get(db, admin.id)
+    assert config is not None and not config.active
+
+
 async def test_outdated_button_toasts_and_shows_the_menu(tg: Telegram, db, user: TgUser) -> None:
     await allow(db, user)
     await tg.press(user, "no_such_button:42")

@@ -14,7 +14,7 @@ from core.settings import Settings
 from db import announcements, users
 from handlers import callbacks as cb
 from handlers.admin.common import SuperAdminOnly, button
-from handlers.admin.menu import admin_menu_screen
+from handlers.menu import send_main_menu
 from handlers.states import AdminStates
 from handlers.ui import show
 from jobs.queues import enqueue_announcement, sync_redis
@@ -74,12 +74,12 @@ async def confirm(query: CallbackQuery, state: FSMContext, bot: Bot, pool: Async
     await query.answer(tr("admin.announce_queued", count=total))
 
 
-async def cancel(query: CallbackQuery, state: FSMContext, pool: AsyncConnectionPool, tr: Translator) -> None:
+async def cancel(query: CallbackQuery, state: FSMContext, pool: AsyncConnectionPool, settings: Settings,
+                 tr: Translator) -> None:
     await state.clear()
     await query.answer(tr("admin.announce_cancelled"))
-    async with pool.connection() as conn:
-        text, markup = await admin_menu_screen(conn, tr)
-    await show(query, f"{tr('admin.announce_cancelled')}\n\n{text}", markup)
+    await send_main_menu(query, pool=pool, settings=settings, tr=tr, user_id=query.from_user.id, is_admin=True,
+                         notice=tr("admin.announce_cancelled"))
 
 
 def make_router() -> Router:
