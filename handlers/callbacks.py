@@ -8,13 +8,13 @@ the "outdated button" answer like any other unparseable data; building one out o
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any
 
 from aiogram.filters.callback_data import CallbackData
 from pydantic import BeforeValidator
 
 from core import bounds
+from db.users import UserFilter  # the admin panel's views are the repository's filters
 
 
 def _within(bound: bounds.Bound) -> BeforeValidator:
@@ -170,13 +170,6 @@ class HistoryDelete(CallbackData, prefix="history_delete"):
 
 
 # ---- admin ---------------------------------------------------------------------------------------
-
-
-class UserFilter(StrEnum):
-    all = "all"
-    requested = "requested"
-    confirmed = "confirmed"
-    banned = "banned"
 
 
 class AdminPanel(CallbackData, prefix="admin_panel"):

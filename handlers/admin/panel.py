@@ -55,10 +55,9 @@ def _status_key(row: BotUser, now: datetime) -> str:
 
 async def panel_screen(conn: AsyncConnection, tr: Translator, view: cb.UserFilter,
                        requested_page: int) -> tuple[str, InlineKeyboardMarkup]:
-    view_filter = users.UserFilter(view.value)
     counts = await users.counts(conn)
-    page = page_of(requested_page, await users.count_filtered(conn, view_filter), PAGE_SIZE)
-    rows = await users.page_filtered(conn, view_filter, offset=page.offset, limit=PAGE_SIZE)
+    page = page_of(requested_page, await users.count_filtered(conn, view), PAGE_SIZE)
+    rows = await users.page_filtered(conn, view, offset=page.offset, limit=PAGE_SIZE)
     now = datetime.now(UTC)
     lines = [
         tr("admin.panel_header", total=counts.total, pending=counts.pending, active=counts.active,
