@@ -24,7 +24,7 @@ from telethon.crypto import libssl
 try:
     import cryptg
 except ImportError:  # the table says so
-    cryptg = None
+    cryptg = None  # type: ignore[assignment]
 
 SIZES = [("ack/ping", 64), ("short post", 1024), ("long post", 16 * 1024), ("upload part", 512 * 1024)]
 BACKENDS = ["pyaes", "libssl", "cryptg"]
