@@ -92,7 +92,7 @@ SUSTAINED = "≥ 90 % of the needed rate, start lag p99 ≤ 5 s past the jitter,
 LEDGER_EVERY_S = 2
 PROFILE_S = 30
 # What a level costs besides its warm-up and window: database, seeding, start-up, stopping, analysis.
-_OVERHEAD_S = 45
+_OVERHEAD_S = 30
 T = TypeVar("T")
 
 

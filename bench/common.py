@@ -168,10 +168,19 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    if proc.poll() is None:
-        proc.terminate()
+    stop_all([proc], timeout)
+
+
+def stop_all(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 10) -> None:
+    """SIGTERM to every process at once, then SIGKILL to those still there after `timeout`: the
+    processes shut down side by side rather than one after the other."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + timeout
+    for proc in procs:
         try:
-            proc.wait(timeout)
+            proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

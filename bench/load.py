@@ -33,7 +33,7 @@ from bench.common import (
     proc_stats,
     services,
     spawn,
-    stop,
+    stop_all,
     wait_http,
 )
 from bench.seed import seed
@@ -121,8 +121,7 @@ def run(logs: Path) -> list[tuple[str, str, str]]:
         time.sleep(10)
     finally:
         stop_event.set()
-        for proc in [web, *workers]:
-            stop(proc)
+        stop_all([web, *workers])
     with psycopg.connect(database_url) as conn:
         sent, lags = conn.execute(
             """

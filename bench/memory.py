@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import base_env, free_port, fresh_database, proc_stats, spawn, stop, wait_http
+from bench.common import base_env, free_port, fresh_database, proc_stats, spawn, stop_all, wait_http
 
 SETTLE_S = 3
 
@@ -22,8 +22,7 @@ def run(logs: Path) -> list[tuple[str, str, str]]:
         time.sleep(SETTLE_S)
         web_rss, worker_rss = proc_stats(web.pid)[1], proc_stats(worker.pid)[1]
     finally:
-        stop(web)
-        stop(worker)
+        stop_all([web, worker])
     return [
         ("memory: idle web process RSS (MiB)", f"{web_rss:.0f}", "uvicorn + Starlette + aiogram, pools open"),
         ("memory: idle worker RSS (MiB)", f"{worker_rss:.0f}", "RQ SimpleWorker, send job preloaded"),

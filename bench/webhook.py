@@ -22,7 +22,7 @@ from bench.common import (
     fresh_database,
     percentile,
     spawn,
-    stop,
+    stop_all,
     wait_http,
 )
 
@@ -104,8 +104,7 @@ def run(logs: Path) -> list[tuple[str, str, str]]:
             for name, url in targets.items():
                 runs[name].append(asyncio.run(_load(url, UPDATES_PER_RUN)))
     finally:
-        for proc in (ours, theirs, api):
-            stop(proc)
+        stop_all([ours, theirs, api])
     rows = []
     for name, label in (("ours", "(a) Starlette + uvicorn"), ("aiogram", "(b) aiogram aiohttp handler")):
         r = runs[name]
