@@ -56,6 +56,37 @@ async def last_finished(conn: AsyncConnection, owner_id: int) -> Cycle | None:
     return await cur.fetchone()
 
 
+@dataclass(slots=True)
+class OpenRound:
+    """The owner's cycle that is created and not finished: prepared (its first post still ahead) or
+    going out. `next_post_at` is its earliest pending delivery's due time (per-group spacing included)."""
+
+    id: int
+    message_id: int
+    run_at: datetime
+    started_at: datetime | None
+    total: int
+    done: int
+    next_post_at: datetime | None
+
+
+async def open_round(conn: AsyncConnection, owner_id: int) -> OpenRound | None:
+    cur = conn.cursor(row_factory=class_row(OpenRound))
+    await cur.execute(
+        """
+        SELECT c.id, c.message_id, c.run_at, c.started_at,
+               count(d.id)::int AS total,
+               (count(*) FILTER (WHERE d.status IN ('sent', 'failed', 'cancelled')))::int AS done,
+               min(d.next_attempt_at) FILTER (WHERE d.status = 'pending') AS next_post_at
+        FROM cycles c LEFT JOIN deliveries d ON d.cycle_id = c.id
+        WHERE c.owner_id = %(id)s AND c.status = 'running'
+        GROUP BY c.id ORDER BY c.id DESC LIMIT 1
+        """,
+        {"id": owner_id},
+    )
+    return await cur.fetchone()
+
+
 # ---- the send-batch worker's bookkeeping ------------------------------------------------------
 
 

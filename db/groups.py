@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from psycopg import AsyncConnection
@@ -34,6 +35,21 @@ async def count_selected(conn: AsyncConnection, owner_id: int) -> int:
     )
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+async def last_post_floor(conn: AsyncConnection, owner_id: int) -> datetime | None:
+    """The earliest last post among the selected groups, or None when some selected group has none
+    (it may be posted at once). Per-group spacing keeps every group an interval after its last post,
+    so no round posts before this + the interval (docs/runtime.md, "Interval lower bound")."""
+    cur = await conn.execute(
+        """
+        SELECT CASE WHEN bool_or(last_sent_at IS NULL) THEN NULL ELSE min(last_sent_at) END
+        FROM groups WHERE owner_id = %(id)s AND selected
+        """,
+        {"id": owner_id},
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
 
 
 async def selected_page(conn: AsyncConnection, owner_id: int, *, offset: int, limit: int) -> list[Group]:

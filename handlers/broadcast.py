@@ -14,12 +14,12 @@ from psycopg_pool import AsyncConnectionPool
 from core.i18n import Translator
 from core.settings import Settings
 from db import accounts, configs, groups
-from db.rows import BotUser
+from db.rows import BotUser, Config
 from handlers import callbacks as cb
 from handlers.menu import button, require_login, send_main_menu
 from handlers.states import BroadcastStates
 from handlers.ui import show
-from services import broadcast
+from services import broadcast, rounds
 from services.access import is_allowed
 
 PRESETS = (3, 5, 10, 30)
@@ -53,14 +53,16 @@ async def _apply_interval(
             notice = tr("broadcast.need_message")
         else:
             await configs.set_interval(conn, user_id, minutes)
-            notice = await _start(conn, user_id, minutes, user_row=user_row, is_admin=is_admin, tr=tr)
+            notice = await _start(conn, user_id, minutes, user_row=user_row, is_admin=is_admin, tr=tr,
+                                  settings=settings, was=config)
     await send_main_menu(target, pool=pool, settings=settings, tr=tr, user_id=user_id, is_admin=is_admin,
                          notice=notice)
 
 
 async def _start(conn: AsyncConnection, user_id: int, minutes: int | None, *, user_row: BotUser | None,
-                 is_admin: bool, tr: Translator) -> str:
-    """Activate when everything is there; returns the notice to show. Order: the next step to take."""
+                 is_admin: bool, tr: Translator, settings: Settings, was: Config | None) -> str:
+    """Activate when everything is there; returns the notice to show. Order: the next step to take.
+    `was` is the config as it stood before this press (a running broadcast keeps its clock)."""
     if await accounts.get_active(conn, user_id) is None:
         return tr("menu.need_login")
     if not _allowed(user_row, is_admin):
@@ -72,7 +74,17 @@ async def _start(conn: AsyncConnection, user_id: int, minutes: int | None, *, us
         return tr("broadcast.need_interval")
     if await groups.count_selected(conn, user_id) == 0:
         return tr("broadcast.need_groups")
-    await configs.activate(conn, user_id, minutes, first_run_at=datetime.now(UTC))
+    now = datetime.now(UTC)
+    await configs.activate(conn, user_id, minutes, first_run_at=now)
+    if was is not None and was.active:
+        if was.interval_minutes != minutes:
+            return tr("broadcast.interval_changed", minutes=minutes)
+        return tr("broadcast.started", minutes=minutes)
+    started = await configs.get(conn, user_id)
+    if started is not None and started.next_run_at is not None and started.next_run_at > now:
+        # The previous round began less than an interval ago: say so, instead of "right away".
+        at = rounds.next_round_at(started, jitter_max_ms=settings.jitter_max_ms) or started.next_run_at
+        return tr("broadcast.started_wait", minutes=minutes, **rounds.when(tr, at, now))
     return tr("broadcast.started", minutes=minutes)
 
 
@@ -121,7 +133,8 @@ async def start_broadcast(query: CallbackQuery, pool: AsyncConnectionPool, setti
     async with pool.connection() as conn:
         config = await configs.get(conn, query.from_user.id)
         minutes = config.interval_minutes if config else None
-        notice = await _start(conn, query.from_user.id, minutes, user_row=user_row, is_admin=is_admin, tr=tr)
+        notice = await _start(conn, query.from_user.id, minutes, user_row=user_row, is_admin=is_admin, tr=tr,
+                              settings=settings, was=config)
     await query.answer()
     await send_main_menu(query, pool=pool, settings=settings, tr=tr, user_id=query.from_user.id,
                          is_admin=is_admin, notice=notice)

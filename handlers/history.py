@@ -19,6 +19,7 @@ from db.messages import HistoryEntry
 from handlers import callbacks as cb
 from handlers.broadcast import interval_keyboard
 from handlers.menu import button, require_login
+from handlers.message import saved_text
 from handlers.ui import show
 from services.messages import make_current
 
@@ -111,11 +112,13 @@ async def history_use(query: CallbackQuery, callback_data: cb.HistoryUse, pool: 
         return
     async with pool.connection() as conn:
         used = await make_current(conn, query.from_user.id, callback_data.id)
+        text = await saved_text(conn, tr, settings, query.from_user.id, callback_data.id, "history.used") \
+            if used else ""
     if not used:
         await query.answer(tr("history.not_found"), show_alert=True)
         return
     await query.answer()
-    await show(query, tr("history.used"), interval_keyboard(tr))
+    await show(query, text, interval_keyboard(tr))
 
 
 async def history_delete(query: CallbackQuery, callback_data: cb.HistoryDelete, pool: AsyncConnectionPool,

@@ -23,6 +23,7 @@ from handlers import callbacks as cb
 from handlers.payments.screens import menu_section as payments_menu_section
 from handlers.payments.screens import offer
 from handlers.ui import show
+from services import rounds
 from services.access import is_allowed
 
 
@@ -53,7 +54,8 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-async def user_menu_screen(conn: AsyncConnection, tr: Translator, user_id: int) -> tuple[str, InlineKeyboardMarkup]:
+async def user_menu_screen(conn: AsyncConnection, tr: Translator, user_id: int,
+                           settings: Settings) -> tuple[str, InlineKeyboardMarkup]:
     account = await accounts.get_active(conn, user_id)
     if account is None:
         return tr("menu.not_connected"), guest_keyboard(tr)
@@ -61,11 +63,13 @@ async def user_menu_screen(conn: AsyncConnection, tr: Translator, user_id: int) 
     selected = await groups.count_selected(conn, user_id)
     last = await cycles.last_finished(conn, user_id)
     active = bool(config and config.active)
+    view = await rounds.outlook(conn, config, account, jitter_max_ms=settings.jitter_max_ms)
     lines = [
         tr("menu.status_title"),
         tr("menu.status_account", phone=html.escape(mask_phone(account.phone))),
         tr("menu.status_groups", count=selected),
         tr("menu.status_on") if active else tr("menu.status_off"),
+        *rounds.status_lines(tr, view, selected_groups=selected),  # when the next round goes out
         tr("menu.status_interval", minutes=config.interval_minutes)
         if config and config.interval_minutes else tr("menu.status_interval_unset"),
         tr("menu.status_message_set") if config and config.message_id else tr("menu.status_message_missing"),
@@ -96,7 +100,7 @@ async def send_main_menu(
 ) -> None:
     """The menu for the user's role; `notice` (already translated) goes above it."""
     async with pool.connection() as conn:
-        screen = await user_menu_screen(conn, tr, user_id)
+        screen = await user_menu_screen(conn, tr, user_id, settings)
         admin = await _admin_screen(conn, tr) if is_admin else None
         if admin is not None:
             # A super admin broadcasts too: the admin tools first, then their own broadcast with the

@@ -10,17 +10,19 @@ from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from core.content import CAPTION_LIMIT, MEDIA_LIMIT_BYTES, TEXT_LIMIT, preview, utf16_len
 from core.i18n import Translator
 from core.settings import Settings
-from db import configs, messages
+from db import accounts, configs, messages
 from handlers import callbacks as cb
 from handlers.broadcast import cancel_keyboard, interval_keyboard
 from handlers.menu import button, require_login, send_main_menu
 from handlers.states import BroadcastStates
 from handlers.ui import show
+from services import rounds
 from services.messages import Captured, save_current
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,19 @@ async def send_message(query: CallbackQuery, state: FSMContext, pool: AsyncConne
     await show(query, "\n\n".join(parts), cancel_keyboard(tr))
 
 
-async def receive(message: Message, state: FSMContext, bot: Bot, pool: AsyncConnectionPool, tr: Translator) -> None:
+async def saved_text(conn: AsyncConnection, tr: Translator, settings: Settings, user_id: int, message_id: int,
+                     key: str = "message.saved") -> str:
+    """`key` (`<key>_running` while the broadcast runs, with from which round the message just made
+    current goes out)."""
+    config = await configs.get(conn, user_id)
+    account = await accounts.get_active(conn, user_id)
+    view = await rounds.outlook(conn, config, account, jitter_max_ms=settings.jitter_max_ms)
+    line = rounds.applies_line(tr, view, message_id)
+    return f"{tr(key + '_running')}\n{line}" if line else tr(key)
+
+
+async def receive(message: Message, state: FSMContext, bot: Bot, pool: AsyncConnectionPool, settings: Settings,
+                  tr: Translator) -> None:
     assert message.from_user is not None
     try:
         captured = await capture(message, bot)
@@ -101,9 +115,10 @@ async def receive(message: Message, state: FSMContext, bot: Bot, pool: AsyncConn
         await message.answer(tr(refused.key, **refused.values), reply_markup=cancel_keyboard(tr))
         return  # the state is kept: the next message is another try
     async with pool.connection() as conn:
-        await save_current(conn, message.from_user.id, captured)
+        message_id = await save_current(conn, message.from_user.id, captured)
+        text = await saved_text(conn, tr, settings, message.from_user.id, message_id)
     await state.clear()
-    await message.answer(tr("message.saved"), reply_markup=interval_keyboard(tr))
+    await message.answer(text, reply_markup=interval_keyboard(tr))
 
 
 async def offer(message: Message, state: FSMContext, tr: Translator) -> None:
@@ -143,11 +158,12 @@ async def use_as_message(query: CallbackQuery, callback_data: cb.UseAsMessage, s
         await query.answer(tr(refused.key, **refused.values), show_alert=True)
         return
     async with pool.connection() as conn:
-        await save_current(conn, query.from_user.id, captured)
+        message_id = await save_current(conn, query.from_user.id, captured)
+        text = await saved_text(conn, tr, settings, query.from_user.id, message_id)
     data.pop(OFFER_KEY, None)
     await state.set_data(data)
     await query.answer()
-    await show(query, tr("message.saved"), interval_keyboard(tr))
+    await show(query, text, interval_keyboard(tr))
 
 
 def make_router() -> Router:

@@ -1,0 +1,144 @@
+"""When the user's rounds go out, as the menu and the notices tell it (docs/bot.md, "When things happen").
+
+The tick decides with `core.schedule`; this module asks the very same rules (the interval lower
+bound, the jitter, a flood pause, per-group spacing), so what the bot promises is what the scheduler
+then does. Times are shown in UTC with a relative part ("in 3 min") that needs no time zone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from psycopg import AsyncConnection
+
+from core.i18n import Translator
+from core.schedule import cycle_jitter_ms, cycle_start
+from db import cycles, groups
+from db.cycles import OpenRound
+from db.rows import Account, Config
+
+
+def next_round_at(config: Config, *, jitter_max_ms: int, flood_until: datetime | None = None,
+                  last_post_floor: datetime | None = None) -> datetime | None:
+    """When the next round not created yet makes its first post; None when the broadcast is off.
+
+    The tick starts it at `cycle_start(next_run_at, last_scheduled_at, interval)` — never earlier than
+    an interval after the previous start — or at the end of a flood pause, whichever is later, plus
+    the round's own jitter; and no group is posted less than an interval after its last post, so
+    when every selected group was posted, the first post waits for the earliest of them. The result
+    may lie in the past: the round is due and goes out at the tick's next pass."""
+    if not config.active or config.next_run_at is None or not config.interval_minutes:
+        return None
+    interval = timedelta(minutes=config.interval_minutes)
+    start = cycle_start(config.next_run_at, config.last_scheduled_at, config.interval_minutes)
+    if flood_until is not None and flood_until > start:
+        start = flood_until  # the tick postpones a paused account's round to the pause's end
+    at = start + timedelta(milliseconds=cycle_jitter_ms(config.owner_id, config.cycle + 1, jitter_max_ms))
+    if last_post_floor is not None:
+        at = max(at, last_post_floor + interval)
+    return at
+
+
+@dataclass(frozen=True, slots=True)
+class Outlook:
+    active: bool
+    current: OpenRound | None  # created and not finished: prepared, or going out
+    next_at: datetime | None  # the first post of the next round not created yet
+    paused_until: datetime | None  # Telegram asked the account to pause sending until then
+    now: datetime
+
+    @property
+    def current_is_sending(self) -> bool:
+        """The current round has started (or is due to): its message can no longer change."""
+        return self.current is not None and (self.current.started_at is not None or self.current.done > 0
+                                             or self.current_first_post <= self.now)
+
+    @property
+    def current_first_post(self) -> datetime:
+        assert self.current is not None
+        return self.current.next_post_at or self.current.run_at
+
+
+async def outlook(conn: AsyncConnection, config: Config | None, account: Account | None, *, jitter_max_ms: int,
+                  now: datetime | None = None) -> Outlook:
+    now = now or datetime.now(UTC)
+    active = bool(config and config.active)
+    paused = account.flood_until if account is not None and account.flood_until and account.flood_until > now \
+        else None
+    if config is None or not active:
+        return Outlook(False, None, None, paused, now)
+    current = await cycles.open_round(conn, config.owner_id)
+    floor = await groups.last_post_floor(conn, config.owner_id)
+    next_at = next_round_at(config, jitter_max_ms=jitter_max_ms, flood_until=paused, last_post_floor=floor)
+    return Outlook(active, current, next_at, paused, now)
+
+
+# ---- words ---------------------------------------------------------------------------------------
+
+
+def relative(tr: Translator, at: datetime, now: datetime) -> str:
+    """'in 3 min', 'in 2 h 5 min', 'in 6 d 23 h': rounded up, so 'in 1 min' is never late."""
+    minutes = max(1, math.ceil((at - now).total_seconds() / 60))
+    if minutes < 60:
+        return tr("menu.in_minutes", minutes=minutes)
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return tr("menu.in_hours", hours=hours, minutes=minutes)
+    days, hours = divmod(hours, 24)
+    return tr("menu.in_days", days=days, hours=hours)
+
+
+def clock(at: datetime, now: datetime) -> str:
+    at, now = at.astimezone(UTC), now.astimezone(UTC)
+    return f"{at:%H:%M} UTC" if at.date() == now.date() else f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+def when(tr: Translator, at: datetime, now: datetime) -> dict[str, str]:
+    return {"time": clock(at, now), "relative": relative(tr, at, now)}
+
+
+def status_lines(tr: Translator, view: Outlook, *, selected_groups: int) -> list[str]:
+    """The menu's lines on what goes out when (nothing while the broadcast is off)."""
+    if not view.active:
+        return []
+    lines = []
+    if view.paused_until is not None:
+        lines.append(tr("menu.status_paused", **when(tr, view.paused_until, view.now)))
+    if selected_groups == 0:
+        lines.append(tr("menu.status_no_groups"))
+        return lines
+    if view.current is not None and view.current_is_sending:
+        lines.append(tr("menu.status_round_now", done=view.current.done, total=view.current.total))
+        if view.next_at is not None:
+            lines.append(tr("menu.status_round_then", **when(tr, max(view.next_at, view.now), view.now)))
+    elif view.current is not None:
+        lines.append(tr("menu.status_next_round", **when(tr, view.current_first_post, view.now)))
+    elif view.next_at is not None and view.next_at > view.now:
+        lines.append(tr("menu.status_next_round", **when(tr, view.next_at, view.now)))
+    elif view.next_at is not None:
+        lines.append(tr("menu.status_next_due"))
+    return lines
+
+
+def applies_line(tr: Translator, view: Outlook, message_id: int) -> str | None:
+    """From which round a message just made current goes out (None while the broadcast is off).
+
+    A round is created a little ahead of its time (the tick's due window) and keeps the message it
+    was created with, so a message saved after that waits for the round after it."""
+    if not view.active:
+        return None
+    later = max(view.next_at, view.now) if view.next_at is not None else None
+    current = view.current
+    if current is not None and current.message_id != message_id and later is not None:
+        if view.current_is_sending:
+            return tr("message.applies_after_sending", **when(tr, later, view.now))
+        return tr("message.applies_after_prepared", current=clock(view.current_first_post, view.now),
+                  **when(tr, later, view.now))
+    at = view.current_first_post if current is not None else view.next_at
+    if at is None:
+        return None
+    if at <= view.now:
+        return tr("message.applies_due")
+    return tr("message.applies_next", **when(tr, at, view.now))
