@@ -50,14 +50,13 @@ def account_keyboard(tr: Translator, *, active: bool) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def _when(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 async def user_menu_screen(conn: AsyncConnection, tr: Translator, user_id: int,
                            settings: Settings) -> tuple[str, InlineKeyboardMarkup]:
     account = await accounts.get_active(conn, user_id)
     if account is None:
+        stored = await accounts.get(conn, user_id)
+        if stored is not None and stored.status == "revoked":
+            return tr("menu.session_ended"), guest_keyboard(tr)  # why nothing is sent, and the way back
         return tr("menu.not_connected"), guest_keyboard(tr)
     config = await configs.get(conn, user_id)
     selected = await groups.count_selected(conn, user_id)
@@ -73,8 +72,7 @@ async def user_menu_screen(conn: AsyncConnection, tr: Translator, user_id: int,
         tr("menu.status_interval", minutes=config.interval_minutes)
         if config and config.interval_minutes else tr("menu.status_interval_unset"),
         tr("menu.status_message_set") if config and config.message_id else tr("menu.status_message_missing"),
-        tr("menu.status_last_cycle", sent=last.sent, failed=last.failed, time=_when(last.finished_at))
-        if last and last.finished_at else tr("menu.status_no_cycles"),
+        rounds.last_round_line(tr, last, "menu.status_"),
     ]
     return "\n".join(lines), account_keyboard(tr, active=active)
 

@@ -256,7 +256,7 @@ function renderAccount(a) {
   const box = el("div", { class: "account", "data-tg-user-id": a.tg_user_id });
   const badges = [el("span", { class: "badge" + (a.status === "active" ? "" : " bad"), text: a.status })];
   if (a.flood_left_s > 0) badges.push(el("span", { class: "badge warn flood-left", text: `flood ${Math.ceil(a.flood_left_s)} s` }));
-  if (a.flood_until) badges.push(el("span", { class: "badge warn", text: "paused until " + new Date(a.flood_until).toLocaleTimeString() }));
+  if (a.flood_until && new Date(a.flood_until) > Date.now()) badges.push(el("span", { class: "badge warn", text: "paused until " + new Date(a.flood_until).toLocaleTimeString() }));
   box.appendChild(el("div", {}, [el("strong", { text: a.phone }),
     el("span", { class: "muted", text: ` user ${a.owner_id} · account ${a.tg_user_id}` }), ...badges]));
   const seconds = numberInput("flood-seconds", 30, `flood:${a.tg_user_id}`);

@@ -4,7 +4,7 @@ emulated network (login codes, accounts, groups with everything the broadcast po
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -138,10 +138,13 @@ async def network_view(net: FakeTelegram, pool: AsyncConnectionPool, redis: Redi
     async with pool.connection() as conn:
         accounts = await sandbox_db.accounts(conn)
     account_views = []
+    now = datetime.now(UTC)
     for acc in accounts:
+        paused = acc.flood_until is not None and acc.flood_until > now  # an ended pause is no badge
         account_views.append({
             "owner_id": acc.owner_id, "tg_user_id": acc.tg_user_id, "phone": acc.phone, "status": acc.status,
-            "flood_until": _iso(acc.flood_until), "pause_reason": acc.pause_reason,
+            "flood_until": _iso(acc.flood_until) if paused else None,
+            "pause_reason": acc.pause_reason if paused else None,
             "flood_left_s": await net.flood_left(acc.tg_user_id),
             "pending_faults": await net.pending_faults(acc.tg_user_id),
         })

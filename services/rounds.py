@@ -17,7 +17,7 @@ from core.i18n import Translator
 from core.schedule import cycle_jitter_ms, cycle_start
 from db import cycles, groups
 from db.cycles import OpenRound
-from db.rows import Account, Config
+from db.rows import Account, Config, Cycle
 
 
 def next_round_at(config: Config, *, jitter_max_ms: int, flood_until: datetime | None = None,
@@ -97,6 +97,20 @@ def clock(at: datetime, now: datetime) -> str:
 
 def when(tr: Translator, at: datetime, now: datetime) -> dict[str, str]:
     return {"time": clock(at, now), "relative": relative(tr, at, now)}
+
+
+def last_round_line(tr: Translator, last: Cycle | None, prefix: str) -> str:
+    """The last finished round as one status line; `prefix` names the screen's keys (`menu.status_`,
+    `admin.card_`). A round stopped before or while sending says so, never "sent 0, failed 0"."""
+    if last is None or last.finished_at is None:
+        return tr(prefix + "no_cycles")
+    time = f"{last.finished_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    if last.status == "cancelled" or last.cancelled > 0:
+        if last.sent + last.failed == 0:
+            return tr(prefix + "last_stopped", time=time)
+        return tr(prefix + "last_stopped_partly", time=time, sent=last.sent, failed=last.failed,
+                  cancelled=last.cancelled)
+    return tr(prefix + "last_cycle", sent=last.sent, failed=last.failed, time=time)
 
 
 def status_lines(tr: Translator, view: Outlook, *, selected_groups: int) -> list[str]:

@@ -21,7 +21,7 @@ from handlers import callbacks as cb
 from handlers.admin.common import SuperAdminOnly, button, day, send_access_granted
 from handlers.payments.admin import card_section as payments_card_section
 from handlers.ui import show
-from services import access
+from services import access, rounds
 
 PAGE_SIZE = 10
 FILTERS = (
@@ -102,9 +102,7 @@ async def card_screen(conn: AsyncConnection, tr: Translator, user_id: int) -> tu
         else tr("admin.card_no_account"),
         tr("admin.card_broadcast_on") if config and config.active else tr("admin.card_broadcast_off"),
         tr("admin.card_groups", count=await groups.count_selected(conn, user_id)),
-        tr("admin.card_last_cycle", sent=last.sent, failed=last.failed,
-           time=last.finished_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"))
-        if last and last.finished_at else tr("admin.card_no_cycles"),
+        rounds.last_round_line(tr, last, "admin.card_"),
     ]
     kb = InlineKeyboardBuilder()
     kb.row(button(tr("admin.btn_week"), cb.AdminAddWeek(id=user_id)),

@@ -1,0 +1,87 @@
+"""True status: a stopped round shows as stopped (menu and admin card), an ended session says so with
+Log in, and a flood pause that is over leaves no "paused until" badge on the sandbox page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from jobs.scheduler import tick
+from sandbox.views import network_view
+from tests.harness import Telegram, TgUser
+from tests.journey_helpers import allow, log_in, make_groups
+from tests.runtime_helpers import cycle_row, utcnow
+
+
+@pytest.fixture
+async def running(tg: Telegram, net, db, user: TgUser) -> TgUser:
+    await allow(db, user)
+    await log_in(tg, net, user, groups=make_groups(2))
+    await tg.press(user, "add_all_groups:0")
+    await tg.press(user, "send_message")
+    await tg.send(user, "Our ad")
+    await tg.press(user, "set_interval:10")
+    return user
+
+
+async def test_a_round_stopped_before_sending_shows_as_stopped(tg: Telegram, db, pool, settings,
+                                                               running: TgUser, admin: TgUser) -> None:
+    [cycle_id] = (await tick(pool, settings, utcnow())).cycle_ids
+    await tg.press(running, "stop_broadcast")
+    cycle = await cycle_row(db, cycle_id)
+    assert (cycle["status"], cycle["sent"], cycle["failed"], cycle["cancelled"]) == ("cancelled", 0, 0, 2)
+    await tg.press(running, "restart_bot")
+    keys = tg.screen(running).keys
+    assert "menu.status_last_stopped" in keys and "menu.status_last_cycle" not in keys
+    await tg.press(admin, f"admin_user:{running.id}")
+    keys = tg.screen(admin).keys
+    assert "admin.card_last_stopped" in keys and "admin.card_last_cycle" not in keys
+
+
+async def test_a_round_stopped_part_way_says_what_was_and_was_not_sent(tg: Telegram, db, pool, settings,
+                                                                       running: TgUser) -> None:
+    [cycle_id] = (await tick(pool, settings, utcnow())).cycle_ids
+    first = await db.execute("SELECT min(id) FROM deliveries WHERE cycle_id = %(c)s", {"c": cycle_id})
+    row = await first.fetchone()
+    assert row is not None
+    await db.execute("UPDATE deliveries SET status = 'sent', sent_at = now() WHERE id = %(d)s", {"d": row[0]})
+    await tg.press(running, "stop_broadcast")
+    await tg.press(running, "restart_bot")
+    screen = tg.screen(running)
+    assert screen.has("menu.status_last_stopped_partly") and "menu.status_last_cycle" not in screen.keys
+    assert "sending 1, failed 0; 1 not sent" in screen.text
+
+
+async def test_a_finished_round_still_shows_its_counts(tg: Telegram, db, pool, settings, running: TgUser) -> None:
+    [cycle_id] = (await tick(pool, settings, utcnow())).cycle_ids
+    await db.execute("UPDATE deliveries SET status = 'sent', sent_at = now() WHERE cycle_id = %(c)s", {"c": cycle_id})
+    await db.execute("UPDATE cycles SET status = 'done', outcome = 'sent', sent = 2, finished_at = now() "
+                     "WHERE id = %(c)s", {"c": cycle_id})
+    await tg.press(running, "restart_bot")
+    screen = tg.screen(running)
+    assert screen.has("menu.status_last_cycle") and "sent 2, failed 0" in screen.text
+
+
+async def test_an_ended_session_says_so_and_offers_log_in(tg: Telegram, db, running: TgUser) -> None:
+    await db.execute("UPDATE accounts SET status = 'revoked' WHERE owner_id = %(o)s", {"o": running.id})
+    await tg.press(running, "restart_bot")
+    screen = tg.screen(running)
+    assert screen.has("menu.session_ended") and "menu.not_connected" not in screen.keys
+    assert screen.callbacks == ["login", "full_manual"]
+
+
+async def test_a_pause_that_is_over_leaves_no_badge(tg: Telegram, db, net, pool, redis, settings,
+                                                    running: TgUser) -> None:
+    async def badge() -> tuple[str | None, str | None]:
+        view = await network_view(net, pool, redis, settings.redis_prefix)
+        [account] = [a for a in view["accounts"] if a["owner_id"] == running.id]
+        return account["flood_until"], account["pause_reason"]
+
+    await db.execute("UPDATE accounts SET flood_until = %(t)s, pause_reason = 'flood' WHERE owner_id = %(o)s",
+                     {"t": utcnow() + timedelta(minutes=5), "o": running.id})
+    until, reason = await badge()
+    assert until is not None and reason == "flood"
+    await db.execute("UPDATE accounts SET flood_until = %(t)s WHERE owner_id = %(o)s",
+                     {"t": utcnow() - timedelta(seconds=1), "o": running.id})
+    assert await badge() == (None, None)
