@@ -109,10 +109,30 @@ _services: dict[str, str] = {}
 def services() -> dict[str, str]:
     if not _services:
         _services["server"] = ensure_postgres(env_or_none("BENCH_DATABASE_URL"))
-        url, release = claim_redis_db(ensure_redis(env_or_none("BENCH_REDIS_URL")))
-        atexit.register(release)
+        redis_server = ensure_redis(env_or_none("BENCH_REDIS_URL"))
+        while True:
+            url, release = claim_redis_db(redis_server)
+            atexit.register(release)
+            others = _clients_of(url)
+            if not others:
+                break
+            # A process whose run ended without it (a leaked worker) still uses this db: its RQ worker
+            # would take our jobs and its scheduler our scheduler lock. Keep the claim, so that the
+            # next claim finds another db.
+            print(f"bench: Redis db {url.rsplit('/', 1)[1]} still has {others} clients of another run; "
+                  "taking another", file=sys.stderr)
         _services["redis"] = url
     return _services
+
+
+def _clients_of(url: str) -> int:
+    """Connections to this Redis db other than the asking one."""
+    from redis import Redis
+
+    db = int(url.rsplit("/", 1)[1])
+    with Redis.from_url(url) as r:
+        me = r.client_id()
+        return sum(1 for c in r.client_list() if int(c.get("db", -1)) == db and int(c["id"]) != me)
 
 
 def fresh_database(name: str) -> str:
