@@ -10,7 +10,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from psycopg_pool import AsyncConnectionPool
 
-from core.content import preview
+from core.content import TEXT_LIMIT, preview, utf16_len
 from core.i18n import Translator
 from core.paging import page_of
 from core.settings import Settings
@@ -19,7 +19,7 @@ from db.messages import HistoryEntry
 from handlers import callbacks as cb
 from handlers.broadcast import interval_keyboard
 from handlers.menu import button, require_login
-from handlers.message import saved_text
+from handlers.message import as_html, saved_text
 from handlers.ui import show
 from services.messages import make_current
 
@@ -91,19 +91,23 @@ async def history_view(query: CallbackQuery, callback_data: cb.HistoryView, bot:
         cycles_used, sent = await messages.usage(conn, found.id)
         media = await messages.get_media(conn, found.media_id) if found.media_id else None
     await query.answer()
-    if media is not None:
-        # A preview of what the groups will get; sent from the stored bytes, the file id may have expired.
-        upload = BufferedInputFile(media.data, filename=media.file_name)
-        send = bot.send_photo if media.kind == "photo" else bot.send_video
-        await send(query.from_user.id, upload)
     header = tr("history.view", date=f"{found.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
                 cycles=cycles_used, sent=sent)
-    body = html.escape(found.text) if found.text else tr(f"message.kind_{found.kind}")
-    text = f"{header}\n\n{body}"
     if media is not None:
-        await bot.send_message(query.from_user.id, text, reply_markup=view_keyboard(tr, found.id))
-    else:
-        await show(query, text, view_keyboard(tr, found.id))
+        # What the groups will get: the media from the stored bytes (the file id may have expired)
+        # with the caption and its formatting; the details and buttons follow.
+        upload = BufferedInputFile(media.data, filename=media.file_name)
+        send = bot.send_photo if media.kind == "photo" else bot.send_video
+        await send(query.from_user.id, upload, caption=as_html(found.text, found.entities) or None)
+        await bot.send_message(query.from_user.id, header, reply_markup=view_keyboard(tr, found.id))
+        return
+    body = as_html(found.text, found.entities)
+    if utf16_len(header) + 2 + utf16_len(found.text) <= TEXT_LIMIT:
+        await show(query, f"{header}\n\n{body}", view_keyboard(tr, found.id))
+        return
+    # A text near Telegram's limit does not fit beside the details: it goes alone, as it will be posted.
+    await bot.send_message(query.from_user.id, body)
+    await bot.send_message(query.from_user.id, header, reply_markup=view_keyboard(tr, found.id))
 
 
 async def history_use(query: CallbackQuery, callback_data: cb.HistoryUse, pool: AsyncConnectionPool,

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import html
 import logging
+from datetime import datetime
 from typing import Any
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity
+from aiogram.utils.text_decorations import HtmlDecoration
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from core.content import CAPTION_LIMIT, MEDIA_LIMIT_BYTES, TEXT_LIMIT, preview, utf16_len
+from core.content import CAPTION_LIMIT, MEDIA_LIMIT_BYTES, TEXT_LIMIT, utf16_len
 from core.i18n import Translator
 from core.settings import Settings
 from db import accounts, configs, messages
@@ -35,6 +37,51 @@ OFFER_KEY = "offered_message"
 def entity_dicts(entities: list[MessageEntity] | None) -> list[dict[str, Any]]:
     """Bot API entity objects as Telegram sent them: offsets stay in UTF-16 units, untouched."""
     return [e.model_dump(mode="json", exclude_none=True) for e in entities or []]
+
+
+class _TelegramHtml(HtmlDecoration):
+    """aiogram's HTML decoration, made safe for any stored link and for what a bot may send."""
+
+    def link(self, value: str, link: str) -> str:
+        return f'<a href="{html.escape(link)}">{value}</a>'
+
+    def pre_language(self, value: str, language: str) -> str:
+        return f'<pre><code class="language-{html.escape(language)}">{value}</code></pre>'
+
+    def custom_emoji(self, value: str, custom_emoji_id: str) -> str:
+        return value  # a bot may not send custom emoji: its stand-in emoji (the text) is shown
+
+    def date_time(self, value: str, unix_time: int | datetime, date_time_format: str | None = None) -> str:
+        return value
+
+
+_HTML = _TelegramHtml()
+
+
+def as_html(text: str, entities: list[dict[str, Any]], limit: int | None = None) -> str:
+    """The message as Telegram HTML with its formatting, as the groups will see it; cut to `limit`
+    UTF-16 units (one line, an ellipsis at the end) for a preview. Telegram's entities are well
+    nested (one of two overlapping entities contains the other), and a cut keeps them so."""
+    cut = limit is not None and utf16_len(text) > limit
+    if cut:
+        assert limit is not None
+        units = text.encode("utf-16-le")[: (limit - 1) * 2]
+        if len(units) >= 2 and 0xD800 <= int.from_bytes(units[-2:], "little") <= 0xDBFF:
+            units = units[:-2]  # never half a surrogate pair
+        # A newline becomes a space (one unit each way, so offsets still hold).
+        text = units.decode("utf-16-le").replace("\n", " ")
+    size = utf16_len(text)
+    kept = []
+    for raw in entities:
+        try:
+            entity = MessageEntity.model_validate(raw)
+        except ValueError:
+            continue  # a malformed entity loses its formatting; the text is still shown
+        if entity.offset < size and entity.length > 0:
+            kept.append(entity.model_copy(update={"length": min(entity.length, size - entity.offset)}))
+    kept.sort(key=lambda e: (e.offset, -e.length))  # the outer of two entities starting together first
+    body = _HTML.unparse(text, kept)
+    return body + "…" if cut else body
 
 
 class ContentRefused(Exception):
@@ -89,8 +136,10 @@ async def send_message(query: CallbackQuery, state: FSMContext, pool: AsyncConne
     await query.answer()
     parts = []
     if current is not None:
-        shown = preview(current.text, PREVIEW_CHARS) if current.text else tr(f"message.kind_{current.kind}")
-        parts.append(tr("message.current", preview=html.escape(shown)))
+        shown = as_html(current.text, current.entities, PREVIEW_CHARS)  # formatted as it will be posted
+        if current.kind != "text":
+            shown = f"{tr(f'message.kind_{current.kind}')} {shown}".rstrip()
+        parts.append(tr("message.current", preview=shown))
     parts.append(tr("message.ask"))
     await show(query, "\n\n".join(parts), cancel_keyboard(tr))
 

@@ -172,3 +172,45 @@ async def test_delete_refuses_the_current_message_and_deletes_others(tg: Telegra
     assert screen.callbacks == [f"history_view:{current}", "back_to_menu"]
     await tg.press(ready, f"history_view:{older}")
     assert "history.not_found" in tg.toast_keys()
+
+
+async def test_view_keeps_the_formatting_as_it_will_be_posted(tg: Telegram, db, ready: TgUser) -> None:
+    text = "Fresh bread daily, order"
+    entities = [{"type": "bold", "offset": 0, "length": 5},
+                {"type": "text_link", "offset": 19, "length": 5, "url": "https://example.com/order"}]
+    await tg.press(ready, "send_message")
+    await tg.send(ready, text, entities=entities)
+    [mid] = await _ids(db, ready.id)
+    await tg.press(ready, f"history_view:{mid}")
+    screen = tg.screen(ready)
+    assert screen.has("history.view")
+    assert '<b>Fresh</b> bread daily, <a href="https://example.com/order">order</a>' in screen.text
+    assert screen.callbacks == [f"history_use:{mid}", f"history_delete:{mid}", "sent_messages"]
+
+
+async def test_view_of_media_sends_it_with_its_formatted_caption(tg: Telegram, db, ready: TgUser, botapi) -> None:
+    botapi.add_file("PIC2", b"picture-bytes")
+    await tg.press(ready, "send_message")
+    await tg.send_content(ready, photo=[{"file_id": "PIC2", "file_unique_id": "p2", "width": 1, "height": 1,
+                                         "file_size": 13}],
+                          caption="Sale today", caption_entities=[{"type": "italic", "offset": 0, "length": 4}])
+    [mid] = await _ids(db, ready.id)
+    await tg.press(ready, f"history_view:{mid}")
+    [photo] = botapi.calls_of("sendPhoto")
+    assert photo.params["caption"] == "<i>Sale</i> today"
+    screen = tg.screen(ready)
+    assert screen.has("history.view") and "Sale" not in screen.text  # the caption is on the photo
+    assert screen.callbacks[0] == f"history_use:{mid}"
+
+
+async def test_view_of_a_text_at_the_limit_sends_it_alone(tg: Telegram, db, ready: TgUser, botapi) -> None:
+    text = "<" + "x" * 4094 + "&"  # 4096 units: no room for the details beside it
+    await tg.press(ready, "send_message")
+    await tg.send(ready, text, entities=[{"type": "bold", "offset": 0, "length": 1}])
+    [mid] = await _ids(db, ready.id)
+    botapi.clear_calls()
+    await tg.press(ready, f"history_view:{mid}")
+    sent = [c.params["text"] for c in botapi.calls_of("sendMessage")]
+    assert sent[0] == "<b>&lt;</b>" + "x" * 4094 + "&amp;"
+    screen = tg.screen(ready)
+    assert screen.has("history.view") and screen.callbacks[0] == f"history_use:{mid}"

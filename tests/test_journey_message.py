@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pytest
 
@@ -159,3 +160,51 @@ async def test_current_message_preview_is_shown(tg: Telegram, ready: TgUser) -> 
     screen = tg.screen(ready)
     assert screen.has("message.current", "message.ask")
     assert "A &lt;tag&gt; &amp; " in screen.text and "x" * 69 + "…" in screen.text  # 80 characters in all
+
+
+ORDER_TEXT = "😀 Fresh bread daily. Pay on delivery, order here"
+ORDER_ENTITIES: list[dict[str, Any]] = [
+    {"type": "bold", "offset": 3, "length": 11},
+    {"type": "italic", "offset": 9, "length": 5},  # inside the bold, ending with it
+    {"type": "text_link", "offset": 39, "length": 5, "url": "https://example.com/order?a=1&b=\"2\""},
+    {"type": "custom_emoji", "offset": 0, "length": 2, "custom_emoji_id": "5368324170671202286"},
+]
+
+
+def test_as_html_is_what_telegram_parses_back_into_the_same_message() -> None:
+    from handlers.message import as_html
+    from sandbox.entities import parse_html
+
+    rendered = as_html(ORDER_TEXT, ORDER_ENTITIES)
+    assert '<a href="https://example.com/order?a=1&amp;b=&quot;2&quot;">order</a>' in rendered
+    text, entities = parse_html(rendered)  # Telegram's HTML rules, as the sandbox applies them
+    assert text == ORDER_TEXT
+    # Every entity comes back but the custom emoji (a bot may not send one: its stand-in stays).
+    assert sorted(entities, key=lambda e: (e["offset"], -e["length"])) == [
+        {"type": "bold", "offset": 3, "length": 11}, {"type": "italic", "offset": 9, "length": 5},
+        {"type": "text_link", "offset": 39, "length": 5, "url": 'https://example.com/order?a=1&b="2"'}]
+    code = as_html("print(1)", [{"type": "pre", "offset": 0, "length": 8, "language": "python"}])
+    assert parse_html(code) == ("print(1)", [{"type": "pre", "offset": 0, "length": 8, "language": "python"}])
+
+
+def test_a_cut_preview_keeps_the_formatting_it_reaches() -> None:
+    from handlers.message import as_html
+    from sandbox.entities import parse_html
+
+    rendered = as_html("ab\n" + ORDER_TEXT, [{**e, "offset": e["offset"] + 3} for e in ORDER_ENTITIES], 12)
+    assert rendered.endswith("…") and "\n" not in rendered
+    text, entities = parse_html(rendered)
+    assert text == "ab 😀 Fresh…"  # 11 units kept: a newline is a space, the bold is cut where the text is
+    assert entities == [{"type": "bold", "offset": 6, "length": 5}]
+    # A cut never leaves half of a surrogate pair.
+    assert as_html("x😀😀", [], 3) == "x…"
+
+
+async def test_current_message_preview_keeps_the_formatting(tg: Telegram, ready: TgUser) -> None:
+    await tg.press(ready, "send_message")
+    await tg.send(ready, ORDER_TEXT, entities=ORDER_ENTITIES)
+    await tg.press(ready, "send_message")
+    screen = tg.screen(ready)
+    assert screen.has("message.current", "message.ask")
+    assert "<b>Fresh <i>bread</i></b>" in screen.text
+    assert '<a href="https://example.com/order?a=1&amp;b=&quot;2&quot;">order</a>' in screen.text
