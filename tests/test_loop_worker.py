@@ -224,3 +224,32 @@ async def test_a_job_that_cannot_be_imported_fails_alone(db, net, settings, pool
     assert failed.get_job_ids() == [bad.id]
     assert (await cycle_row(db, cycle_id))["outcome"] == "sent"
     assert [len(await net.posted(c)) for c in b.chat_ids] == [1, 1]
+
+
+async def test_rq_registries_show_what_runs_and_what_finished(db, net, settings, pool, sync_redis) -> None:
+    """What rq-dashboard and `rq info` read: the started registry and the worker's executions while the
+    batches run, the finished registry after."""
+    from rq import Worker
+    from rq.registry import FinishedJobRegistry, StartedJobRegistry
+
+    people = [await make_broadcaster(db, net, settings, 4900 + i, groups=4) for i in range(3)]
+    cycle_ids = (await tick(pool, settings)).cycle_ids
+    job_ids = {queues.send_job_id(c, "0") for c in cycle_ids}
+    queue = queues.broadcast_queue(settings, sync_redis)
+    seen_running: set[str] = set()
+    executions = 0
+
+    async def done() -> bool:
+        nonlocal executions
+        seen_running.update(StartedJobRegistry(queue=queue).get_job_ids())
+        for worker in Worker.all(connection=sync_redis):
+            executions = max(executions, len(worker.get_current_executions(refresh=True)))
+        return all([(await cycle_row(db, c))["status"] == "done" for c in cycle_ids])
+
+    await run_until(settings, done, worker_concurrency=20, send_pause_min_ms=800, send_pause_max_ms=800)
+    assert job_ids <= seen_running
+    assert executions == 3  # all three batches at once, each an execution of the one worker
+    assert StartedJobRegistry(queue=queue).get_job_ids() == []
+    assert job_ids <= set(FinishedJobRegistry(queue=queue).get_job_ids())
+    for b in people:
+        assert [len(await net.posted(c)) for c in b.chat_ids] == [1] * 4
