@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
+import os
+import signal
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -192,8 +196,22 @@ def spawn_worker(settings: Settings, *, burst: bool, **env_overrides: object):  
     faults = any(k.upper().startswith("TGCAST_TEST_") for k in env_overrides)
     entry = "tests.worker_faults" if faults else "tgcast_cli"
     args = [sys.executable, "-m", entry, "worker"] + (["--burst"] if burst else [])
-    return subprocess.Popen(args, env=worker_env(settings, **env_overrides), cwd=Path(__file__).parent.parent,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # A session of its own, killed whole when the tests end: a worker SIGKILLed by a test (or left behind
+    # by a failing one) leaves RQ's scheduler child running, which would move jobs of later tests.
+    proc = subprocess.Popen(args, env=worker_env(settings, **env_overrides), cwd=Path(__file__).parent.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    _spawned.append(proc.pid)
+    return proc
+
+
+_spawned: list[int] = []
+
+
+@atexit.register
+def _kill_spawned() -> None:
+    for pgid in _spawned:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 # Every stored time of one owner, so a test can let minutes pass in an instant (see `TimeTravel`).
