@@ -22,6 +22,7 @@ class PostCycle:
     scheduled_at: datetime
     delivery_status: str
     retry: int
+    media_id: int | None  # the photo or video the cycle's message carries (the page shows it)
 
 
 @dataclass(slots=True)
@@ -44,8 +45,8 @@ async def post_cycles(conn: AsyncConnection, random_ids: list[int]) -> list[Post
     await cur.execute(
         """
         SELECT d.random_id, d.chat_id, d.owner_id, c.id AS cycle_id, c.seq, c.scheduled_at,
-               d.status AS delivery_status, d.retry
-        FROM deliveries d JOIN cycles c ON c.id = d.cycle_id
+               d.status AS delivery_status, d.retry, m.media_id
+        FROM deliveries d JOIN cycles c ON c.id = d.cycle_id LEFT JOIN messages m ON m.id = c.message_id
         WHERE d.random_id = ANY(%(ids)s)
         """,
         {"ids": random_ids},

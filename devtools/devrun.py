@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -26,6 +26,7 @@ from core.crypto import SecretBox
 from devtools.services import LOCAL, ROOT, ensure_database, ensure_postgres, ensure_redis, env_or_none
 
 TICK_EVERY_S = 5
+READY_TIMEOUT_S = 120  # a first start migrates and may start an embedded PostgreSQL: be patient
 # Sandbox mode (SANDBOX=1, asked for when there is no BOT_TOKEN): an admin to act as on the page, the
 # shortest interval, and small jitter and pauses, so a cycle shows up in the groups panel within
 # seconds of pressing Start.
@@ -105,6 +106,26 @@ def _ticker(base_url: str, token: str, stop: threading.Event) -> None:
             print(f"  ticker | /tick failed: {type(exc).__name__}")
 
 
+def wait_until_answering(
+    base_url: str, alive: Callable[[], bool], timeout_s: float = READY_TIMEOUT_S, *,
+    get: Callable[..., object] = httpx.get, sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Until the web process answers HTTP (any status: /health's 503 names what is down, the page
+    works all the same). False when the process is gone, or the time ran out. The URLs are printed
+    and the ticker started only after this, so nobody opens a page that is not there yet."""
+    deadline = clock() + timeout_s
+    while clock() < deadline:
+        if not alive():
+            return False
+        try:
+            get(f"{base_url}/health", timeout=2)
+            return True
+        except httpx.HTTPError:
+            sleep(0.25)
+    return False
+
+
 def main() -> int:
     env, sandbox = dev_env(os.environ, _dotenv(), _dev_secrets())
     env["DATABASE_URL"] = env_or_none("DATABASE_URL") or ensure_database(ensure_postgres(None), "tgcast_dev")
@@ -134,23 +155,19 @@ def main() -> int:
         threading.Thread(target=_prefix_output, args=(name, child.stdout), daemon=True).start()
 
     stop = threading.Event()
-    threading.Thread(target=_ticker, args=(base_url, env["TICK_TOKEN"], stop), daemon=True).start()
-    mode = "sandbox (SANDBOX=1: built-in Telegram emulator)" if sandbox else "live bot"
-    print(f"\ntgcast is starting in {mode}\n  health:  {base_url}/health")
-    if sandbox:
-        print(f"  sandbox: {base_url}/sandbox")
-    # The token itself stays out of the terminal (and of any log of it).
-    where = "your environment" if "OPS_TOKEN" in os.environ else (
-        ".env" if "OPS_TOKEN" in _dotenv() else f"{LOCAL / 'dev.env'}")
-    print(f"  ops:     {base_url}/ops  (sign in with OPS_TOKEN from {where})\n")
-    if sandbox:
-        print(f"  super admins (ADMIN_IDS): {env.get('ADMIN_IDS') or 'none'}: tick 'Act as super admin' on the page\n")
 
     def _shutdown(*_: object) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, _shutdown)
     signal.signal(signal.SIGTERM, _shutdown)
+    web = children["web"]
+    if wait_until_answering(base_url, lambda: not stop.is_set() and web.poll() is None):
+        threading.Thread(target=_ticker, args=(base_url, env["TICK_TOKEN"], stop), daemon=True).start()
+        _announce(base_url, env, sandbox)
+    elif not stop.is_set():
+        print(f"tgcast: the web process did not answer at {base_url} (see its output above); stopping")
+        stop.set()
     while not stop.is_set():
         for name, child in children.items():
             if child.poll() is not None:
@@ -166,6 +183,19 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             child.kill()
     return 0
+
+
+def _announce(base_url: str, env: Mapping[str, str], sandbox: bool) -> None:
+    mode = "sandbox (SANDBOX=1: built-in Telegram emulator)" if sandbox else "live bot"
+    print(f"\ntgcast is running in {mode}\n  health:  {base_url}/health")
+    if sandbox:
+        print(f"  sandbox: {base_url}/sandbox")
+    # The token itself stays out of the terminal (and of any log of it).
+    where = "your environment" if "OPS_TOKEN" in os.environ else (
+        ".env" if "OPS_TOKEN" in _dotenv() else f"{LOCAL / 'dev.env'}")
+    print(f"  ops:     {base_url}/ops  (sign in with OPS_TOKEN from {where})\n")
+    if sandbox:
+        print(f"  super admins (ADMIN_IDS): {env.get('ADMIN_IDS') or 'none'}: tick 'Act as super admin' on the page\n")
 
 
 if __name__ == "__main__":

@@ -70,8 +70,23 @@ function escapeHtml(text) {
 }
 
 async function sendText(markup) {
-  if (!markup.trim()) return;
-  await post("/send", { user: currentUser(), text: markup });
+  if (!markup.trim()) return {};
+  return await post("/send", { user: currentUser(), text: markup });
+}
+
+// Under the composer: why what was typed was not sent. The text stays in the box to be fixed.
+function composeError(text) {
+  const box = $("#compose-error");
+  box.textContent = text || "";
+  box.hidden = !text;
+}
+
+function notSent(answer) {
+  if (answer.update_id !== undefined) return false;  // it reached the bot (even if the bot then failed)
+  const why = answer.error || "the server did not answer";
+  composeError(`Not sent: ${why}. Your text is kept: fix it and send again.`);
+  showError("");
+  return true;
 }
 
 // ---- the chat -----------------------------------------------------------------------------------
@@ -223,11 +238,21 @@ async function refreshChat() {
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   list.innerHTML = "";
   for (const m of view.messages) list.appendChild(renderMessage(m));
+  if (!view.messages.length) list.appendChild(emptyHint());
   renderReplyKeyboard(view.reply_keyboard);
   if (atBottom || list.dataset.scrolled !== "1") {
     list.scrollTop = list.scrollHeight;
     list.dataset.scrolled = "1";
   }
+}
+
+function emptyHint() {
+  const start = el("button", { type: "button", text: "Send /start" });
+  start.addEventListener("click", () => sendText("/start"));
+  return el("div", { class: "empty-hint" }, [
+    el("div", { text: "No messages yet. Type /start below and press Enter to begin, as in Telegram." }),
+    start,
+  ]);
 }
 
 // ---- the network: codes, accounts, groups, faults -------------------------------------------------
@@ -296,10 +321,14 @@ function renderGroup(g, accounts) {
     const cycle = p.cycle ? `cycle #${p.cycle.seq} (id ${p.cycle.cycle_id}, user ${p.cycle.owner_id})` : "cycle: unknown";
     const head = `${new Date(p.at * 1000).toLocaleTimeString()} · ${p.kind} · ${cycle} · msg ${p.message_id}` +
       ` · random_id ${p.random_id}`;
-    box.appendChild(el("div", { class: "post", "data-random-id": p.random_id }, [
-      el("div", { class: "post-head", text: head }),
-      el("div", { class: "post-body", html: p.html }),
-    ]));
+    const parts = [el("div", { class: "post-head", text: head })];
+    if (p.media) {
+      const media = p.media.kind === "photo" ? el("img", { src: p.media.url, alt: "photo", loading: "lazy" })
+        : el("video", { src: p.media.url, controls: "", preload: "metadata" });
+      parts.push(el("div", { class: "post-media" }, [media]));
+    }
+    parts.push(el("div", { class: "post-body", html: p.html }));
+    box.appendChild(el("div", { class: "post", "data-random-id": p.random_id }, parts));
   }
   return box;
 }
@@ -363,8 +392,10 @@ async function sendComposer() {
   const area = $("#composer");
   const text = area.value;
   if (!text.trim()) return;
-  area.value = "";
-  await sendText(text);
+  const answer = await sendText(text);
+  if (notSent(answer)) return;
+  composeError("");
+  if (area.value === text) area.value = "";  // unless the person typed on meanwhile
 }
 
 function readBase64(file) {
@@ -383,8 +414,11 @@ async function sendFile(file) {
     return;
   }
   const caption = $("#composer").value;
-  $("#composer").value = "";
-  await post("/media", { user: currentUser(), kind, file_name: file.name, data: await readBase64(file), caption });
+  const answer = await post("/media", { user: currentUser(), kind, file_name: file.name, data: await readBase64(file),
+                                        caption });
+  if (notSent(answer)) return;
+  composeError("");
+  if ($("#composer").value === caption) $("#composer").value = "";
 }
 
 async function saveAccount() {

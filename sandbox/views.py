@@ -106,6 +106,15 @@ def chat_view(api: SandboxBotAPI, chat_id: int) -> dict[str, Any]:
     }
 
 
+def _post_media(kind: str, cycle: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A posted photo or video, drawn from the bytes the broadcast stored (the emulated network keeps
+    only what was posted, not the file): known while the page knows the post's cycle."""
+    media_id = (cycle or {}).get("media_id")
+    if kind not in ("photo", "video") or not isinstance(media_id, int):
+        return None
+    return {"kind": kind, "url": f"/sandbox/api/media/{media_id}"}
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -126,7 +135,7 @@ async def _cycles(pool: AsyncConnectionPool, redis: Redis, prefix: str, random_i
             rows = await sandbox_db.post_cycles(conn, missing)
         for row in rows:
             info = {"cycle_id": row.cycle_id, "seq": row.seq, "owner_id": row.owner_id,
-                    "scheduled_at": _iso(row.scheduled_at), "retry": row.retry}
+                    "scheduled_at": _iso(row.scheduled_at), "retry": row.retry, "media_id": row.media_id}
             found[row.random_id] = info
             if row.delivery_status == "sent":
                 await redis.hset(key, str(row.random_id), json.dumps(info))  # type: ignore[misc]
@@ -160,7 +169,7 @@ async def network_view(net: FakeTelegram, pool: AsyncConnectionPool, redis: Redi
             "posts": [
                 {"message_id": p.message_id, "at": p.at, "kind": p.kind, "from_tg_user_id": p.from_tg_user_id,
                  "random_id": str(p.random_id), "topic_id": p.topic_id, "html": render_html(p.text, p.entities),
-                 "cycle": cycles.get(p.random_id)}
+                 "cycle": cycles.get(p.random_id), "media": _post_media(p.kind, cycles.get(p.random_id))}
                 for p in posted[g.chat_id]
             ],
         })

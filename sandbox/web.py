@@ -26,6 +26,7 @@ from api.state import AppState, app_state
 from api.webhook import SECRET_HEADER
 from core.phone import normalize_phone
 from core.settings import Settings
+from db import messages
 from sandbox import payments
 from sandbox.botapi import create_app as create_fake_botapi
 from sandbox.botapi import normalize_params
@@ -110,6 +111,7 @@ class Sandbox:
             Route(f"{api}/config", self.config, methods=["GET"]),
             Route(f"{api}/chat/{{chat_id:int}}", self.chat, methods=["GET"]),
             Route(f"{api}/file/{{file_id}}", self.file, methods=["GET"]),
+            Route(f"{api}/media/{{media_id:int}}", self.posted_media, methods=["GET"]),
             Route(f"{api}/network", self.network, methods=["GET"]),
             Route(f"{api}/send", self.send, methods=["POST"]),
             Route(f"{api}/media", self.media, methods=["POST"]),
@@ -157,6 +159,14 @@ class Sandbox:
         if data is None:
             return Response(status_code=404)
         return Response(data, media_type=_content_type(data), headers={"Cache-Control": "max-age=86400"})
+
+    async def posted_media(self, request: Request) -> Response:
+        """A broadcast's photo or video, as the groups panel shows it under the post."""
+        async with app_state(request).pool.connection() as conn:
+            media = await messages.get_media(conn, int(request.path_params["media_id"]))
+        if media is None:
+            return Response(status_code=404)
+        return Response(media.data, media_type=_content_type(media.data), headers={"Cache-Control": "max-age=86400"})
 
     async def network(self, request: Request) -> JSONResponse:
         state = app_state(request)

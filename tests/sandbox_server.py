@@ -7,6 +7,7 @@ mode in a child process, for tests that need the broadcast to actually send.
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -102,3 +103,53 @@ def live_sandbox(database_url: str, redis_url: str, **overrides: Any) -> Iterato
             server.force_exit = True
             thread.join(5)
         sock.close()
+
+
+# ---- driving the page's endpoints the way a person on the page would ---------------------------------
+
+
+def press(c: httpx.Client, user: dict[str, Any], data: str) -> None:
+    """Press the newest bot button with this callback id in the user's chat."""
+    view = c.get(f"/sandbox/api/chat/{user['id']}").json()
+    message = next(m for m in reversed(view["messages"]) if m["from_bot"] and not m["deleted"]
+                   and any(b.get("callback_data") == data for row in m["inline"] for b in row))
+    answer = c.post("/sandbox/api/press", json={"user": user, "message_id": message["id"], "data": data}).json()
+    assert answer["ok"], answer
+
+
+def say(c: httpx.Client, user: dict[str, Any], text: str) -> None:
+    answer = c.post("/sandbox/api/send", json={"user": user, "text": text}).json()
+    assert answer["ok"], answer
+
+
+def broadcast_a_photo(live: LiveSandbox, user: dict[str, Any], phone: str, png: bytes, caption: str,
+                      chat_id: int, deadline_s: float = 90) -> dict[str, Any]:
+    """Access from the admin, login with the code, every group, a photo with `caption` as the
+    message, a 1-minute interval; then tick and run the worker until `chat_id` shows the photo post.
+    Returns that post as the network panel has it."""
+    admin = {"id": SANDBOX_ADMIN_ID, "first_name": "Admin", "language_code": "en"}
+    with live.client() as c:
+        say(c, user, "/start")
+        say(c, admin, f"/adduser {user['id']} 30")
+        press(c, user, "login")
+        assert c.post("/sandbox/api/contact", json={"user": user, "phone": phone}).json()["ok"]
+        code = next(x["code"] for x in c.get("/sandbox/api/network").json()["codes"] if x["phone"] == phone)
+        say(c, user, " ".join(code))
+        say(c, user, "/import_groups")
+        say(c, user, "/menu")
+        press(c, user, "send_message")
+        answer = c.post("/sandbox/api/media", json={"user": user, "kind": "photo", "file_name": "ad.png",
+                                                     "data": base64.b64encode(png).decode(), "caption": caption})
+        assert answer.json()["ok"], answer.text
+        press(c, user, "set_interval_custom")
+        say(c, user, "1")
+        deadline = time.monotonic() + deadline_s
+        while True:
+            groups = c.get("/sandbox/api/network").json()["groups"]
+            posts = next(g for g in groups if g["chat_id"] == chat_id)["posts"]
+            if posts:
+                return dict(posts[-1])
+            assert time.monotonic() < deadline, "the photo was not posted in time"
+            live.tick()
+            live.run_worker()
+            time.sleep(0.5)

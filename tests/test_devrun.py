@@ -6,6 +6,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core.settings import load_settings
@@ -59,3 +60,43 @@ def _as_settings(env: dict[str, str]) -> dict[str, object]:
     base: dict[str, object] = {"database_url": "postgresql://x/y", "redis_url": "redis://x", "_env_file": None}
     names = {"SESSION_KEYS", "TICK_TOKEN", "WEBHOOK_SECRET", "OPS_TOKEN", "BOT_TOKEN", "SANDBOX"}
     return base | {k.lower(): v for k, v in env.items() if k in names}
+
+
+class _Clock:
+    """Time that moves only when the code under test sleeps: no real waiting, no timing in the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_url_waits_until_the_server_answers() -> None:
+    clock, calls = _Clock(), []
+
+    def get(url: str, **_: object) -> object:
+        calls.append((url, clock.now))
+        if len(calls) < 4:  # the web process is still starting: connection refused
+            raise httpx.ConnectError("refused")
+        return object()
+
+    assert devrun.wait_until_answering("http://127.0.0.1:8000", lambda: True, 60, get=get, sleep=clock.sleep,
+                                       clock=clock)
+    assert [url for url, _ in calls] == ["http://127.0.0.1:8000/health"] * 4
+    assert calls[-1][1] > 0  # it waited between the tries
+
+
+def test_no_url_when_the_web_process_dies_or_never_answers() -> None:
+    clock = _Clock()
+
+    def refused(url: str, **_: object) -> object:
+        raise httpx.ConnectError("refused")
+
+    assert not devrun.wait_until_answering("http://x", lambda: False, 60, get=refused, sleep=clock.sleep, clock=clock)
+    assert clock.now == 0  # gone at once: no waiting
+    assert not devrun.wait_until_answering("http://x", lambda: True, 60, get=refused, sleep=clock.sleep, clock=clock)
+    assert clock.now >= 60

@@ -11,7 +11,9 @@ real webhook; the test itself only calls /tick and runs the worker, as the dev r
 from __future__ import annotations
 
 import base64
+import struct
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -230,3 +232,101 @@ def test_photo_upload_and_toolbar_formatting(live: LiveSandbox, page) -> None:
     assert link.inner_text() == "site"
     assert page.locator(".msg.me .tg-spoiler").inner_text() == "now"
     _shot(page, "10-photo-with-caption")
+
+
+VIEWPORTS = {"desktop": (1280, 900), "phone": (390, 844)}
+
+
+def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A plain-colour PNG big enough to be seen in the screenshots."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_a_newcomer_on_a_desktop_and_on_a_phone(live: LiveSandbox) -> None:
+    """What a new user meets on the page, at 1280 px and at 390 px: the empty chat says to type
+    /start; malformed formatting keeps the typed text and says what is wrong; the groups panel is
+    reachable without sideways scrolling, and a photo the broadcast posted shows as a picture; the
+    page asks for nothing that is not there (no 404, favicon included)."""
+    from tests.sandbox_server import broadcast_a_photo
+
+    owner: dict[str, object] = {"id": UID + 5, "first_name": "Photo seller", "language_code": "en"}
+    broadcast_a_photo(live, owner, "+998905556677", _png(240, 120, (42, 119, 182)), "<b>Photo</b> sale", MARKET)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            for n, (name, (width, height)) in enumerate(VIEWPORTS.items()):
+                context = browser.new_context(viewport={"width": width, "height": height})
+                tab = context.new_page()
+                tab.set_default_timeout(STEP_TIMEOUT_MS)
+                missing: list[str] = []
+                tab.on("response", lambda r, missing=missing: missing.append(r.url) if r.status == 404 else None)
+                _newcomer_walk(live, tab, name, width, newcomer=UID + 10 + n, owner=UID + 5)
+                assert missing == [], missing
+                context.close()
+        finally:
+            browser.close()
+
+
+def _no_sideways_scroll(page, width: int) -> None:
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def _newcomer_walk(live: LiveSandbox, page, name: str, width: int, *, newcomer: int, owner: int) -> None:
+    page.goto(f"{live.base_url}/sandbox")
+    page.fill("#user-id", str(newcomer))
+    page.locator("#user-id").dispatch_event("change")
+    page.select_option("#user-lang", "en")
+
+    # An empty chat says what to do.
+    hint = page.locator("#messages .empty-hint")
+    hint.wait_for(state="visible")
+    assert "/start" in hint.inner_text()
+    _no_sideways_scroll(page, width)
+    _shot(page, f"{name}-01-empty-chat")
+
+    # Malformed formatting: nothing is sent, the text stays, the page says what is wrong.
+    typed = "Big <b>sale today"
+    _send(page, typed)
+    error = page.locator("#compose-error")
+    error.wait_for(state="visible")
+    assert '"b"' in error.inner_text() and "kept" in error.inner_text()
+    assert page.input_value("#composer") == typed
+    assert page.locator("#messages .msg").count() == 0
+    _shot(page, f"{name}-02-malformed-html")
+
+    # Fixed and sent: the hint goes, the bot answers, the error is gone.
+    page.fill("#composer", "Big <b>sale</b> today")
+    page.press("#composer", "Enter")
+    page.locator(".msg.bot").first.wait_for(state="visible")
+    assert page.locator("#messages .empty-hint").count() == 0 and page.locator("#compose-error").is_hidden()
+    assert page.input_value("#composer") == ""
+
+    # The groups panel is reachable (by the header's link on a narrow page) and fits the width;
+    # the photo the broadcast posted is a picture that loaded.
+    if page.locator("#jump").is_visible():
+        page.click('#jump a[href="#network"]')
+    group = page.locator(f"#group-{MARKET}")
+    group.scroll_into_view_if_needed()
+    box = group.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+    picture = page.locator(f"#group-{MARKET} .post-media img").first
+    picture.scroll_into_view_if_needed()
+    picture.wait_for(state="visible")
+    page.wait_for_function(f"document.querySelector('#group-{MARKET} .post-media img').naturalWidth === 240")
+    assert page.locator(f"#group-{MARKET} .post-body b").first.inner_text() == "Photo"
+    _no_sideways_scroll(page, width)
+    _shot(page, f"{name}-03-groups-with-photo")
+
+    # The owner's chat shows the menu with when the next round goes out.
+    page.fill("#user-id", str(owner))
+    page.locator("#user-id").dispatch_event("change")
+    page.locator("#messages .msg.bot").first.wait_for(state="visible")
+    if page.locator("#jump").is_visible():
+        page.click('#jump a[href="#chat"]')
+    _shot(page, f"{name}-04-owner-chat")

@@ -251,3 +251,16 @@ def test_the_reply_keyboard_in_force_is_the_latest_until_removed() -> None:
                      "message_id": 1}
     assert reply_keyboard([{"message_id": 1, "reply_markup": share},
                            {"message_id": 2, "reply_markup": {"remove_keyboard": True}}]) is None
+
+
+def test_a_posted_photo_is_served_for_the_groups_panel(live: LiveSandbox) -> None:
+    from tests.sandbox_server import broadcast_a_photo
+
+    user = {"id": USER_ID, "first_name": "Sandy", "language_code": "en"}
+    post = broadcast_a_photo(live, user, "+998901112233", PNG, "<b>Photo</b> sale", -1001000000001)
+    assert post["kind"] == "photo" and post["media"]["kind"] == "photo"
+    assert "<b>Photo</b> sale" in post["html"]
+    with live.client() as c:
+        image = c.get(post["media"]["url"])
+        assert image.status_code == 200 and image.content == PNG and image.headers["content-type"] == "image/png"
+        assert c.get("/sandbox/api/media/999999999").status_code == 404
