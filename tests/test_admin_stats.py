@@ -8,7 +8,7 @@ from redis import Redis as SyncRedis
 from rq import Queue
 
 from db import accounts, configs, stats, users
-from tests.harness import Telegram, TgUser
+from tests.harness import Telegram, TgUser, message_keys
 
 
 async def _message(db, owner: int) -> int:
@@ -84,3 +84,35 @@ async def test_stats_with_no_data(tg: Telegram, db, admin: TgUser) -> None:
     await tg.press(admin, "admin_stats")
     assert tg.api.last("sendPhoto") is not None
     assert tg.screen(admin).has("admin.stats_lag_none")
+
+
+def test_the_charts_axes_name_hours_and_dates() -> None:
+    from handlers.admin.stats import day_axis, hour_axis
+
+    now = datetime(2031, 3, 4, 14, 25, tzinfo=UTC)
+    hours, dates = hour_axis(now, 24)
+    # The buckets run from 15:00 yesterday to the current hour: every third hour named, the date
+    # under the first bar and under midnight.
+    assert hours[:4] == ["15h", "", "", "18h"] and hours[-3] == "12h" and hours[-1] == ""
+    assert [(i, d) for i, d in enumerate(dates) if d] == [(0, "03-03"), (9, "03-04")]
+    days = day_axis(now, 30)
+    assert days[-1] == "03-04" and days[-6] == "02-27" and days[4] == "02-07" and days[0] == ""
+    assert sum(1 for d in days if d) == 6
+
+
+async def test_the_chart_photo_has_labelled_axes(tg: Telegram, db, admin: TgUser) -> None:
+    from core.chart import TEXT
+    from tests.conftest import BOT_TOKEN
+    from tests.test_chart import decode
+
+    await _seed(db)
+    await tg.press(admin, "admin_stats")
+    photo = next(m for m in tg.api.messages(admin.id) if "photo" in m)
+    status, answer = tg.api.handle(BOT_TOKEN, "getFile", {"file_id": photo["photo"][-1]["file_id"]}, {})
+    assert status == 200
+    data = tg.api.file_by_path(answer["result"]["file_path"])
+    assert data is not None
+    width, height, rows = decode(data)
+    label_rows = rows[height - 38:]  # below the baseline: hours, dates and UTC
+    assert any(TEXT in {tuple(r[x * 3:x * 3 + 3]) for x in range(width)} for r in label_rows)
+    assert "admin.stats_chart" in {k for c in tg.api.calls_of("sendPhoto") for k in message_keys(c.params["caption"])}

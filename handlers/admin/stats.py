@@ -59,16 +59,34 @@ async def stats_text(pool: AsyncConnectionPool, settings: Settings, tr: Translat
     return "\n".join(lines), hourly
 
 
+def hour_axis(now: datetime, hours: int) -> tuple[list[str], list[str]]:
+    """Labels of `db.stats.sent_per_hour`'s buckets (the last is the current hour): every third
+    hour ("15h"), and the date under the first bar and under each midnight."""
+    first = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    starts = [first + timedelta(hours=i) for i in range(hours)]
+    return ([f"{h:%H}h" if h.hour % 3 == 0 else "" for h in starts],
+            [f"{h:%m-%d}" if i == 0 or h.hour == 0 else "" for i, h in enumerate(starts)])
+
+
+def day_axis(now: datetime, days: int) -> list[str]:
+    """Labels of per-day buckets ending today: the date of every fifth day, counted back from today."""
+    today = now.astimezone(UTC).date()
+    return [f"{today - timedelta(days=days - 1 - i):%m-%d}" if (days - 1 - i) % 5 == 0 else ""
+            for i in range(days)]
+
+
 async def show_stats(query: CallbackQuery, bot: Bot, pool: AsyncConnectionPool, settings: Settings,
                      tr: Translator) -> None:
     await query.answer()
     now = datetime.now(UTC)
     text, hourly = await stats_text(pool, settings, tr, now)
-    png = bar_chart(hourly)
+    hours, dates = hour_axis(now, len(hourly))
+    png = bar_chart(hourly, x_labels=hours, x_notes=dates, corner="UTC")
     await bot.send_photo(query.from_user.id, BufferedInputFile(png, "sends-24h.png"), caption=tr("admin.stats_chart"))
     if settings.plans:  # Stars earned per day, and the payments line (docs/payments.md)
         stars_line, daily = await payments_stats_section(pool, tr, now)
-        await bot.send_photo(query.from_user.id, BufferedInputFile(bar_chart(daily), "stars-30d.png"),
+        chart = bar_chart(daily, x_labels=day_axis(now, len(daily)), corner="UTC")
+        await bot.send_photo(query.from_user.id, BufferedInputFile(chart, "stars-30d.png"),
                              caption=tr("payments.stats_chart"))
         text = f"{text}\n{stars_line}"
     markup = InlineKeyboardMarkup(inline_keyboard=[
