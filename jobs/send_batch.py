@@ -378,8 +378,10 @@ async def _after_batch(
         revoked_now = await accounts.revoke(conn, cycle.owner_id)
         await broadcast.stop(conn, cycle.owner_id)
         if revoked_now:
+            # With the Log in button of the menu (`login`, handlers/callbacks.py `Login`).
             await notify(conn, ctx.botapi, ctx.settings, cycle.owner_id, cause="session_ended",
-                         ref=str(account.tg_user_id), key="notices.session_ended")
+                         ref=str(account.tg_user_id), key="notices.session_ended",
+                         button=("menu.btn_login", "login"))
         return BatchResult("no_account", sent=state.sent, attempted=state.attempted)
     await _tell(ctx, conn, cycle, state)
     if state.stopped:

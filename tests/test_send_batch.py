@@ -12,6 +12,7 @@ from rq.registry import ScheduledJobRegistry
 
 from core.schedule import backoff_ms
 from db import configs
+from handlers.callbacks import Login
 from jobs import queues
 from jobs.scheduler import tick
 from jobs.send_batch import run_batch
@@ -234,6 +235,9 @@ async def test_revoked_session_stops_everything_and_tells_the_user(
     cur = await db.execute("SELECT status FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
     assert (await cur.fetchone())[0] == "revoked"
     assert notice_keys(botapi, b.user_id) == [{"notices.session_ended"}]
+    [notice] = botapi.messages(b.user_id)
+    assert [[k["callback_data"] for k in row] for row in notice["reply_markup"]["inline_keyboard"]] == [["login"]]
+    assert Login.unpack("login") == Login()  # the id the bot's own factory reads
     assert await run_batch(ctx, cycle_id) is not None
     assert len(botapi.messages(b.user_id)) == 1
 
