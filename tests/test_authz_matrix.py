@@ -68,6 +68,7 @@ CASES: list[Case] = [
     _c("sent_messages_page:99999", shows="owner other", marker="history_view:", note="forged page: clamped"),
     _c("set_interval:3", changes="owner other", who="self", note="own config; needs login and a message"),
     _c("set_interval:7", who="self", note="forged value: refused for everyone"),
+    _c("use_as_message:1", note="forged: no offer in the presser's own conversation, nothing stored"),
     _c("lang:ru", changes="owner other pending admin", who="self", note="public, except for the banned"),
     _c("lang:xx", who="self", note="unknown language: refused"),
     _c("admin_panel:all:0", shows="admin", marker="admin_user:", owner_is="target"),
