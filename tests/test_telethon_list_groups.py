@@ -8,41 +8,24 @@ dialogs, and a flood wait is reported as FLOOD_WAIT_X at once, never slept throu
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from telethon import errors
-from telethon.client import users as tl_users
 from telethon.tl import functions, types
 
 import userbot.telethon_gateway as tg
+from tests import test_telethon_sender as sender_tests
 from tests.test_telethon_sender import OfflineClient
 from userbot.gateway import GatewayError
 
 GW = tg.TelethonGateway(api_id=1, api_hash="0" * 32)
+# The offline client and Telethon's recorded sleeps: the sender tests' fixtures, shared.
+client_class = sender_tests.client_class
+telethon_sleeps = sender_tests.telethon_sleeps
 PAGE = 100  # Telethon asks for 100 dialogs per request
 ME = types.User(id=1, is_self=True, access_hash=2)
 DATE = datetime(2026, 5, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def client_class(monkeypatch: pytest.MonkeyPatch) -> type[OfflineClient]:
-    OfflineClient.built = []
-    monkeypatch.setattr(tg, "TelegramClient", OfflineClient)
-    return OfflineClient
-
-
-@pytest.fixture
-def telethon_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Telethon's own pauses inside a request (flood sleeps included), recorded instead of waited."""
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    monkeypatch.setattr(tl_users, "asyncio", SimpleNamespace(sleep=sleep))
-    return slept
 
 
 def supergroup(n: int) -> types.Channel:
