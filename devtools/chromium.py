@@ -19,3 +19,9 @@ def find_chromium() -> str | None:
         if found:
             return found
     return None
+
+
+# How the browser tests start it: headless on a machine with no screen and a closed network (without
+# the background-networking flags Chromium's own connections are refused, many at a time).
+HEADLESS_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 
-from devtools.chromium import find_chromium
+from devtools.chromium import HEADLESS_ARGS, find_chromium
 from tests.sandbox_server import SANDBOX_ADMIN_ID, LiveSandbox, live_sandbox
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
@@ -32,8 +32,7 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found: install Debian's `chromium` (apt-get install "
                                                 "chromium) or set CHROMIUM_PATH to run the sandbox browser test"),
 ]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = HEADLESS_ARGS
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "sandbox"
 UID = 700_555_001
 PHONE = "+998901234567"

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from devtools.chromium import find_chromium
+from devtools.chromium import HEADLESS_ARGS, find_chromium
 from tests.payments_helpers import PLANS
 from tests.sandbox_server import LiveSandbox, live_sandbox
 
@@ -23,8 +23,7 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found: install Debian's `chromium` (apt-get install "
                                                 "chromium) or set CHROMIUM_PATH to run the sandbox browser test"),
 ]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = HEADLESS_ARGS
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "sandbox"
 UID = 700_555_077
 STEP_TIMEOUT_MS = 20_000
