@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from tests.test_clients import PEER, Clock, batch, login
 from userbot.claims import ConnectionClaims
 from userbot.clients import SenderCache
-from userbot.fake import FakeGateway, FakeTelegram
+from userbot.fake import FakeGateway, FakeSender, FakeTelegram
 from userbot.gateway import GatewayError
 
 PREFIX = "t:"
@@ -145,3 +145,36 @@ async def test_an_idle_closed_connection_lets_go_on_the_first_ask(
     assert await claim_holder(redis, uid) == "w1"
     await batch(w2, uid, session, 2)
     assert (await claim_holder(redis, uid), await net.peak_connections(uid)) == ("w2", 1)
+
+
+class _SlowCloseGateway(FakeGateway):
+    """Closing a connection takes longer than a claim lives (a saturated box)."""
+
+    def connect(self, session: str) -> FakeSender:
+        return _SlowCloseSender(self.net, session)
+
+
+class _SlowCloseSender(FakeSender):
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.sleep(1.5)
+        await super().__aexit__(*exc)
+
+
+async def test_a_slow_round_of_letting_go_never_lets_the_other_claims_lapse(net: FakeTelegram, redis: Redis) -> None:
+    """Real time, short claims (0.6 s): while the holder spends 1.5 s closing the account another worker
+    asked for, its other account's claim is kept alive by the heartbeat, not left to lapse."""
+    kept_uid, kept_session = await login(net, "+998900000001")
+    asked_uid, asked_session = await login(net, "+998900000002")
+    holder = SenderCache(_SlowCloseGateway(net), claims=ConnectionClaims(net.redis, PREFIX, "w1", ttl_s=0.6))
+    holder.start(every_s=0.05)
+    try:
+        await batch(holder, kept_uid, kept_session, 1)
+        await batch(holder, asked_uid, asked_session, 2)
+        # w2 asks for the second account, as `ConnectionClaims.take` does: w1 starts closing it (1.5 s).
+        await redis.sadd(f"{PREFIX}conn-asks:w1", str(asked_uid))  # type: ignore[misc]
+        for _ in range(30):  # 1.5 s, five claim lifetimes
+            await asyncio.sleep(0.05)
+            assert await claim_holder(redis, kept_uid) == "w1"
+        assert kept_uid in holder and await net.open_connections(kept_uid) == 1
+    finally:
+        await holder.close_all()

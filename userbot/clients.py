@@ -150,6 +150,7 @@ class SenderCache:
         self._open: Counter[str] = Counter()  # connections of each name not yet closed, cached or retired
         self._asked: set[str] = set()  # names other workers want, let go of once nothing here is open
         self._maintainer: asyncio.Task[None] | None = None
+        self._beater: asyncio.Task[None] | None = None  # the claims' heartbeat
         self._next_sweep = self._next_heartbeat = clock()
         self._closed = False
         self._connects = self._reuses = self._closed_idle = self._closed_lru = self._dropped = 0
@@ -218,33 +219,43 @@ class SenderCache:
         sweep idle connections (these two when due)."""
         now = self._clock()
         if self._claims is not None:
+            # The claims first: letting go of many accounts on a busy box takes a while, and a claim
+            # that lapsed meanwhile would let another worker open the account's session beside ours.
+            await self._heartbeat(now)
             self._asked |= await self._claims.asked()
-            for name in sorted(self._asked):
-                await self._let_go(name)
-            if now >= self._next_heartbeat:
-                self._next_heartbeat = now + self._claims.heartbeat_s
-                for name in await self._claims.refresh(n for n, count in self._open.items() if count):
-                    await self._lost(name)
+            await asyncio.gather(*(self._let_go(name) for name in sorted(self._asked)))
         if now >= self._next_sweep:
             self._next_sweep = now + self._sweep_period_s()
             await self.sweep()
 
+    async def _heartbeat(self, now: float) -> None:
+        assert self._claims is not None
+        if now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + self._claims.heartbeat_s
+        lost = await self._claims.refresh(n for n, count in self._open.items() if count)
+        await asyncio.gather(*(self._lost(name) for name in lost))
+
     def start(self, every_s: float | None = None) -> None:
         """Run `maintain()` every `every_s` (default: half a second with claims, so another worker
-        waits about that long for an account; else a quarter of `idle_s`, at most a minute)."""
+        waits about that long for an account; else a quarter of `idle_s`, at most a minute), and with
+        claims also their heartbeat on a schedule of its own, which a slow upkeep round never delays."""
         if self._maintainer is None:
             period = every_s if every_s is not None else 0.5 if self._claims else self._sweep_period_s()
             self._maintainer = asyncio.create_task(self._maintain_forever(period), name="sender-cache")
+            if self._claims is not None:
+                self._beater = asyncio.create_task(self._heartbeat_forever(), name="sender-cache-claims")
 
     async def close_all(self) -> None:
         """Shut down: stop the upkeep, close every idle connection now and every one in use when its
         batch ends, and give up the claims of what was closed. No new work is taken after this."""
         self._closed = True
-        if self._maintainer is not None:
-            self._maintainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintainer
-            self._maintainer = None
+        for task in (self._maintainer, self._beater):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._maintainer = self._beater = None
         entries = list(self._entries.values())
         self._entries.clear()
         for entry in entries:
@@ -390,6 +401,15 @@ class SenderCache:
             self._open[entry.name] -= 1
             if not self._open[entry.name]:
                 del self._open[entry.name]
+
+    async def _heartbeat_forever(self) -> None:
+        assert self._claims is not None
+        while True:
+            await asyncio.sleep(self._claims.heartbeat_s / 2)
+            try:
+                await self._heartbeat(self._clock())
+            except Exception:  # Redis hiccup: the next beat tries again, well inside the claim's TTL
+                log.exception("account connection claims' heartbeat failed")
 
     async def _maintain_forever(self, period_s: float) -> None:
         while True:
