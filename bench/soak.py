@@ -443,14 +443,16 @@ def write_section(doc: Path, table: str) -> None:
 SOAK_INTRO = """Real `tgcast web` + `tgcast worker` processes, a ticker calling `/tick` every 2–3 s, on a private
 PostgreSQL and two private Redis servers (the service's, and the emulated Telegram's via
 `FAKE_REDIS_URL`, so a flush does not erase "Telegram"). Settings: `MIN_INTERVAL_MINUTES=1`,
-`JITTER_MAX_MS=3000`, `SEND_PAUSE_*=0..50`, `LEASE_S=20`, `LOCK_TTL_S=10`. Faults at random points:
+`JITTER_MAX_MS=3000`, `SEND_PAUSE_*=0..50`, `LEASE_S=20`, `LOCK_TTL_S=10`; each worker runs its batches
+concurrently (`WORKER_CONCURRENCY` 500, account connections cached and claimed). Faults at random points:
 (a) SIGKILL a worker and start another, (b) `FLUSHALL` the service's Redis, (c) restart PostgreSQL
 (`pg_ctl stop -m fast`, start 4–8 s later), (d) post `/id` updates twice or replay a recent batch.
 Judged: every cycle created before the faults stopped, after settling (ticking goes on). "Sent twice"
 counts posts the emulator accepted per (sender, chat, cycle), mapped through a ledger of every delivery
 row (snapshotted each second, since finished cycles' rows are pruned); "lost" is deliveries that never
 became terminal plus deliveries recorded sent that the emulator never accepted. The run exits non-zero
-on any duplicate, loss, early or overlapping cycle, a webhook update handled twice without a Redis
+on any duplicate, loss, early or overlapping cycle, a group posted twice by one broadcast less than the
+interval apart (on the emulator's receive times), a webhook update handled twice without a Redis
 flush in between, or a process exiting on its own.
 """
 
