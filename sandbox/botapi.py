@@ -6,7 +6,6 @@ Point aiogram at it with ``TelegramAPIServer.from_base(server.base_url)``; every
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import email
 import email.message
@@ -98,11 +97,10 @@ class FakeBotAPI(PaymentsState, BotState):
         self._calls: list[Call] = []
         self._faults: list[_Fault] = []
         self._blocked: set[int] = set()
-        self._latency = 0.0
         super().__init__()
 
     def clear(self) -> None:
-        """Forget everything: calls, chat screens, files, faults, blocks, webhooks and latency.
+        """Forget everything: calls, chat screens, files, faults, blocks and webhooks.
 
         A session-wide server is cleared between tests, and a leftover block_chat() or fail_next()
         would leak into the next one; clear_calls() keeps the state and drops only the log."""
@@ -110,7 +108,6 @@ class FakeBotAPI(PaymentsState, BotState):
             self._calls.clear()
             self._faults.clear()
             self._blocked.clear()
-            self._latency = 0.0
             self._reset_state()
 
     @property
@@ -199,15 +196,6 @@ class FakeBotAPI(PaymentsState, BotState):
     def unblock_chat(self, chat_id: int | str) -> None:
         with self._cond:
             self._blocked.discard(self._chat_key(chat_id))
-
-    def set_latency(self, seconds: float) -> None:
-        with self._cond:
-            self._latency = seconds
-
-    @property
-    def latency(self) -> float:
-        with self._cond:
-            return self._latency
 
     def webhook(self, token: str | None = None) -> dict[str, Any] | None:
         """What setWebhook stored (including the secret itself); the last one set if no token."""
@@ -315,8 +303,6 @@ async def read_params(request: Request) -> tuple[dict[str, Any], dict[str, Uploa
 
 def create_app(api: FakeBotAPI) -> Starlette:
     async def call_method(request: Request) -> Response:
-        if latency := api.latency:
-            await asyncio.sleep(latency)
         try:
             params, uploads = await read_params(request)
         except (ValueError, UnicodeDecodeError) as e:
