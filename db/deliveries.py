@@ -57,35 +57,59 @@ async def claim(
     return sorted(await cur.fetchall(), key=lambda d: (d.next_attempt_at, d.position))
 
 
+@dataclass(frozen=True, slots=True)
+class SentRow:
+    delivery_id: int
+    cycle_id: int
+    tg_message_id: int
+    sent_at: datetime
+
+
 async def mark_sent(
     conn: AsyncConnection, delivery_id: int, cycle_id: int, tg_message_id: int, sent_at: datetime
 ) -> tuple[bool, bool]:
-    """Record a send; returns (recorded, cycle still live). The liveness check that must come before
-    the batch's next send rides on this statement, saving a round trip per delivery.
+    """Record one send; returns (recorded, cycle still live). See `mark_sent_many`."""
+    return (await mark_sent_many(conn, [SentRow(delivery_id, cycle_id, tg_message_id, sent_at)]))[delivery_id]
+
+
+async def mark_sent_many(conn: AsyncConnection, rows: list[SentRow]) -> dict[int, tuple[bool, bool]]:
+    """Record sends of any number of batches in one statement; returns, per delivery id, (recorded,
+    its cycle still live). The liveness check that must come before a batch's next send rides on this
+    statement, saving a round trip per delivery; a worker records all its batches' sends together
+    (jobs/sent_records.py), saving most of the rest.
 
     The group's last post time moves even when the delivery row is no longer in flight (its cycle was
     cancelled while Telegram was answering): the post happened, and the spacing rule counts it."""
+    if not rows:
+        return {}
     cur = await conn.execute(
         """
-        WITH marked AS (
-            UPDATE deliveries SET status = 'sent', sent_at = %(at)s, tg_message_id = %(mid)s,
+        WITH v AS (
+            SELECT * FROM unnest(%(ids)s::bigint[], %(cycles)s::bigint[], %(mids)s::bigint[],
+                                 %(ats)s::timestamptz[]) AS v(id, cycle_id, mid, at)
+        ), marked AS (
+            UPDATE deliveries d SET status = 'sent', sent_at = v.at, tg_message_id = v.mid,
                    lease_until = NULL, reason = NULL, error = NULL, updated_at = now()
-            WHERE id = %(id)s AND status = 'in_flight'
-            RETURNING id
+            FROM v
+            WHERE d.id = v.id AND d.status = 'in_flight'
+            RETURNING d.id
         ), posted AS (
-            UPDATE groups g SET last_sent_at = GREATEST(g.last_sent_at, %(at)s)
-            FROM deliveries d
-            WHERE d.id = %(id)s AND g.owner_id = d.owner_id AND g.chat_id = d.chat_id
+            UPDATE groups g SET last_sent_at = GREATEST(g.last_sent_at, p.at)
+            FROM (SELECT d.owner_id, d.chat_id, max(v.at) AS at
+                  FROM v JOIN deliveries d ON d.id = v.id
+                  GROUP BY d.owner_id, d.chat_id) p
+            WHERE g.owner_id = p.owner_id AND g.chat_id = p.chat_id
         )
-        SELECT EXISTS (SELECT 1 FROM marked),
+        SELECT v.id,
+               EXISTS (SELECT 1 FROM marked m WHERE m.id = v.id),
                EXISTS (SELECT 1 FROM cycles c JOIN configs cf ON cf.owner_id = c.owner_id
-                       WHERE c.id = %(cycle)s AND c.status = 'running' AND cf.active)
+                       WHERE c.id = v.cycle_id AND c.status = 'running' AND cf.active)
+        FROM v
         """,
-        {"id": delivery_id, "cycle": cycle_id, "mid": tg_message_id, "at": sent_at},
+        {"ids": [r.delivery_id for r in rows], "cycles": [r.cycle_id for r in rows],
+         "mids": [r.tg_message_id for r in rows], "ats": [r.sent_at for r in rows]},
     )
-    row = await cur.fetchone()
-    assert row is not None
-    return bool(row[0]), bool(row[1])
+    return {int(r[0]): (bool(r[1]), bool(r[2])) for r in await cur.fetchall()}
 
 
 async def mark_failed(conn: AsyncConnection, delivery_id: int, *, reason: str, error: str | None, retry: int) -> None:

@@ -30,6 +30,7 @@ from core.settings import Settings, load_settings
 from db.pool import open_pool
 from jobs.botapi import BotApiClient
 from jobs.queues import sync_redis
+from jobs.sent_records import SentRecorder
 from userbot.claims import ConnectionClaims
 from userbot.clients import SenderCache
 from userbot.factory import build_gateway
@@ -58,6 +59,7 @@ class JobContext:
     botapi: BotApiClient
     box: SecretBox
     senders: SenderCache  # connected accounts, kept across batches
+    sent_records: SentRecorder  # the process's batches' "sent" records, written together
 
 
 async def open_context(settings: Settings, stack: AsyncExitStack) -> JobContext:
@@ -76,8 +78,10 @@ async def open_context(settings: Settings, stack: AsyncExitStack) -> JobContext:
     senders = SenderCache(gateway, idle_s=settings.client_idle_s, max_open=settings.client_max, claims=claims)
     senders.start()
     stack.push_async_callback(senders.close_all)  # closed first: before the Redis the emulator uses
+    sent_records = SentRecorder(pool)
+    stack.push_async_callback(sent_records.close)  # before the pool it writes through
     return JobContext(settings, pool, redis, queue_redis, gateway, botapi, SecretBox(settings.session_keys),
-                      senders)
+                      senders, sent_records)
 
 
 class ProcessRuntime:

@@ -225,8 +225,7 @@ async def _send_claimed(
                         ctx.settings.send_pause_min_ms, ctx.settings.send_pause_max_ms))
                     decision = outcomes.classify(error, retry=delivery.retry, interval_s=cycle.interval_minutes * 60,
                                                  key=str(delivery.id), policy=Policy.of(ctx.settings))
-                    async with ctx.pool.connection() as conn:
-                        await _apply(ctx, conn, cycle, delivery, decision, sent, error, state)
+                    await _apply(ctx, cycle, delivery, decision, sent, error, state)
                     open_ids.remove(delivery.id)
                     if decision.stop_batch:
                         break
@@ -320,29 +319,37 @@ async def _sleep_until(at: datetime) -> None:
 
 
 async def _apply(
-    ctx: JobContext, conn: AsyncConnection, cycle: Cycle, delivery: Delivery, decision: Decision,
+    ctx: JobContext, cycle: Cycle, delivery: Delivery, decision: Decision,
     sent: Sent | None, error: GatewayError | None, state: _BatchState,
 ) -> None:
     now = utcnow()
     if decision.status == "sent":
-        recorded, state.live = await deliveries.mark_sent(
-            conn, delivery.id, cycle.id, sent.message_id if sent else 0, now)
+        # Not on a pooled connection of this batch: the record waits to be written with other
+        # batches' (jobs/sent_records.py), and holding a connection meanwhile would starve the pool.
+        recorded, state.live = await ctx.sent_records.record(
+            delivery.id, cycle.id, sent.message_id if sent else 0, now)
         if recorded:
             state.sent += 1
-    elif decision.status == "failed":
-        await deliveries.mark_failed(conn, delivery.id, reason=decision.reason or outcomes.UNKNOWN,
-                                     error=decision.error, retry=decision.retry)
-        if decision.reason == outcomes.UNKNOWN and error is not None:
-            log.warning("cycle %s: unknown send failure %s", cycle.id, error.code)
-    elif decision.status == "pending":
-        await deliveries.mark_pending(conn, delivery.id, retry=decision.retry,
-                                      next_attempt_at=now + timedelta(milliseconds=decision.retry_delay_ms or 0))
+        if decision.account_pause_s:
+            async with ctx.pool.connection() as conn:
+                await _pause_account(conn, cycle, decision, state)
     else:
-        # The session is gone: put it back so the stop below cancels it with the rest of the cycle.
-        await deliveries.release(conn, [delivery.id])
-        state.revoked = True
-    if decision.account_pause_s:
-        await _pause_account(conn, cycle, decision, state)
+        async with ctx.pool.connection() as conn:
+            if decision.status == "failed":
+                await deliveries.mark_failed(conn, delivery.id, reason=decision.reason or outcomes.UNKNOWN,
+                                             error=decision.error, retry=decision.retry)
+                if decision.reason == outcomes.UNKNOWN and error is not None:
+                    log.warning("cycle %s: unknown send failure %s", cycle.id, error.code)
+            elif decision.status == "pending":
+                await deliveries.mark_pending(
+                    conn, delivery.id, retry=decision.retry,
+                    next_attempt_at=now + timedelta(milliseconds=decision.retry_delay_ms or 0))
+            else:
+                # The session is gone: put it back so the stop below cancels it with the rest of the cycle.
+                await deliveries.release(conn, [delivery.id])
+                state.revoked = True
+            if decision.account_pause_s:
+                await _pause_account(conn, cycle, decision, state)
     state.decisions.append(decision)
     if decision.tell:
         state.tells.add(decision.tell)
