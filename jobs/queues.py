@@ -51,18 +51,19 @@ def send_job_id(cycle_id: int, tag: str) -> str:
 
 def enqueue_send(
     settings: Settings, connection: SyncRedis, cycle_id: int, at: datetime, *,
-    tag: str | None = None, attempt: int = 0, now: datetime | None = None,
+    tag: str | None = None, attempt: int = 0, now: datetime | None = None, queue_name: str | None = None,
 ) -> str | None:
     """Run `send_batch(cycle_id, attempt)` at `at`. `tag` None takes the cycle's next sequence number
-    (continuations, retries, recovery); tag "0" is the tick's first job. Returns the job id, or None
-    when that job already exists."""
+    (continuations, retries, recovery); tag "0" is the tick's first job. `queue_name`: a worker's own
+    queue (jobs/routing.py) instead of the shared one. Returns the job id, or None when that job already
+    exists."""
     if tag is None:
         tag = str(connection.incr(_seq_key(settings, cycle_id)))
         connection.expire(_seq_key(settings, cycle_id), _POINTER_TTL_S)
     job_id = send_job_id(cycle_id, tag)
     if Job.exists(job_id, connection=connection):
         return None
-    queue = broadcast_queue(settings, connection)
+    queue = Queue(queue_name, connection=connection) if queue_name else broadcast_queue(settings, connection)
     options = {"job_id": job_id, "job_timeout": JOB_TIMEOUT_S, "result_ttl": RESULT_TTL_S, "failure_ttl": 86400}
     current = now or datetime.now(UTC)
     if at <= current:
