@@ -1,29 +1,103 @@
-"""Texts in Uzbek (default), Russian and English, from the catalogs in `core/locales/<lang>/*.json`.
+"""Texts in Uzbek (default), Russian and English, from the gettext catalogs in
+`core/locales/<lang>/LC_MESSAGES/<feature>.po`.
 
-Each feature keeps its own file (`login.json`, `admin.json`, …) whose keys start with the feature
-name; the catalogs of the three languages must hold the same keys with the same placeholders (a test
-checks). Handlers and workers only ever name keys, so wording can change without touching code.
+Each feature keeps its own file (`login.po`, `admin.po`, …) whose keys start with the feature name.
+The msgids are those keys, not English sentences: handlers and workers only ever name keys, so
+wording can change without touching code. A text that shows a count with a noun is a plural message
+(`msgid_plural`, one `msgstr[i]` per form of the language's `Plural-Forms` header, which Babel
+knows from CLDR); the code asks for it with the count and gettext picks the form. The three
+languages must hold the same keys with the same placeholders (a test checks; docs/bot.md says how
+to add a key).
+
+aiogram's `I18n` reads compiled `.mo` files; the repository holds no compiled files, so
+`CatalogI18n` compiles every `.po` of a language in memory when it loads.
 """
 
 from __future__ import annotations
 
-import json
+import gettext
 import string
 from functools import cache
-from importlib import resources
+from io import BytesIO
+from pathlib import Path
 from typing import Any
 
+from aiogram.utils.i18n import I18n
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
 LANGUAGES = ("uz", "ru", "en")
+FALLBACK = "en"  # a key missing in a language shows in English, and a key missing there shows as itself
+LOCALES = Path(__file__).resolve().parent / "locales"
+
+
+def po_files(lang: str, root: Path = LOCALES) -> list[Path]:
+    return sorted((root / lang / "LC_MESSAGES").glob("*.po"))
+
+
+def read_catalog(lang: str, root: Path = LOCALES) -> Catalog:
+    """Every feature file of one language as one Babel catalog (the header of the first file)."""
+    merged: Catalog | None = None
+    for path in po_files(lang, root):
+        with path.open("rb") as fh:
+            part = read_po(fh, locale=lang, domain=path.stem, abort_invalid=True)
+        if merged is None:
+            merged = part
+            continue
+        for message in part:
+            if message.id:
+                merged[message.id] = message
+    if merged is None:
+        raise FileNotFoundError(f"no catalogs for {lang!r} under {root}")
+    return merged
+
+
+def compile_catalog(catalog: Catalog) -> gettext.GNUTranslations:
+    buffer = BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)
+
+
+class CatalogI18n(I18n):
+    """aiogram's I18n over the `.po` files themselves, English behind every other language."""
+
+    def find_locales(self) -> dict[str, gettext.GNUTranslations]:
+        found = {
+            folder.name: compile_catalog(read_catalog(folder.name, self.path))
+            for folder in sorted(self.path.iterdir())
+            if folder.is_dir() and po_files(folder.name, self.path)
+        }
+        english = found.get(FALLBACK)
+        for lang, translations in found.items():
+            if english is not None and lang != FALLBACK:
+                translations.add_fallback(english)
+        return found
 
 
 @cache
-def catalog(lang: str) -> dict[str, str]:
-    folder = resources.files("core") / "locales" / lang
-    merged: dict[str, str] = {}
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".json"):
-            merged.update(json.loads(entry.read_text(encoding="utf-8")))
-    return merged
+def translations() -> CatalogI18n:
+    return CatalogI18n(path=LOCALES, default_locale=LANGUAGES[0])
+
+
+def entries(cat: Catalog) -> dict[str, tuple[str, ...]]:
+    """key -> its forms: one for a plain message, one per plural form for a plural one."""
+    texts: dict[str, tuple[str, ...]] = {}
+    for message in cat:
+        if not message.id:
+            continue  # the header
+        if isinstance(message.id, str):
+            texts[message.id] = (str(message.string or ""),)
+        else:
+            texts[message.id[0]] = tuple(message.string or ())
+    return texts
+
+
+@cache
+def catalog(lang: str) -> dict[str, tuple[str, ...]]:
+    """Every text of one language, by key (tests read texts here; the bot reads `t`)."""
+    return entries(read_catalog(lang))
 
 
 def placeholders(template: str) -> set[str]:
@@ -37,15 +111,21 @@ def resolve_language(chosen: str | None, telegram_code: str | None, default: str
     return base if base in LANGUAGES else default
 
 
-def t(lang: str, key: str, **values: Any) -> str:
-    template = catalog(lang).get(key)
-    if template is None:
-        template = catalog("en").get(key, key)  # a missing key must not break a screen
+def t(lang: str, key: str, n: int | None = None, **values: Any) -> str:
+    """The text of `key` in `lang`; with `n`, the plural form for that count (the count is shown
+    only if it is passed among `values` too, under the name its placeholder has)."""
+    i18n = translations()
+    locale = lang if lang in i18n.locales else FALLBACK
+    if n is None:
+        template = i18n.gettext(key, locale=locale)
+    else:
+        template = i18n.gettext(key, key, n, locale=locale)
     return template.format(**values) if values else template
 
 
 class Translator:
-    """Bound to one user's language; handlers receive it as `tr`."""
+    """Bound to one user's language; handlers receive it as `tr`: `tr(key, ...)`, and
+    `tr.n(key, count, ...)` for a message with plural forms."""
 
     __slots__ = ("lang",)
 
@@ -54,3 +134,6 @@ class Translator:
 
     def __call__(self, key: str, **values: Any) -> str:
         return t(self.lang, key, **values)
+
+    def n(self, key: str, count: int, **values: Any) -> str:
+        return t(self.lang, key, n=count, **values)

@@ -44,7 +44,7 @@ async def show_history(query: CallbackQuery, pool: AsyncConnectionPool, tr: Tran
         return
     lines = [tr("history.title", count=total), tr("history.page", page=page.number + 1, pages=page.count)]
     for n, entry in enumerate(entries, start=page.offset + 1):
-        lines.append(tr("history.line", n=n, label=html.escape(_label(tr, entry)), cycles=entry.cycles,
+        lines.append(tr("history.line", number=n, label=html.escape(_label(tr, entry)), cycles=entry.cycles,
                         sent=entry.sent))
         kb.row(button(_label(tr, entry), cb.HistoryView(id=entry.id)))
     nav = []

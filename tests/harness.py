@@ -28,13 +28,14 @@ _message_ids = itertools.count(500)
 @cache
 def _key_patterns(lang: str) -> list[tuple[str, re.Pattern[str]]]:
     patterns = []
-    for key, template in catalog(lang).items():
-        literal = re.sub(r"\{[^{}]*\}", "", template)
-        if len(literal.strip()) < 4:
-            continue  # too little fixed text to recognise reliably
-        # HTML tags are rendered away by Telegram but the fake API keeps them; match either way.
-        parts = [re.escape(p) for p in re.split(r"\{[^{}]*\}", template)]
-        patterns.append((key, re.compile("(?s)" + ".*?".join(parts))))
+    for key, forms in catalog(lang).items():
+        for template in forms:  # a plural message is recognised by any of its forms
+            literal = re.sub(r"\{[^{}]*\}", "", template)
+            if len(literal.strip()) < 4:
+                continue  # too little fixed text to recognise reliably
+            # HTML tags are rendered away by Telegram but the fake API keeps them; match either way.
+            parts = [re.escape(p) for p in re.split(r"\{[^{}]*\}", template)]
+            patterns.append((key, re.compile("(?s)" + ".*?".join(parts))))
     return patterns
 
 

@@ -1,57 +1,117 @@
-"""The catalogs: every language holds every key with the same placeholders, and every key the code
-names exists. Runs over ALL catalog files, whoever wrote them."""
+"""The catalogs: every .po parses with its language's plural header, every language holds every key
+with the same placeholders (in every plural form), plural messages pick the right form, and every
+key the code names exists. Runs over ALL catalog files, whoever wrote them."""
 
 from __future__ import annotations
 
-import json
+import ast
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.plurals import get_plural
+from babel.messages.pofile import read_po
 
-from core.i18n import LANGUAGES, Translator, catalog, placeholders, resolve_language
+from core.i18n import LANGUAGES, LOCALES, CatalogI18n, Translator, catalog, entries, placeholders, resolve_language, t
 
-LOCALES = Path(__file__).resolve().parent.parent / "core" / "locales"
-FILES = sorted({p.name for lang in LANGUAGES for p in (LOCALES / lang).glob("*.json")})
+FILES = sorted({p.stem for lang in LANGUAGES for p in (LOCALES / lang / "LC_MESSAGES").glob("*.po")})
 # Telegram's HTML parse mode knows these tags only; anything else is a 400 at send time.
 TELEGRAM_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code",
                  "pre", "blockquote", "tg-emoji"}
 
 
-def _load(lang: str, name: str) -> dict[str, str]:
-    path = LOCALES / lang / name
-    assert path.exists(), f"{lang}/{name} is missing"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    assert isinstance(data, dict)
-    return data
+def _path(lang: str, name: str) -> Path:
+    return LOCALES / lang / "LC_MESSAGES" / f"{name}.po"
+
+
+def _read(lang: str, name: str) -> Catalog:
+    path = _path(lang, name)
+    assert path.exists(), f"{lang}/{name}.po is missing"
+    with path.open("rb") as fh:
+        return read_po(fh, locale=lang, abort_invalid=True)
+
+
+def _load(lang: str, name: str) -> dict[str, tuple[str, ...]]:
+    """key -> its forms (one for a plain message)."""
+    return entries(_read(lang, name))
+
+
+def _plural_keys(lang: str, name: str) -> set[str]:
+    return {str(m.id[0]) for m in _read(lang, name) if m.id and m.pluralizable}
+
+
+def _header_plural_forms(path: Path) -> str | None:
+    """The Plural-Forms line as written in the file's header (Babel would otherwise fill one in)."""
+    lines = path.read_text("utf-8").splitlines()
+    start = lines.index('msgid ""')
+    header = ""
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        header += ast.literal_eval(line.removeprefix("msgstr ").strip())
+    found = [h for h in header.split("\n") if h.startswith("Plural-Forms:")]
+    return found[0].removeprefix("Plural-Forms:").strip() if found else None
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("name", FILES)
+def test_every_po_parses_and_carries_its_languages_plural_header(lang: str, name: str) -> None:
+    cat = _read(lang, name)
+    expected = get_plural(lang)
+    written = _header_plural_forms(_path(lang, name))
+    assert written is not None, f"{lang}/{name}.po has no Plural-Forms header"
+    assert re.sub(r"\s+", "", written) == re.sub(r"\s+", "", expected.plural_forms), f"{lang}/{name}.po"
+    assert cat.num_plurals == expected.num_plurals
+    assert str(cat.locale) == lang, f"{lang}/{name}.po says Language: {cat.locale}"
+    # gettext skips fuzzy entries: a fuzzy text would silently show in English instead.
+    fuzzy = [m.id for m in cat if m.id and m.fuzzy]
+    assert not fuzzy and not cat.obsolete, f"{lang}/{name}.po: fuzzy {fuzzy}, obsolete {list(cat.obsolete)}"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("name", FILES)
+def test_plural_messages_have_exactly_nplurals_forms(lang: str, name: str) -> None:
+    nplurals = get_plural(lang).num_plurals
+    for m in _read(lang, name):
+        if m.id and not isinstance(m.id, str):
+            key, plural = m.id[0], m.id[1]
+            assert isinstance(m.string, tuple | list), f"{lang}/{name}: {key}"
+            assert plural == key, f"{lang}/{name}: {key}: msgid_plural must repeat the key"
+            assert len(m.string) == nplurals, f"{lang}/{name}: {key} has {len(m.string)} forms, not {nplurals}"
+            assert all(form.strip() for form in m.string), f"{lang}/{name}: {key} has an empty form"
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_every_language_has_the_same_keys(name: str) -> None:
     keys = {lang: set(_load(lang, name)) for lang in LANGUAGES}
+    plural = {lang: _plural_keys(lang, name) for lang in LANGUAGES}
     for lang in LANGUAGES:
         missing = keys["en"] - keys[lang]
         extra = keys[lang] - keys["en"]
         assert not missing and not extra, f"{lang}/{name}: missing {sorted(missing)}, extra {sorted(extra)}"
+        odd = plural[lang] ^ plural["en"]
+        assert not odd, f"{lang}/{name}: plural in one language only: {sorted(odd)}"
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_placeholders_are_the_same_in_every_language(name: str) -> None:
+def test_placeholders_are_the_same_in_every_language_and_form(name: str) -> None:
     reference = _load("en", name)
     for lang in LANGUAGES:
         for key, text in _load(lang, name).items():
             assert key in reference
-            assert placeholders(text) == placeholders(reference[key]), f"{lang}/{name}: {key}"
+            expected = placeholders(reference[key][0])
+            for form in text:
+                assert placeholders(form) == expected, f"{lang}/{name}: {key}: {form!r}"
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_keys_are_prefixed_with_their_feature(name: str) -> None:
-    feature = name.removesuffix(".json")
     for lang in LANGUAGES:
         for key, text in _load(lang, name).items():
-            assert key.startswith(feature + "."), f"{lang}/{name}: {key}"
-            assert isinstance(text, str) and text.strip(), f"{lang}/{name}: {key} is empty"
+            assert key.startswith(name + "."), f"{lang}/{name}: {key}"
+            assert all(form.strip() for form in text), f"{lang}/{name}: {key} is empty"
 
 
 def test_no_key_is_defined_in_two_files() -> None:
@@ -61,6 +121,11 @@ def test_no_key_is_defined_in_two_files() -> None:
             for key in _load(lang, name):
                 assert key not in seen, f"{lang}: {key} in {seen[key]} and {name}"
                 seen[key] = name
+
+
+def test_no_compiled_catalogs_are_kept() -> None:
+    assert not list(LOCALES.rglob("*.mo")), "the .po files are compiled in memory at load"
+    assert not list(LOCALES.rglob("*.json")), "the catalogs are .po files now"
 
 
 class _TagChecker(HTMLParser):
@@ -81,34 +146,77 @@ class _TagChecker(HTMLParser):
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_html_is_what_telegram_accepts(lang: str) -> None:
-    for key, text in catalog(lang).items():
-        checker = _TagChecker()
-        checker.feed(text)
-        checker.close()
-        assert not checker.problems and not checker.stack, f"{lang}: {key}: {checker.problems or checker.stack}"
-        # A bare "<" or "&" that is not a tag or entity breaks Telegram's parser.
-        assert not re.search(r"<(?![/a-z])|&(?![a-z]+;|#\d+;)", text), f"{lang}: {key} has an unescaped < or &"
+    for key, forms in catalog(lang).items():
+        for text in forms:
+            checker = _TagChecker()
+            checker.feed(text)
+            checker.close()
+            assert not checker.problems and not checker.stack, f"{lang}: {key}: {checker.problems or checker.stack}"
+            # A bare "<" or "&" that is not a tag or entity breaks Telegram's parser.
+            assert not re.search(r"<(?![/a-z])|&(?![a-z]+;|#\d+;)", text), f"{lang}: {key} has an unescaped < or &"
 
 
-_KEY_IN_CODE = re.compile(r"""\btr\(\s*["']([a-z_]+\.[a-z0-9_]+)["']""")
+_KEY = r"""["']([a-z_]+\.[a-z0-9_]+)["']"""
+_SINGULAR_IN_CODE = re.compile(r"\btr\(\s*" + _KEY + r"|\bt\(\s*[a-z_.]+,\s*" + _KEY + r"(?![^()]*\bn=)")
+_PLURAL_IN_CODE = re.compile(r"\btr\.n\(\s*" + _KEY + r"|\bt\(\s*[a-z_.]+,\s*" + _KEY + r"(?=[^()]*\bn=)")
 
 
-def test_every_key_named_in_the_code_exists() -> None:
+def _named(pattern: re.Pattern[str]) -> set[tuple[str, str]]:
     root = LOCALES.parent.parent
     named: set[tuple[str, str]] = set()
     for folder in ("handlers", "services", "jobs", "api"):
         for path in (root / folder).rglob("*.py"):
-            named |= {(m, str(path.relative_to(root))) for m in _KEY_IN_CODE.findall(path.read_text("utf-8"))}
-    assert named, "the pattern found no keys at all: it is broken"
-    known = set(catalog("en"))
-    unknown = sorted(f"{key} ({where})" for key, where in named if key not in known)
+            for match in pattern.findall(path.read_text("utf-8")):
+                named |= {(key, str(path.relative_to(root))) for key in match if key}
+    return named
+
+
+def test_every_key_named_in_the_code_exists_and_is_asked_for_with_a_count_if_plural() -> None:
+    singular, plural = _named(_SINGULAR_IN_CODE), _named(_PLURAL_IN_CODE)
+    assert singular, "the pattern found no keys at all: it is broken"
+    forms = catalog("en")
+    unknown = sorted(f"{key} ({where})" for key, where in singular | plural if key not in forms)
     assert not unknown, unknown
+    # A plural message asked for without a count (or a plain one with a count) shows its key.
+    wrong = sorted(f"{key} ({where}): plural, needs tr.n" for key, where in singular if len(forms[key]) > 1)
+    wrong += sorted(f"{key} ({where}): not plural, use tr()" for key, where in plural if len(forms[key]) == 1)
+    assert not wrong, wrong
+
+
+def test_the_key_patterns_tell_plural_calls_from_plain_ones() -> None:
+    code = 'tr("a.b", x=1)\ntr.n("c.d", 3, count=3)\nt(lang, "e.f", n=2, count=2)\nt(lang, "g.h", id=1)\n'
+    assert {k for m in _SINGULAR_IN_CODE.findall(code) for k in m if k} == {"a.b", "g.h"}
+    assert {k for m in _PLURAL_IN_CODE.findall(code) for k in m if k} == {"c.d", "e.f"}
 
 
 def test_format_with_placeholders_in_each_language() -> None:
     for lang in LANGUAGES:
         text = Translator(lang)("menu.your_id", id=42)
         assert "42" in text
+
+
+def _po(lang: str, body: str) -> str:
+    return (f'msgid ""\nmsgstr ""\n"Language: {lang}\\n"\n"Plural-Forms: {get_plural(lang).plural_forms}\\n"\n'
+            f'"Content-Type: text/plain; charset=utf-8\\n"\n\n{body}')
+
+
+def test_a_missing_key_falls_back_to_english_then_to_the_key(tmp_path: Path) -> None:
+    for lang, body in {
+        "en": 'msgid "x.both"\nmsgstr "EN both"\n\nmsgid "x.en_only"\nmsgstr "EN only"\n\n'
+              'msgid "x.n"\nmsgid_plural "x.n"\nmsgstr[0] "EN one"\nmsgstr[1] "EN other"\n',
+        "ru": 'msgid "x.both"\nmsgstr "RU both"\n',
+    }.items():
+        (tmp_path / lang / "LC_MESSAGES").mkdir(parents=True)
+        (tmp_path / lang / "LC_MESSAGES" / "x.po").write_text(_po(lang, body), "utf-8")
+    i18n = CatalogI18n(path=tmp_path, default_locale="en")
+    assert set(i18n.available_locales) == {"en", "ru"}
+    assert i18n.gettext("x.both", locale="ru") == "RU both"
+    assert i18n.gettext("x.en_only", locale="ru") == "EN only"
+    assert i18n.gettext("x.nowhere", locale="ru") == "x.nowhere"
+    assert i18n.gettext("x.n", "x.n", 5, locale="ru") == "EN other"  # English's own rule picks the form
+    assert i18n.gettext("x.gone", "x.gone", 5, locale="ru") == "x.gone"
+    assert t("en", "no_such.key") == "no_such.key"
+    assert t("xx", "menu.your_id", id=1) == t("en", "menu.your_id", id=1)
 
 
 @pytest.mark.parametrize(
