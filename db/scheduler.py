@@ -1,4 +1,5 @@
-"""The /tick scheduler's SQL: due selection, cycle creation, recovery and pruning."""
+"""The /tick scheduler's SQL: due selection, cycle creation (set-wise, for all of a tick's cycles at
+once), recovery and pruning."""
 
 from __future__ import annotations
 
@@ -89,81 +90,135 @@ async def owner_states(conn: AsyncConnection, owner_ids: list[int]) -> dict[int,
     return {row.owner_id: row for row in await cur.fetchall()}
 
 
-async def postpone(conn: AsyncConnection, owner_id: int, next_run_at: datetime) -> None:
+@dataclass(slots=True)
+class PlannedCycle:
+    """One cycle the tick decided to start: the config as locked, and the times the rules gave it."""
+
+    config: DueConfig
+    scheduled_at: datetime
+    run_at: datetime
+    next_run_at: datetime
+
+
+@dataclass(slots=True)
+class CreatedCycle:
+    id: int
+    owner_id: int
+    seq: int
+    total: int
+
+
+async def postpone_many(conn: AsyncConnection, postponed: list[tuple[int, datetime]]) -> None:
+    """Move the clock of configs the tick skipped: (owner_id, next_run_at) pairs, one statement."""
+    if not postponed:
+        return
     await conn.execute(
-        "UPDATE configs SET next_run_at = %(at)s, updated_at = now() WHERE owner_id = %(id)s",
-        {"id": owner_id, "at": next_run_at},
+        """
+        UPDATE configs c SET next_run_at = u.at, updated_at = now()
+        FROM unnest(%(ids)s::bigint[], %(ats)s::timestamptz[]) AS u(owner_id, at)
+        WHERE c.owner_id = u.owner_id
+        """,
+        {"ids": [owner_id for owner_id, _ in postponed], "ats": [at for _, at in postponed]},
     )
 
 
-async def create_cycle(
-    conn: AsyncConnection, due: DueConfig, *, scheduled_at: datetime, run_at: datetime, next_run_at: datetime
-) -> tuple[int, int, int]:
-    """Start the config's next cycle: bump the counter, move the clock, drop the delivery rows of the
-    owner's finished cycles (their summaries stay on the cycle rows), and create one pending
-    delivery per selected group, each due no earlier than its group's last post + the interval (so a
-    group posted late by the previous cycle is not posted again seconds later). Call inside the tick's
-    transaction. Returns (cycle id, seq, total)."""
-    assert due.message_id is not None
+async def create_cycles(conn: AsyncConnection, plans: list[PlannedCycle]) -> list[CreatedCycle]:
+    """Start the next cycle of every planned config: bump its counter, move its clock, drop the
+    delivery rows of the owner's finished cycles (their summaries stay on the cycle rows), and create
+    one pending delivery per selected group, each due no earlier than its group's last post + the
+    interval (so a group posted late by the previous cycle is not posted again seconds later).
+
+    Set-wise: six statements whatever the number of plans, so a tick's cost in round trips does not
+    follow how many cycles are due. Call inside the tick's transaction, with each owner at most once.
+    Returns the cycles in the order of `plans`; cycle ids and delivery ids are taken in that order,
+    deliveries by position within a cycle, as one config at a time would have taken them."""
+    if not plans:
+        return []
+    owners = [p.config.owner_id for p in plans]
+    assert len(set(owners)) == len(owners), "one cycle per config and tick"
+    assert all(p.config.message_id is not None for p in plans)
     cur = await conn.execute(
         """
-        UPDATE configs SET cycle = cycle + 1, last_scheduled_at = %(scheduled)s, next_run_at = %(next)s,
+        UPDATE configs c SET cycle = c.cycle + 1, last_scheduled_at = u.scheduled, next_run_at = u.next,
                updated_at = now()
-        WHERE owner_id = %(id)s
-        RETURNING cycle
+        FROM unnest(%(ids)s::bigint[], %(scheduled)s::timestamptz[], %(next)s::timestamptz[])
+             AS u(owner_id, scheduled, next)
+        WHERE c.owner_id = u.owner_id
+        RETURNING c.owner_id, c.cycle
         """,
-        {"id": due.owner_id, "next": next_run_at, "scheduled": scheduled_at},
+        {"ids": owners, "scheduled": [p.scheduled_at for p in plans], "next": [p.next_run_at for p in plans]},
     )
-    row = await cur.fetchone()
-    assert row is not None
-    seq = int(row[0])
+    seqs = {int(r[0]): int(r[1]) for r in await cur.fetchall()}
+    assert len(seqs) == len(plans)
     await conn.execute(
         """
         DELETE FROM deliveries d USING cycles c
-        WHERE d.cycle_id = c.id AND c.owner_id = %(id)s AND c.status <> 'running'
+        WHERE d.cycle_id = c.id AND c.owner_id = ANY(%(ids)s::bigint[]) AND c.status <> 'running'
         """,
-        {"id": due.owner_id},
+        {"ids": owners},
     )
+    # The groups are read once and counted here, so a cycle's total is exactly its delivery rows.
     cur = await conn.execute(
         """
-        SELECT chat_id, GREATEST(%(run_at)s, last_sent_at + make_interval(mins => %(iv)s)) FROM groups
-        WHERE owner_id = %(id)s AND selected ORDER BY added_at, chat_id
+        SELECT g.owner_id, g.chat_id, GREATEST(u.run_at, g.last_sent_at + make_interval(mins => u.iv))
+        FROM groups g
+        JOIN unnest(%(ids)s::bigint[], %(run_at)s::timestamptz[], %(iv)s::int[]) AS u(owner_id, run_at, iv)
+          ON g.owner_id = u.owner_id
+        WHERE g.selected
+        ORDER BY g.owner_id, g.added_at, g.chat_id
         """,
-        {"id": due.owner_id, "run_at": run_at, "iv": due.interval_minutes},
+        {"ids": owners, "run_at": [p.run_at for p in plans], "iv": [p.config.interval_minutes for p in plans]},
     )
-    rows = await cur.fetchall()
-    chat_ids = [int(r[0]) for r in rows]
-    not_before = [r[1] for r in rows]
+    groups: dict[int, list[tuple[int, datetime]]] = {owner_id: [] for owner_id in owners}
+    for owner_id, chat_id, not_before in await cur.fetchall():
+        groups[int(owner_id)].append((int(chat_id), not_before))
+    totals = [len(groups[owner_id]) for owner_id in owners]
+    # The ORDER BY of the SELECT runs before the insert takes its ids, so ids follow `plans`.
     cur = await conn.execute(
         """
         INSERT INTO cycles (owner_id, seq, message_id, interval_minutes, scheduled_at, run_at, total)
-        VALUES (%(owner)s, %(seq)s, %(msg)s, %(iv)s, %(scheduled)s, %(run_at)s, %(total)s)
-        RETURNING id
+        SELECT owner_id, seq, message_id, iv, scheduled, run_at, total
+        FROM unnest(%(ids)s::bigint[], %(seqs)s::int[], %(msgs)s::bigint[], %(iv)s::int[],
+                    %(scheduled)s::timestamptz[], %(run_at)s::timestamptz[], %(totals)s::int[])
+             WITH ORDINALITY AS u(owner_id, seq, message_id, iv, scheduled, run_at, total, ord)
+        ORDER BY ord
+        RETURNING id, owner_id
         """,
-        {"owner": due.owner_id, "seq": seq, "msg": due.message_id, "iv": due.interval_minutes,
-         "scheduled": scheduled_at, "run_at": run_at, "total": len(chat_ids)},
+        {"ids": owners, "seqs": [seqs[o] for o in owners], "msgs": [p.config.message_id for p in plans],
+         "iv": [p.config.interval_minutes for p in plans], "scheduled": [p.scheduled_at for p in plans],
+         "run_at": [p.run_at for p in plans], "totals": totals},
     )
-    row = await cur.fetchone()
-    assert row is not None
-    cycle_id = int(row[0])
-    # The idempotency key is derived from the delivery id, so the ids are taken before the insert.
-    cur = await conn.execute(
-        "SELECT nextval('deliveries_id_seq') FROM generate_series(1, %(n)s)", {"n": len(chat_ids)}
-    )
+    cycle_ids = {int(r[1]): int(r[0]) for r in await cur.fetchall()}
+    created = [CreatedCycle(cycle_ids[o], o, seqs[o], total) for o, total in zip(owners, totals, strict=True)]
+    count = sum(totals)
+    if count == 0:
+        return created
+    # The idempotency key is derived from the delivery id (core.schedule.random_id, a hash PostgreSQL
+    # does not have), so the ids are taken first, all at once, and the rows written with their keys.
+    cur = await conn.execute("SELECT nextval('deliveries_id_seq') FROM generate_series(1, %(n)s)", {"n": count})
     ids = [int(r[0]) for r in await cur.fetchall()]
-    async with conn.cursor() as c:
-        await c.executemany(
-            """
-            INSERT INTO deliveries (id, cycle_id, owner_id, chat_id, position, next_attempt_at, random_id)
-            VALUES (%(id)s, %(cycle)s, %(owner)s, %(chat)s, %(pos)s, %(at)s, %(rid)s)
-            """,
-            [
-                {"id": did, "cycle": cycle_id, "owner": due.owner_id, "chat": chat_id, "pos": pos,
-                 "at": at, "rid": random_id(did, cycle_id)}
-                for pos, (did, chat_id, at) in enumerate(zip(ids, chat_ids, not_before, strict=True))
-            ],
-        )
-    return cycle_id, seq, len(chat_ids)
+    cycle_of: list[int] = []
+    owner_of: list[int] = []
+    chats: list[int] = []
+    positions: list[int] = []
+    due: list[datetime] = []
+    for cycle in created:
+        for pos, (chat_id, not_before) in enumerate(groups[cycle.owner_id]):
+            cycle_of.append(cycle.id)
+            owner_of.append(cycle.owner_id)
+            chats.append(chat_id)
+            positions.append(pos)
+            due.append(not_before)
+    await conn.execute(
+        """
+        INSERT INTO deliveries (id, cycle_id, owner_id, chat_id, position, next_attempt_at, random_id)
+        SELECT * FROM unnest(%(id)s::bigint[], %(cycle)s::bigint[], %(owner)s::bigint[], %(chat)s::bigint[],
+                             %(pos)s::int[], %(at)s::timestamptz[], %(rid)s::bigint[])
+        """,
+        {"id": ids, "cycle": cycle_of, "owner": owner_of, "chat": chats, "pos": positions, "at": due,
+         "rid": [random_id(did, cid) for did, cid in zip(ids, cycle_of, strict=True)]},
+    )
+    return created
 
 
 async def release_expired_leases(conn: AsyncConnection, now: datetime) -> list[int]:

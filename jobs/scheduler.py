@@ -52,6 +52,7 @@ class TickSummary:
 @dataclass(slots=True)
 class _Planned:
     cycle_id: int
+    owner_id: int
     run_at: datetime
 
 
@@ -63,7 +64,8 @@ async def tick(
     now = now or datetime.now(UTC)
     summary = TickSummary()
     skipped: Counter[str] = Counter()
-    planned: list[_Planned] = []
+    plans: list[sql.PlannedCycle] = []
+    postponed: list[tuple[int, datetime]] = []
     expired: list[tuple[int, str]] = []
     async with pool.connection() as conn:
         async with conn.transaction():
@@ -85,24 +87,27 @@ async def tick(
                     later = now + interval
                     if reason == "flood_pause" and state.flood_until is not None:
                         later = max(state.flood_until, config.next_run_at)
-                    await sql.postpone(conn, config.owner_id, later)
+                    postponed.append((config.owner_id, later))
                     skipped[reason] += 1
                     continue
                 # The stored next_run_at is not trusted alone: whatever wrote it, a cycle never starts
                 # earlier than one interval after the previous cycle's scheduled start.
                 scheduled_at = cycle_start(config.next_run_at, config.last_scheduled_at, config.interval_minutes)
                 if scheduled_at > now + timedelta(seconds=settings.due_window_s):
-                    await sql.postpone(conn, config.owner_id, scheduled_at)
+                    postponed.append((config.owner_id, scheduled_at))
                     skipped["interval"] += 1
                     continue
                 jitter = timedelta(milliseconds=cycle_jitter_ms(config.owner_id, config.cycle + 1,
                                                                  settings.jitter_max_ms))
-                run_at = scheduled_at + jitter
-                cycle_id, _, _ = await sql.create_cycle(
-                    conn, config, scheduled_at=scheduled_at, run_at=run_at,
+                plans.append(sql.PlannedCycle(
+                    config, scheduled_at=scheduled_at, run_at=scheduled_at + jitter,
                     next_run_at=next_run_at(scheduled_at, config.interval_minutes, now),
-                )
-                planned.append(_Planned(cycle_id, run_at))
+                ))
+            # Decided one config at a time, written all at once: a constant number of statements per
+            # tick, however many configs are due (docs/runtime.md, "Cost of a tick").
+            await sql.postpone_many(conn, postponed)
+            created = await sql.create_cycles(conn, plans)
+        planned = [_Planned(c.id, c.owner_id, p.run_at) for c, p in zip(created, plans, strict=True)]
         # Enqueued after the commit, so a job never looks for a cycle that does not exist yet. A crash
         # in between is repaired by the recovery below (in a later tick).
         queue_redis = queues.sync_redis(settings)
