@@ -30,6 +30,7 @@ from core.settings import Settings, load_settings
 from db.pool import open_pool
 from jobs.botapi import BotApiClient
 from jobs.queues import sync_redis
+from jobs.routing import own_queue
 from jobs.sent_records import SentRecorder
 from userbot.claims import ConnectionClaims
 from userbot.clients import SenderCache
@@ -60,6 +61,9 @@ class JobContext:
     box: SecretBox
     senders: SenderCache  # connected accounts, kept across batches
     sent_records: SentRecorder  # the process's batches' "sent" records, written together
+    # This worker process's own broadcast queue (jobs/routing.py), where its batches enqueue their
+    # continuations; None outside a routing worker (the shared queue then).
+    home_queue: str | None = None
 
 
 async def open_context(settings: Settings, stack: AsyncExitStack) -> JobContext:
@@ -81,7 +85,7 @@ async def open_context(settings: Settings, stack: AsyncExitStack) -> JobContext:
     sent_records = SentRecorder(pool)
     stack.push_async_callback(sent_records.close)  # before the pool it writes through
     return JobContext(settings, pool, redis, queue_redis, gateway, botapi, SecretBox(settings.session_keys),
-                      senders, sent_records)
+                      senders, sent_records, home_queue=own_queue(settings, claims.owner))
 
 
 class ProcessRuntime:

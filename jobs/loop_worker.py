@@ -9,7 +9,9 @@ async body (`jobs.context.loop_job`) becomes a task on the job loop, and this th
 the queue while slots are free. docs/worker.md explains the design and the alternatives rejected.
 
 - Slots per queue: broadcasts get `WORKER_CONCURRENCY`, announcements a slot of their own, so a
-  six-hour announcement never takes a broadcast's place and broadcasts never hold an announcement.
+  six-hour announcement never takes a broadcast's place and broadcasts never hold an announcement. A
+  queue may count against another's slots (`pools`): the worker's own broadcast queue (jobs/routing.py)
+  and the shared one fill one pool, the own queue first, since the queues are listened to in order.
 - A job's timeout cancels that job's task only (`asyncio.wait_for`), never its neighbours; no SIGALRM.
 - One account never runs two batches at once anywhere: that is the send batch's own account lock,
   not this class's business.
@@ -25,6 +27,7 @@ import logging
 import queue as threadqueue
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,11 +67,14 @@ class LoopWorker(SimpleWorker):
     to `limits[queue name]` jobs of each queue running at once."""
 
     def __init__(self, queues: Sequence[Queue], *, limits: dict[str, int] | None = None,
-                 runtime: ProcessRuntime | None = None, **kwargs: Any) -> None:
+                 pools: dict[str, str] | None = None, runtime: ProcessRuntime | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(list(queues), **kwargs)
-        self.limits = dict(limits or {})  # a queue not named runs one job at a time
+        self.limits = dict(limits or {})  # by pool; a queue not named runs one job at a time
+        self.pools = dict(pools or {})  # queue name -> the pool (a queue name in `limits`) its jobs count in
         self.runtime = runtime or current_runtime()
         self._running: dict[str, _Running] = {}
+        self._in_pool: Counter[str] = Counter()
         self._finished: threadqueue.SimpleQueue[str] = threadqueue.SimpleQueue()
         self._last_beat = 0.0
 
@@ -90,6 +96,7 @@ class LoopWorker(SimpleWorker):
                         self.run_maintenance_tasks()
                     self._finish_done()
                     self._beat()
+                    self.upkeep()
                     if self._stop_requested:
                         break
                     took = self._take_ready()
@@ -107,10 +114,23 @@ class LoopWorker(SimpleWorker):
                               type(exc).__name__, backoff)
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 30.0)
+            self.stopped_taking()
             self._drain()
+            self.drained()
         finally:
             self.teardown()
         return bool(started)
+
+    # ---- hooks ------------------------------------------------------------------------------------
+
+    def upkeep(self) -> None:
+        """Called once per round of the main loop (at least every WAIT_S), before taking jobs."""
+
+    def stopped_taking(self) -> None:
+        """Called once the worker takes no more jobs (warm shutdown, or a burst run is done)."""
+
+    def drained(self) -> None:
+        """Called once the running jobs have ended, before the worker deregisters."""
 
     def _shutdown(self) -> None:
         """Warm shutdown from the signal handler: never raise there (the loop may be in the middle of
@@ -134,8 +154,12 @@ class LoopWorker(SimpleWorker):
 
     # ---- taking jobs ------------------------------------------------------------------------------
 
+    def _pool(self, q: Queue) -> str:
+        return self.pools.get(q.name, q.name)
+
     def _free(self, q: Queue) -> int:
-        return self.limits.get(q.name, 1) - sum(1 for r in self._running.values() if r.queue.name == q.name)
+        pool = self._pool(q)
+        return self.limits.get(pool, 1) - self._in_pool[pool]
 
     def _take_ready(self) -> int:
         """Start what is waiting, without blocking, while slots are free."""
@@ -196,6 +220,7 @@ class LoopWorker(SimpleWorker):
 
         future = self.runtime.submit(task)
         self._running[job.id] = _Running(job, q, execution, future, timeout)
+        self._in_pool[self._pool(q)] += 1
         job_id = job.id
         future.add_done_callback(lambda _f: self._finished.put(job_id))
 
@@ -213,6 +238,7 @@ class LoopWorker(SimpleWorker):
         running = self._running.pop(job_id, None)
         if running is None:
             return
+        self._in_pool[self._pool(running.queue)] -= 1
         job, q, execution, future = running.job, running.queue, running.execution, running.future
         error = future.exception()
         try:

@@ -8,6 +8,11 @@ pool, clients and connected accounts across jobs, so a job costs only its own qu
 price of not forking is that a crash that corrupts the process takes the worker down; the jobs' state
 is in PostgreSQL with leases, so a restarted worker (the platform restarts it) simply carries on.
 
+Routing (jobs/routing.py): the process has a broadcast queue of its own, named after its connection
+claims' owner and listened to before the shared one in the same slots, so an account's batches come
+to the process that holds its connection. The worker keeps that queue's liveness key, hands over the
+queues of dead workers to the shared queue, and hands its own over when it stops.
+
 Shutdown: the first SIGTERM/SIGINT is a warm shutdown (no new jobs; running ones finish, then exit);
 a second one exits at once, and deliveries left in flight go back to pending when their lease expires
 (the tick's recovery).
@@ -20,17 +25,28 @@ import contextlib
 import importlib
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 from rq import Queue
 from rq.job import Job
+from rq.registry import (
+    CanceledJobRegistry,
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+    clean_registries,
+)
 from rq.scheduler import RQScheduler
 
 from core.logs import bind
 from core.settings import Settings
-from jobs import queues
+from jobs import queues, routing
 from jobs.context import close_runtime, runtime, use_settings
 from jobs.loop_worker import LoopWorker
+from userbot import claims
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +59,14 @@ ANNOUNCE_SLOTS = 1
 # times a second takes most of that away for a few cheap Redis calls.
 POLL_EVERY_S = 0.2
 
+# A dead worker's queue, once emptied of waiting jobs, is looked at this often until its registries
+# (started, failed, finished...) have nothing left to show, then retired from RQ's list of queues.
+RETIRE_EVERY_S = 60
+
+# How often a scheduler tries for the queue locks it lacks (RQ: 120 s). A dead holder's lock expires 61 s
+# after its last heartbeat; this bounds the wait after that.
+REACQUIRE_EVERY_S = 10
+
 
 class FastPollingScheduler(RQScheduler):
     """RQ 3.0's `RQScheduler.work` loop with the due-job poll every POLL_EVERY_S instead of every
@@ -51,6 +75,15 @@ class FastPollingScheduler(RQScheduler):
     seconds (a fraction is refused), and `Worker._start_scheduler` takes neither an interval nor a
     scheduler class. So the interval stays 1 s for the heartbeat and locks, as in RQ, and only
     `enqueue_scheduled_jobs` runs more often."""
+
+    @property
+    def should_reacquire_locks(self) -> bool:
+        # Every worker's scheduler runs now (it always holds its own queue's lock), so RQ's retry of the
+        # locks it lacks, every 2 minutes, is what moves the shared queue's lock on once its holder died.
+        if set(self._queue_names) == set(self.acquired_locks):
+            return False
+        acquired = self.lock_acquisition_time
+        return acquired is None or (datetime.now() - acquired).total_seconds() > REACQUIRE_EVERY_S
 
     def work(self) -> None:
         self._install_signal_handlers()
@@ -69,9 +102,83 @@ class FastPollingScheduler(RQScheduler):
 
 class BroadcastWorker(LoopWorker):
     """`LoopWorker` with the fast-polling scheduler (RQ has no option to choose the class), whose jobs
-    log with their job id."""
+    log with their job id. With `settings` and `owner` (its connection claims' owner; its own queue,
+    `routing.personal_queue_name`, must be among `queues`), it keeps that queue's liveness key and
+    hands over its own and dead workers' queues (jobs/routing.py)."""
 
     _context_opened = False
+
+    def __init__(self, queues: Any, *, settings: Settings | None = None, owner: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(queues, **kwargs)
+        self.settings = settings
+        self.owner = owner
+        self.home = routing.personal_queue_name(settings, owner) if settings and owner else None
+        self._serving = False
+        self._next_home_beat = self._next_handover = 0.0
+
+    # ---- the worker's own queue, and the dead ones ---------------------------------------------------
+
+    def upkeep(self) -> None:
+        if self.settings is None or self.owner is None:
+            return
+        clock = time.monotonic()
+        if clock >= self._next_home_beat:
+            routing.announce_home(self.settings, self.connection, self.owner)
+            self._serving = True
+            self._next_home_beat = clock + routing.HOME_BEAT_S
+        if clock >= self._next_handover:
+            self._next_handover = clock + routing.HANDOVER_EVERY_S
+            for name in routing.dead_homes(self.settings, self.connection, own=self.home):
+                self._take_over(name)
+
+    def _take_over(self, name: str) -> None:
+        assert self.settings is not None
+        queued, scheduled = routing.hand_over(self.settings, self.connection, name)
+        if queued or scheduled:
+            log.info("Worker %s: %s is gone: %s queued and %s scheduled jobs handed to the shared queue",
+                     self.name, name, queued, scheduled)
+        if not self.connection.set(f"{self.settings.redis_prefix}home-retire:{name}", 1, nx=True,
+                                   ex=RETIRE_EVERY_S):
+            return
+        # What RQ's maintenance does for the queues a worker listens to, which nobody does for a dead
+        # worker's: its abandoned started jobs go to the failed registry, a job stuck between dequeue and
+        # start is failed after a minute (the tick's recovery then carries its cycle on), expired entries
+        # leave. Once nothing is left to show, the queue leaves RQ's list (and rq-dashboard's).
+        dead = Queue(name, connection=self.connection, job_class=self.job_class, serializer=self.serializer)
+        clean_registries(dead, self._exc_handlers)
+        dead.intermediate_queue.cleanup(self, dead)
+        registries = (StartedJobRegistry, ScheduledJobRegistry, DeferredJobRegistry, FailedJobRegistry,
+                      FinishedJobRegistry, CanceledJobRegistry)
+        left = dead.count + len(dead.intermediate_queue.get_job_ids()) + sum(
+            registry(queue=dead).count for registry in registries)
+        if not left:
+            dead.delete(delete_jobs=False)
+            log.info("Worker %s: retired the queue of a gone worker, %s", self.name, name)
+
+    def stopped_taking(self) -> None:
+        # Nothing more is routed here, and live workers hand over what waits here now; the jobs still
+        # running enqueue their continuations here, handed over by the others or by `hand_over_home`.
+        if self._serving and self.settings is not None and self.owner is not None:
+            with contextlib.suppress(Exception):
+                routing.withdraw_home(self.settings, self.connection, self.owner)
+
+    def drained(self) -> None:
+        self.hand_over_home()
+
+    def hand_over_home(self) -> None:
+        """Move what waits in this worker's own queue to the shared one (at the end: the last batches'
+        continuations, and anything routed here before the routing saw this worker leave)."""
+        if self.settings is None or self.home is None:
+            return
+        try:
+            queued, scheduled = routing.hand_over(self.settings, self.connection, self.home)
+        except Exception:  # Redis gone: the live workers hand it over once they see this one's key lapse
+            log.exception("Worker %s: handing over its queue failed", self.name)
+            return
+        if queued or scheduled:
+            log.info("Worker %s: handed %s queued and %s scheduled jobs to the shared queue", self.name,
+                     queued, scheduled)
 
     def _start(self, job: Job, q: Queue) -> None:
         if not self._context_opened:
@@ -113,17 +220,23 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
 
     use_settings(settings)
     connection = queues.sync_redis(settings)
+    # The claims owner is chosen here, before the job loop opens the context (and before RQ forks the
+    # scheduler, which must serve this process's own queue), so that the queue and the claims agree.
+    owner = claims.new_owner()
+    claims.declared_owner.set(owner)
+    home = Queue(routing.personal_queue_name(settings, owner), connection=connection)
     broadcast = queues.broadcast_queue(settings, connection)
     announce = Queue(queues.announce_queue_name(settings), connection=connection)
     # RQ restarts a dead scheduler process (and takes over a dead worker's scheduler lock) only in its
     # maintenance pass, every 10 minutes by default: far too long for jobs that must start on time.
     worker = BroadcastWorker(
-        [broadcast, announce], connection=connection, name=name, maintenance_interval=30,
+        [home, broadcast, announce], connection=connection, name=name, maintenance_interval=30,
         limits={broadcast.name: settings.worker_concurrency, announce.name: ANNOUNCE_SLOTS},
-        runtime=runtime(),
+        pools={home.name: broadcast.name}, runtime=runtime(), settings=settings, owner=owner,
     )
     try:
         return bool(worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level))
     finally:
-        close_runtime()
+        close_runtime()  # the claims go: nothing is routed here any more
+        worker.hand_over_home()
         connection.close()

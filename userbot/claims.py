@@ -18,6 +18,7 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 
 from redis.asyncio import Redis
 
@@ -32,6 +33,21 @@ if (not holder) or holder == ARGV[1] then
 end
 return holder
 """
+# The owner a worker process chose for itself before its job loop opened (jobs/worker.py): its queue of
+# its own is named after it (jobs/routing.py), so the claims must carry the same id. Set in the worker's
+# main thread, it reaches the job loop's tasks with the rest of that thread's context. Unset (tests, RQ's
+# stock workers): every `ConnectionClaims` gets a fresh owner, and nothing is routed to it.
+declared_owner: ContextVar[str | None] = ContextVar("claims_owner", default=None)
+
+
+def claim_key(prefix: str, name: str) -> str:
+    return f"{prefix}conn:{name}"
+
+
+def new_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -60,7 +76,7 @@ class ConnectionClaims:
     ) -> None:
         self.redis = redis
         self.prefix = prefix
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = owner or declared_owner.get() or new_owner()
         self.ttl_ms = max(1, int(ttl_s * 1000))
         # Long enough for a dead holder's claim to lapse; a live holder lets go within a second.
         self.wait_s = wait_s if wait_s is not None else ttl_s + 5
@@ -76,7 +92,7 @@ class ConnectionClaims:
         return self.ttl_ms / 3000
 
     def _key(self, name: str) -> str:
-        return f"{self.prefix}conn:{name}"
+        return claim_key(self.prefix, name)
 
     def _asks_key(self, owner: str) -> str:
         return f"{self.prefix}conn-asks:{owner}"
