@@ -109,21 +109,6 @@ async def is_live(conn: AsyncConnection, cycle_id: int) -> bool:
     return await cur.fetchone() is not None
 
 
-async def mark_started(conn: AsyncConnection, cycle_id: int, started_at: datetime) -> int | None:
-    """Record the first batch's start and the lag behind the schedule; None if already started."""
-    cur = await conn.execute(
-        """
-        UPDATE cycles SET started_at = %(at)s,
-               lag_ms = GREATEST(0, (extract(epoch FROM %(at)s - scheduled_at) * 1000)::int)
-        WHERE id = %(id)s AND started_at IS NULL
-        RETURNING lag_ms
-        """,
-        {"id": cycle_id, "at": started_at},
-    )
-    row = await cur.fetchone()
-    return int(row[0]) if row else None
-
-
 async def set_media_handle(conn: AsyncConnection, cycle_id: int, handle: str | None) -> None:
     """The cycle's media handle: an upload's until the first send, then the stored media's that send
     returned; None when it expired, so the next send uploads again."""

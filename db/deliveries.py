@@ -8,7 +8,7 @@ from datetime import datetime
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from db.rows import Delivery, Media, Message
+from db.rows import Delivery, Media
 
 
 @dataclass(slots=True)
@@ -16,6 +16,28 @@ class Remaining:
     pending: int
     in_flight: int
     earliest_due: datetime | None
+
+
+# The claim's two statements, shared with the batch start (db/batches.py). Parameters: cycle, due_by,
+# lease, limit.
+CLAIM_SPACING_SQL = """
+    UPDATE deliveries d SET next_attempt_at = g.last_sent_at + make_interval(mins => c.interval_minutes)
+    FROM cycles c, groups g
+    WHERE d.cycle_id = %(cycle)s AND d.status = 'pending' AND c.id = d.cycle_id
+      AND g.owner_id = d.owner_id AND g.chat_id = d.chat_id
+      AND g.last_sent_at + make_interval(mins => c.interval_minutes) > d.next_attempt_at
+"""
+CLAIM_SQL = """
+    UPDATE deliveries SET status = 'in_flight', lease_until = %(lease)s, updated_at = now()
+    WHERE id IN (
+        SELECT id FROM deliveries
+        WHERE cycle_id = %(cycle)s AND status = 'pending' AND next_attempt_at <= %(due_by)s
+        ORDER BY next_attempt_at, position
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING *
+"""
 
 
 async def claim(
@@ -29,31 +51,10 @@ async def claim(
     that is later: the spacing was applied when the cycle was created, and this re-applies it from
     the groups' actual send times, so no path (a cancelled cycle's late send, a clock edit) can
     bring two posts in one group closer than the interval."""
-    await conn.execute(
-        """
-        UPDATE deliveries d SET next_attempt_at = g.last_sent_at + make_interval(mins => c.interval_minutes)
-        FROM cycles c, groups g
-        WHERE d.cycle_id = %(cycle)s AND d.status = 'pending' AND c.id = d.cycle_id
-          AND g.owner_id = d.owner_id AND g.chat_id = d.chat_id
-          AND g.last_sent_at + make_interval(mins => c.interval_minutes) > d.next_attempt_at
-        """,
-        {"cycle": cycle_id},
-    )
+    params = {"cycle": cycle_id, "due_by": due_by, "lease": lease_until, "limit": limit}
+    await conn.execute(CLAIM_SPACING_SQL, params)
     cur = conn.cursor(row_factory=class_row(Delivery))
-    await cur.execute(
-        """
-        UPDATE deliveries SET status = 'in_flight', lease_until = %(lease)s, updated_at = now()
-        WHERE id IN (
-            SELECT id FROM deliveries
-            WHERE cycle_id = %(cycle)s AND status = 'pending' AND next_attempt_at <= %(due_by)s
-            ORDER BY next_attempt_at, position
-            LIMIT %(limit)s
-            FOR UPDATE SKIP LOCKED
-        )
-        RETURNING *
-        """,
-        {"cycle": cycle_id, "due_by": due_by, "lease": lease_until, "limit": limit},
-    )
+    await cur.execute(CLAIM_SQL, params)
     return sorted(await cur.fetchall(), key=lambda d: (d.next_attempt_at, d.position))
 
 
@@ -182,34 +183,6 @@ class Target:
     kind: str
     access_hash: int | None
     topic_id: int | None
-
-
-async def targets(conn: AsyncConnection, owner_id: int, chat_ids: list[int]) -> dict[int, Target]:
-    """How to address each group (kind, access hash, forum topic) without listing dialogs."""
-    cur = conn.cursor(row_factory=class_row(Target))
-    await cur.execute(
-        """
-        SELECT chat_id, kind, access_hash, topic_id FROM groups
-        WHERE owner_id = %(owner)s AND chat_id = ANY(%(ids)s)
-        """,
-        {"owner": owner_id, "ids": chat_ids},
-    )
-    return {row.chat_id: row for row in await cur.fetchall()}
-
-
-async def cycle_content(
-    conn: AsyncConnection, message_id: int, *, with_media: bool = True
-) -> tuple[Message | None, Media | None]:
-    """The message version the cycle was created with (soft-deleted ones included: a running
-    cycle keeps the message it started with) and, if `with_media`, its media file. The file's bytes
-    are only needed for an upload: a cycle that has a media handle already passes False."""
-    cur = conn.cursor(row_factory=class_row(Message))
-    await cur.execute("SELECT * FROM messages WHERE id = %(id)s", {"id": message_id})
-    message = await cur.fetchone()
-    media = None
-    if with_media and message is not None and message.media_id is not None:
-        media = await cycle_media(conn, message.media_id)
-    return message, media
 
 
 async def cycle_media(conn: AsyncConnection, media_id: int) -> Media | None:

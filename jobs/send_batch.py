@@ -20,8 +20,7 @@ from core import outcomes
 from core.logs import bind
 from core.outcomes import Decision, Kind, Policy
 from core.schedule import continuation_at, continuation_delay_ms, flood_jitter_ms, send_pause_s
-from db import accounts, configs, cycles, deliveries, users
-from db.deliveries import Target
+from db import accounts, batches, cycles, deliveries
 from db.rows import Account, Cycle, Delivery, Media, Message
 from jobs import queues
 from jobs.context import JobContext, loop_job
@@ -77,10 +76,11 @@ async def run_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> BatchRe
     """One batch. A PostgreSQL connection is held for single steps only, never across a send or a
     pause: hundreds of batches share a worker's few connections (jobs/context.py, POOL_MAX)."""
     async with ctx.pool.connection() as conn:
-        cycle = await cycles.get(conn, cycle_id)
+        seen = await batches.view(conn, cycle_id)
+        cycle = seen.cycle
         if cycle is None or cycle.status != "running":
             return BatchResult("inactive")
-        stale = await _stale(ctx, conn, cycle)
+        stale = await _stale(ctx, conn, seen, cycle)
     if stale is not None:
         if stale == "no_account":
             await ctx.senders.discard(cycle.owner_id)
@@ -109,23 +109,21 @@ async def run_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> BatchRe
         await lock.release()
 
 
-async def _stale(ctx: JobContext, conn: AsyncConnection, cycle: Cycle) -> str | None:
+async def _stale(ctx: JobContext, conn: AsyncConnection, seen: batches.BatchView, cycle: Cycle) -> str | None:
     """docs/runtime.md, "Staleness" (and "Account state" for a missing session): a reason to send nothing,
     or None."""
     now = utcnow()
-    user = await users.get(conn, cycle.owner_id)
+    user = seen.user
     if not access.is_allowed(user, now, is_admin=await access.super_admin(conn, ctx.settings, cycle.owner_id)):
         was_active, _ = await broadcast.stop(conn, cycle.owner_id)
         if was_active and user is not None and user.status == "active":
             await notify(conn, ctx.botapi, ctx.settings, cycle.owner_id, cause="expired",
                          ref=user.expires_at.isoformat() if user.expires_at else "", key="notices.expired")
         return "inactive"
-    config = await configs.get(conn, cycle.owner_id)
-    if config is None or not config.active:
+    if seen.config is None or not seen.config.active:
         await cycles.cancel_open(conn, cycle.owner_id)
         return "inactive"
-    account = await accounts.get(conn, cycle.owner_id)
-    if account is None or account.status != "active":
+    if seen.account is None or seen.account.status != "active":
         await cycles.cancel_open(conn, cycle.owner_id)
         return "no_account"
     return None
@@ -147,18 +145,16 @@ async def _run_locked(ctx: JobContext, cycle: Cycle, account: Account, lock: Acc
     s = ctx.settings
     now = utcnow()
     async with ctx.pool.connection() as conn:
-        lag = await cycles.mark_started(conn, cycle.id, now)
         # Claiming ahead (CLAIM_AHEAD_MS): the per-group spacing and the cycle jitter shift single
         # deliveries by seconds; without the horizon each shifted one would cost a continuation job.
-        claimed = await deliveries.claim(conn, cycle.id, due_by=now + timedelta(milliseconds=s.claim_ahead_ms),
-                                         lease_until=now + timedelta(seconds=s.lease_s), limit=s.batch_size)
-        content = await _content(conn, cycle, claimed) if claimed else None
-    if lag is not None:
-        log.info("cycle %s started, lag_ms=%s", cycle.id, lag)
-        await Metrics(ctx.redis, s.redis_prefix).observe("tgcast_cycle_start_lag_seconds", lag / 1000)
+        started = await batches.start(conn, cycle, now=now, due_by=now + timedelta(milliseconds=s.claim_ahead_ms),
+                                      lease_until=now + timedelta(seconds=s.lease_s), limit=s.batch_size)
+    if started.lag_ms is not None:
+        log.info("cycle %s started, lag_ms=%s", cycle.id, started.lag_ms)
+        await Metrics(ctx.redis, s.redis_prefix).observe("tgcast_cycle_start_lag_seconds", started.lag_ms / 1000)
     state = _BatchState()
-    if claimed:
-        await _send_claimed(ctx, cycle, account, claimed, content, state, lock)
+    if started.claimed:
+        await _send_claimed(ctx, cycle, account, started, state, lock)
     async with ctx.pool.connection() as conn:
         result = await _after_batch(ctx, conn, cycle, account, state)
     if state.revoked:
@@ -166,32 +162,20 @@ async def _run_locked(ctx: JobContext, cycle: Cycle, account: Account, lock: Acc
     return result
 
 
-@dataclass(slots=True)
-class _Content:
-    message: Message | None
-    media: Media | None
-    peers: dict[int, Target]
-
-
-async def _content(conn: AsyncConnection, cycle: Cycle, claimed: list[Delivery]) -> _Content:
-    # The media's bytes only when the cycle has no handle yet (an upload is due).
-    message, media = await deliveries.cycle_content(conn, cycle.message_id, with_media=cycle.media_handle is None)
-    peers = await deliveries.targets(conn, cycle.owner_id, [d.chat_id for d in claimed])
-    return _Content(message, media, peers)
-
-
 async def _send_claimed(
-    ctx: JobContext, cycle: Cycle, account: Account, claimed: list[Delivery], content: _Content | None,
-    state: _BatchState, lock: AccountLock,
+    ctx: JobContext, cycle: Cycle, account: Account, started: batches.Started, state: _BatchState,
+    lock: AccountLock,
 ) -> None:
+    claimed = started.claimed
     open_ids = [d.id for d in claimed]
     try:
-        if content is None or content.message is None:
+        if started.message is None:
             async with ctx.pool.connection() as conn:
                 await deliveries.cancel(conn, open_ids, "no_message")
             open_ids.clear()
             return
-        message, media, peers = content.message, content.media, content.peers
+        message, peers = started.message, started.targets
+        media: Media | None = None  # read by the send that uploads it
         session = ctx.box.decrypt(account.session_enc)
         try:
             # The account's connection from the worker's cache: connected once, reused by every batch.

@@ -1,0 +1,96 @@
+"""What a send batch reads and writes when it starts, each step in one round trip.
+
+A batch used to spend ~10 PostgreSQL round trips before its first send (the cycle, the staleness reads,
+the account, the start mark, the claim's two statements, the message, the targets), each a wake-up of a
+backend and of the worker's event loop; with hundreds of batches a second at full load those round trips
+were a large share of both processes' CPU. The statements are the same ones, sent together in
+psycopg's pipeline mode: one network exchange per step, and each statement still commits on its own
+(the pool's connections are in autocommit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+from db.deliveries import CLAIM_SPACING_SQL, CLAIM_SQL, Target
+from db.rows import Account, BotUser, Config, Cycle, Delivery, Message
+
+_OWNER = "(SELECT owner_id FROM cycles WHERE id = %(cycle)s)"
+
+
+@dataclass(slots=True)
+class BatchView:
+    cycle: Cycle | None
+    user: BotUser | None
+    config: Config | None
+    account: Account | None
+
+
+async def view(conn: AsyncConnection, cycle_id: int) -> BatchView:
+    """The cycle and its owner's user row, config and account, as the staleness rules need them
+    (docs/runtime.md, "Staleness"), in one round trip."""
+    async with conn.pipeline():
+        cycle = conn.cursor(row_factory=class_row(Cycle))
+        await cycle.execute("SELECT * FROM cycles WHERE id = %(cycle)s", {"cycle": cycle_id})
+        user = conn.cursor(row_factory=class_row(BotUser))
+        await user.execute(f"SELECT * FROM bot_users WHERE user_id = {_OWNER}", {"cycle": cycle_id})
+        config = conn.cursor(row_factory=class_row(Config))
+        await config.execute(f"SELECT * FROM configs WHERE owner_id = {_OWNER}", {"cycle": cycle_id})
+        account = conn.cursor(row_factory=class_row(Account))
+        await account.execute(f"SELECT * FROM accounts WHERE owner_id = {_OWNER}", {"cycle": cycle_id})
+    return BatchView(await cycle.fetchone(), await user.fetchone(), await config.fetchone(), await account.fetchone())
+
+
+@dataclass(slots=True)
+class Started:
+    lag_ms: int | None  # None when an earlier batch already started the cycle
+    claimed: list[Delivery]
+    message: Message | None
+    targets: dict[int, Target]
+
+
+async def start(
+    conn: AsyncConnection, cycle: Cycle, *, now: datetime, due_by: datetime, lease_until: datetime, limit: int,
+) -> Started:
+    """Mark the cycle started (first batch only), claim up to `limit` deliveries due by `due_by`
+    (`db.deliveries.claim` explains the spacing re-check and the skip of rows other jobs claim), and
+    read the message and how to address the claimed groups: one round trip. A media file's bytes are
+    read by the send that uploads it (only when the cycle has no media handle yet)."""
+    params = {"cycle": cycle.id, "at": now, "due_by": due_by, "lease": lease_until, "limit": limit,
+              "message": cycle.message_id, "owner": cycle.owner_id}
+    async with conn.pipeline():
+        started = await conn.execute(
+            """
+            UPDATE cycles SET started_at = %(at)s,
+                   lag_ms = GREATEST(0, (extract(epoch FROM %(at)s - scheduled_at) * 1000)::int)
+            WHERE id = %(cycle)s AND started_at IS NULL
+            RETURNING lag_ms
+            """,
+            params,
+        )
+        await conn.execute(CLAIM_SPACING_SQL, params)
+        claimed = conn.cursor(row_factory=class_row(Delivery))
+        await claimed.execute(CLAIM_SQL, params)
+        message = conn.cursor(row_factory=class_row(Message))
+        await message.execute("SELECT * FROM messages WHERE id = %(message)s", params)
+        # The groups of every delivery of the cycle in flight, this claim's among them (a lookup by
+        # chat id: other jobs' rows do no harm).
+        targets = conn.cursor(row_factory=class_row(Target))
+        await targets.execute(
+            """
+            SELECT g.chat_id, g.kind, g.access_hash, g.topic_id
+            FROM deliveries d JOIN groups g ON g.owner_id = d.owner_id AND g.chat_id = d.chat_id
+            WHERE d.cycle_id = %(cycle)s AND d.status = 'in_flight'
+            """,
+            params,
+        )
+    lag = await started.fetchone()
+    rows = sorted(await claimed.fetchall(), key=lambda d: (d.next_attempt_at, d.position))
+    return Started(
+        int(lag[0]) if lag else None, rows, await message.fetchone(),
+        {t.chat_id: t for t in await targets.fetchall()},
+    )
