@@ -203,7 +203,7 @@ async def all_done(db, cycle_ids: list[int]) -> bool:
 
 
 def claim_holders(settings: Settings, r: SyncRedis, owner_ids: list[int]) -> set[str | None]:
-    raw = r.mget([claim_key(settings.redis_prefix, str(o)) for o in owner_ids])
+    raw: list[bytes | None] = r.mget([claim_key(settings.redis_prefix, str(o)) for o in owner_ids])  # type: ignore[assignment]
     return {v.decode() if v else None for v in raw}
 
 
