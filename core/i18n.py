@@ -111,7 +111,7 @@ def resolve_language(chosen: str | None, telegram_code: str | None, default: str
     return base if base in LANGUAGES else default
 
 
-def t(lang: str, key: str, n: int | None = None, **values: Any) -> str:
+def t(lang: str, key: str, /, n: int | None = None, **values: Any) -> str:
     """The text of `key` in `lang`; with `n`, the plural form for that count (the count is shown
     only if it is passed among `values` too, under the name its placeholder has)."""
     i18n = translations()
@@ -132,8 +132,8 @@ class Translator:
     def __init__(self, lang: str) -> None:
         self.lang = lang
 
-    def __call__(self, key: str, **values: Any) -> str:
+    def __call__(self, key: str, /, **values: Any) -> str:
         return t(self.lang, key, **values)
 
-    def n(self, key: str, count: int, **values: Any) -> str:
+    def n(self, key: str, count: int, /, **values: Any) -> str:
         return t(self.lang, key, n=count, **values)

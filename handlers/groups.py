@@ -178,7 +178,7 @@ async def add_all_groups(query: CallbackQuery, callback_data: cb.AddAllGroups, p
     except (GatewayError, NotLoggedIn) as exc:
         await query.answer(fetch_failed_text(tr, exc), show_alert=True)
         return
-    await query.answer(tr("groups.added_n", count=added) if added else tr("groups.all_already"))
+    await query.answer(tr.n("groups.added_n", added, count=added) if added else tr("groups.all_already"))
     await show_import(query, pool, service, tr, callback_data.page)
 
 
@@ -220,7 +220,7 @@ async def import_groups_command(message: Message, pool: AsyncConnectionPool, red
     except GatewayError as exc:
         await message.answer(fetch_failed_text(tr, exc))
         return
-    await message.answer(tr("groups.imported", added=added, already=already))
+    await message.answer(tr.n("groups.imported", added, added=added, already=already))
 
 
 def make_router() -> Router:

@@ -42,7 +42,7 @@ async def show_history(query: CallbackQuery, pool: AsyncConnectionPool, tr: Tran
         kb.row(button(tr("common.menu"), cb.BackToMenu()))
         await show(query, tr("history.empty"), kb.as_markup())
         return
-    lines = [tr("history.title", count=total), tr("history.page", page=page.number + 1, pages=page.count)]
+    lines = [tr.n("history.title", total, count=total), tr("history.page", page=page.number + 1, pages=page.count)]
     for n, entry in enumerate(entries, start=page.offset + 1):
         lines.append(tr("history.line", number=n, label=html.escape(_label(tr, entry)), cycles=entry.cycles,
                         sent=entry.sent))

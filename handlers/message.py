@@ -85,17 +85,21 @@ def as_html(text: str, entities: list[dict[str, Any]], limit: int | None = None)
 
 
 class ContentRefused(Exception):
-    def __init__(self, key: str, **values: Any) -> None:
+    def __init__(self, key: str, count: int | None = None, **values: Any) -> None:
         super().__init__(key)
         self.key = key
+        self.count = count  # the count a plural message's form is chosen by
         self.values = values
+
+    def text(self, tr: Translator) -> str:
+        return tr(self.key, **self.values) if self.count is None else tr.n(self.key, self.count, **self.values)
 
 
 async def capture(message: Message, bot: Bot) -> Captured:
     """What the user sent, checked against Telegram's limits, media bytes included."""
     if message.text is not None:
         if utf16_len(message.text) > TEXT_LIMIT:
-            raise ContentRefused("message.too_long", limit=TEXT_LIMIT)
+            raise ContentRefused("message.too_long", TEXT_LIMIT, limit=TEXT_LIMIT)
         return Captured("text", message.text, entity_dicts(message.entities))
     caption = message.caption or ""
     if message.photo:
@@ -109,7 +113,7 @@ async def capture(message: Message, bot: Bot) -> Captured:
     else:
         raise ContentRefused("message.unsupported")
     if utf16_len(caption) > CAPTION_LIMIT:
-        raise ContentRefused("message.caption_too_long", limit=CAPTION_LIMIT)
+        raise ContentRefused("message.caption_too_long", CAPTION_LIMIT, limit=CAPTION_LIMIT)
     mb = MEDIA_LIMIT_BYTES // (1024 * 1024)
     if size is not None and size > MEDIA_LIMIT_BYTES:
         raise ContentRefused("message.media_too_big", mb=mb)  # refused before spending a download on it
@@ -161,7 +165,7 @@ async def receive(message: Message, state: FSMContext, bot: Bot, pool: AsyncConn
     try:
         captured = await capture(message, bot)
     except ContentRefused as refused:
-        await message.answer(tr(refused.key, **refused.values), reply_markup=cancel_keyboard(tr))
+        await message.answer(refused.text(tr), reply_markup=cancel_keyboard(tr))
         return  # the state is kept: the next message is another try
     async with pool.connection() as conn:
         message_id = await save_current(conn, message.from_user.id, captured)
@@ -204,7 +208,7 @@ async def use_as_message(query: CallbackQuery, callback_data: cb.UseAsMessage, s
     try:
         captured = await capture(Message.model_validate(offered["message"]), bot)
     except ContentRefused as refused:
-        await query.answer(tr(refused.key, **refused.values), show_alert=True)
+        await query.answer(refused.text(tr), show_alert=True)
         return
     async with pool.connection() as conn:
         message_id = await save_current(conn, query.from_user.id, captured)

@@ -124,7 +124,8 @@ def status_lines(tr: Translator, view: Outlook, *, selected_groups: int) -> list
         lines.append(tr("menu.status_no_groups"))
         return lines
     if view.current is not None and view.current_is_sending:
-        lines.append(tr("menu.status_round_now", done=view.current.done, total=view.current.total))
+        lines.append(tr.n("menu.status_round_now", view.current.total, done=view.current.done,
+                          total=view.current.total))
         if view.next_at is not None:
             lines.append(tr("menu.status_round_then", **when(tr, max(view.next_at, view.now), view.now)))
     elif view.current is not None:

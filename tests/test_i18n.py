@@ -225,3 +225,43 @@ def test_a_missing_key_falls_back_to_english_then_to_the_key(tmp_path: Path) -> 
 )
 def test_language_resolution(chosen: str | None, telegram: str | None, expected: str) -> None:
     assert resolve_language(chosen, telegram, "uz") == expected
+
+
+# ---- plural forms are picked by the count ----------------------------------------------------------
+
+PLURAL_KEY = "groups.added_n"  # a real key whose three Russian forms differ
+
+
+@pytest.mark.parametrize(
+    ("count", "form"),
+    [(1, 0), (2, 1), (5, 2), (11, 2), (21, 0), (22, 1), (25, 2), (0, 2), (12, 2), (14, 2), (101, 0), (111, 2)],
+)
+def test_russian_picks_one_few_many(count: int, form: int) -> None:
+    forms = catalog("ru")[PLURAL_KEY]
+    assert len(set(forms)) == 3, "the Russian forms must differ for this test to tell them apart"
+    expected = forms[form].format(count=count)
+    assert t("ru", PLURAL_KEY, n=count, count=count) == expected
+    assert Translator("ru").n(PLURAL_KEY, count, count=count) == expected
+
+
+@pytest.mark.parametrize("lang", ["uz", "en"])
+@pytest.mark.parametrize(("count", "form"), [(1, 0), (2, 1), (0, 1), (21, 1)])
+def test_two_form_languages_pick_one_and_other(lang: str, count: int, form: int) -> None:
+    forms = catalog(lang)[PLURAL_KEY]
+    assert t(lang, PLURAL_KEY, n=count, count=count) == forms[form].format(count=count)
+
+
+def test_english_singular_and_plural_differ() -> None:
+    tr = Translator("en")
+    assert tr.n(PLURAL_KEY, 1, count=1) != tr.n(PLURAL_KEY, 2, count=2).replace("2", "1")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_plural_message_renders_for_any_count(lang: str) -> None:
+    plural = [key for key, forms in catalog(lang).items() if len(forms) > 1]
+    assert len(plural) >= 10, "the counted messages are plural messages"
+    for key in plural:
+        names = placeholders(catalog(lang)[key][0])
+        for count in (0, 1, 2, 3, 5, 11, 21, 22, 25, 100, 101):
+            text = t(lang, key, n=count, **dict.fromkeys(names, count))
+            assert text in {form.format(**dict.fromkeys(names, count)) for form in catalog(lang)[key]}, (key, count)

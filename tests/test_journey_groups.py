@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from core.i18n import t
 from db import groups as db_groups
 from tests.harness import Telegram, TgUser
 from tests.journey_helpers import add_groups, allow, log_in, make_groups
@@ -238,7 +239,8 @@ async def test_import_groups_command(tg: Telegram, net, db, allowed: TgUser) -> 
     await tg.press(allowed, f"import_group:{found[0].chat_id}:0")
     await tg.send(allowed, "/import_groups")
     screen = tg.screen(allowed)
-    assert screen.has("groups.imported") and "Imported 4 new groups (1 were" in screen.text
+    assert screen.has("groups.imported")
+    assert screen.text == t(allowed.language_code or "en", "groups.imported", n=4, added=4, already=1)
     assert await db_groups.count_selected(db, allowed.id) == 5
 
 

@@ -49,8 +49,8 @@ async def preview(message: Message, state: FSMContext, bot: Bot, pool: AsyncConn
         count = (await users.counts(conn)).active
     await state.set_state(AdminStates.WAITING_ADMIN_ANNOUNCE_CONFIRM)
     await state.update_data(announce_message_id=message.message_id)
-    await message.answer(tr("admin.announce_preview", count=count), reply_markup=InlineKeyboardMarkup(
-        inline_keyboard=[[button(tr("admin.btn_announce_send", count=count), cb.AdminAnnounceConfirm()),
+    await message.answer(tr.n("admin.announce_preview", count, count=count), reply_markup=InlineKeyboardMarkup(
+        inline_keyboard=[[button(tr.n("admin.btn_announce_send", count, count=count), cb.AdminAnnounceConfirm()),
                           button(tr("admin.btn_cancel"), cb.AdminAnnounceCancel())]]))
 
 
@@ -71,7 +71,7 @@ async def confirm(query: CallbackQuery, state: FSMContext, bot: Bot, pool: Async
         progress = await bot.send_message(admin_id, tr("admin.announce_progress", done=0, total=total))
         await announcements.set_progress_message(conn, ann.id, progress.message_id)
     await asyncio.to_thread(_enqueue, settings, ann.id)  # RQ is sync: keep the event loop free
-    await query.answer(tr("admin.announce_queued", count=total))
+    await query.answer(tr.n("admin.announce_queued", total, count=total))
 
 
 async def cancel(query: CallbackQuery, state: FSMContext, pool: AsyncConnectionPool, settings: Settings,

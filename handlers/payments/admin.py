@@ -37,7 +37,8 @@ async def card_section(conn: AsyncConnection, tr: Translator,
     totals = await payments.user_totals(conn, user_id)
     if totals.payments == 0:
         return [], []
-    lines = [tr("payments.card_totals", count=totals.payments, stars=totals.stars, refunded=totals.refunded)]
+    lines = [tr.n("payments.card_totals", totals.stars, count=totals.payments, stars=totals.stars,
+                  refunded=totals.refunded)]
     sub = await payments.get_subscription(conn, user_id)
     if sub is not None and sub.renews(datetime.now(UTC)):
         lines.append(tr("payments.card_sub_renews", date=day(sub.renews_at)))
@@ -67,8 +68,8 @@ async def ask_refund(query: CallbackQuery, callback_data: pcb.AdminRefund, pool:
         [button(tr("payments.btn_refund_yes"), pcb.AdminRefundConfirm(id=payment.id))],
         [button(tr("admin.btn_back"), cb.AdminUser(id=payment.user_id))],
     ])
-    await show(query, tr("payments.refund_confirm", id=payment.id, stars=payment.stars, user=payment.user_id,
-                         days=payment.days), markup)
+    await show(query, tr.n("payments.refund_confirm", payment.days, id=payment.id, stars=payment.stars,
+                           user=payment.user_id, days=payment.days), markup)
 
 
 async def refund(query: CallbackQuery, callback_data: pcb.AdminRefundConfirm, bot: Bot,
@@ -132,8 +133,8 @@ async def stats_section(pool: AsyncConnectionPool, tr: Translator, now: datetime
     async with pool.connection() as conn:
         totals = await payments.totals_since(conn, now - timedelta(days=STATS_DAYS), now)
         daily = await payments.stars_per_day(conn, now, STATS_DAYS)
-    line = tr("payments.stats_line", stars=totals.stars, payments=totals.payments, refunds=totals.refunds,
-              refunded=totals.refunded_stars, subscriptions=totals.subscriptions)
+    line = tr.n("payments.stats_line", totals.payments, stars=totals.stars, payments=totals.payments,
+                refunds=totals.refunds, refunded=totals.refunded_stars, subscriptions=totals.subscriptions)
     return line, daily
 
 

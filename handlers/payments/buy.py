@@ -54,7 +54,7 @@ async def buy(query: CallbackQuery, callback_data: pcb.PayBuy, bot: Bot, pool: A
             return
     await query.answer()
     payload = plans.payload_for(plan, user_id).encode()
-    prices = [LabeledPrice(label=tr("payments.invoice_label", days=plan.days), amount=plan.stars)]
+    prices = [LabeledPrice(label=tr.n("payments.invoice_label", plan.days, days=plan.days), amount=plan.stars)]
     if plan.recurring:
         # Only an invoice link can carry a subscription period (sendInvoice cannot).
         link = await bot.create_invoice_link(
@@ -70,8 +70,8 @@ async def buy(query: CallbackQuery, callback_data: pcb.PayBuy, bot: Bot, pool: A
         return
     await bot.send_invoice(
         user_id,
-        title=tr("payments.invoice_title", days=plan.days),
-        description=tr("payments.invoice_description", days=plan.days),
+        title=tr.n("payments.invoice_title", plan.days, days=plan.days),
+        description=tr.n("payments.invoice_description", plan.days, days=plan.days),
         payload=payload, currency=plans.CURRENCY, prices=prices, provider_token="",
     )
 

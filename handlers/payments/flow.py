@@ -95,11 +95,11 @@ async def _notify_admins(bot: Bot, pool: AsyncConnectionPool, settings: Settings
     for admin_id, admin_row in admins.items():
         tr = translator_for(admin_row, settings)
         if not grant.granted:
-            text = tr("payments.admin_notice_failed", stars=payment.stars, id=row.user_id)
+            text = tr.n("payments.admin_notice_failed", payment.stars, stars=payment.stars, id=row.user_id)
         else:
             key = "payments.admin_notice_renewal" if renewal else "payments.admin_notice"
-            text = tr(key, name=html.escape(row.display_name), id=row.user_id, stars=payment.stars,
-                      plan=html.escape(payment.plan), date=day(row.expires_at))
+            text = tr.n(key, payment.stars, name=html.escape(row.display_name), id=row.user_id, stars=payment.stars,
+                        plan=html.escape(payment.plan), date=day(row.expires_at))
         markup = InlineKeyboardMarkup(inline_keyboard=[[
             button(tr("access.btn_open_card"), cb.AdminUser(id=row.user_id)),
         ]])

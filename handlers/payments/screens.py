@@ -22,7 +22,7 @@ def plan_buttons(plans: tuple[Plan, ...], tr: Translator) -> list[list[InlineKey
     rows = []
     for plan in plans:
         key = "payments.btn_plan_recurring" if plan.recurring else "payments.btn_plan"
-        rows.append([button(tr(key, stars=plan.stars, days=plan.days), pcb.PayBuy(plan=plan.name))])
+        rows.append([button(tr.n(key, plan.days, stars=plan.stars, days=plan.days), pcb.PayBuy(plan=plan.name))])
     return rows
 
 
@@ -38,7 +38,7 @@ def plans_screen(settings: Settings, tr: Translator, *, with_back: bool) -> tupl
     lines = [tr("payments.plans_title"), ""]
     for plan in settings.plans:
         key = "payments.plan_line_recurring" if plan.recurring else "payments.plan_line"
-        lines.append(tr(key, days=plan.days, stars=plan.stars))
+        lines.append(tr.n(key, plan.days, days=plan.days, stars=plan.stars))
     rows = [*plan_buttons(settings.plans, tr), [button(tr("payments.btn_terms"), pcb.PayTerms())]]
     if with_back:
         rows.append([button(tr("payments.btn_back"), cb.BackToMenu())])
