@@ -439,5 +439,8 @@ async def finish_cycle(ctx: JobContext, conn: AsyncConnection, cycle_id: int) ->
 
 
 async def _enqueue(ctx: JobContext, cycle_id: int, at: datetime, attempt: int = 0) -> str | None:
+    """On this worker's own queue (jobs/routing.py): the account's connection is open here, so its next
+    batch runs here without a connect. Should this worker die first, the queue is handed to the shared
+    one."""
     return await asyncio.to_thread(queues.enqueue_send, ctx.settings, ctx.queue_redis, cycle_id, at,
-                                   attempt=attempt)
+                                   attempt=attempt, queue_name=ctx.home_queue)
