@@ -19,7 +19,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
 from redis import Redis as SyncRedis
@@ -101,10 +101,6 @@ class ProcessRuntime:
         self._context: JobContext | None = None
         self._opening: asyncio.Lock | None = None
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
     def submit(self, body: Callable[[JobContext], Awaitable[T]]) -> concurrent.futures.Future[T]:
         """Start `body` as a task on the job loop; thread-safe."""
         if not self._thread.is_alive() and not self._loop.is_closed():
@@ -165,9 +161,6 @@ def close_runtime() -> None:
     if current is not None:
         current.close()
         _local.runtime = None
-
-
-LoopBody = Callable[..., Awaitable[Any]]
 
 
 def loop_job(body: Callable[Concatenate[JobContext, P], Awaitable[T]]) -> Callable[P, T]:

@@ -184,7 +184,10 @@ async def _send_claimed(
                 for delivery in claimed:
                     # Never before the delivery's own time (its group's spacing, a retry's backoff), and
                     # never sooner than the pacing pause after this account's previous send.
-                    await _sleep_until(max(delivery.next_attempt_at, paused_until or delivery.next_attempt_at))
+                    not_before = delivery.next_attempt_at
+                    if paused_until is not None and paused_until > not_before:
+                        not_before = paused_until
+                    await _sleep_until(not_before)
                     # A stop takes effect between two sends: after a recorded send its statement
                     # already told whether the cycle is still live; otherwise ask.
                     live = state.live if state.live is not None else await _is_live(ctx, cycle.id)
