@@ -7,17 +7,22 @@ and a per-cycle pointer names the job that currently carries the cycle, for the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from redis import Redis as SyncRedis
 from rq import Queue
 from rq.job import Job, JobStatus
+from rq.queue import EnqueueData
 
 from core.settings import Settings
 
 SEND_BATCH = "jobs.send_batch.send_batch"  # by name: enqueuing must not import the worker's code
 JOB_TIMEOUT_S = 900
 RESULT_TTL_S = 600
+_FAILURE_TTL_S = 86400
 _POINTER_TTL_S = 8 * 24 * 3600  # longer than any cycle lives
 
 
@@ -49,6 +54,17 @@ def send_job_id(cycle_id: int, tag: str) -> str:
     return f"send-{cycle_id}-{tag}"
 
 
+@dataclass(frozen=True, slots=True)
+class Send:
+    """One `send_batch(cycle_id, attempt)` job to enqueue at `at` (see `enqueue_sends`)."""
+
+    cycle_id: int
+    at: datetime
+    tag: str | None = None
+    attempt: int = 0
+    queue_name: str | None = None  # a worker's own queue (jobs/routing.py); None: the shared one
+
+
 def enqueue_send(
     settings: Settings, connection: SyncRedis, cycle_id: int, at: datetime, *,
     tag: str | None = None, attempt: int = 0, now: datetime | None = None, queue_name: str | None = None,
@@ -57,47 +73,111 @@ def enqueue_send(
     (continuations, retries, recovery); tag "0" is the tick's first job. `queue_name`: a worker's own
     queue (jobs/routing.py) instead of the shared one. Returns the job id, or None when that job already
     exists."""
-    if tag is None:
-        tag = str(connection.incr(_seq_key(settings, cycle_id)))
-        connection.expire(_seq_key(settings, cycle_id), _POINTER_TTL_S)
-    job_id = send_job_id(cycle_id, tag)
-    if Job.exists(job_id, connection=connection):
-        return None
-    queue = Queue(queue_name, connection=connection) if queue_name else broadcast_queue(settings, connection)
-    options = {"job_id": job_id, "job_timeout": JOB_TIMEOUT_S, "result_ttl": RESULT_TTL_S, "failure_ttl": 86400}
+    return enqueue_sends(settings, connection, [Send(cycle_id, at, tag, attempt, queue_name)], now=now)[0]
+
+
+def enqueue_sends(
+    settings: Settings, connection: SyncRedis, sends: Sequence[Send], *, now: datetime | None = None,
+) -> list[str | None]:
+    """`enqueue_send` for many jobs in a constant number of Redis round trips, whatever their number:
+    the sequence numbers of the untagged ones (one pipeline), which jobs exist already (one pipeline),
+    then every new job with its cycle pointer in one transaction. Returns each send's job id, or None
+    where that job already exists (or came earlier in `sends`)."""
+    if not sends:
+        return []
+    tags = [s.tag for s in sends]
+    untagged = [n for n, s in enumerate(sends) if s.tag is None]
+    if untagged:
+        with connection.pipeline(transaction=False) as pipe:
+            for n in untagged:
+                pipe.incr(_seq_key(settings, sends[n].cycle_id))
+                pipe.expire(_seq_key(settings, sends[n].cycle_id), _POINTER_TTL_S)
+            counters = pipe.execute()[::2]
+        for n, counter in zip(untagged, counters, strict=True):
+            tags[n] = str(counter)
+    job_ids = [send_job_id(s.cycle_id, str(tag)) for s, tag in zip(sends, tags, strict=True)]
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.exists(Job.key_for(job_id))
+        exists = [bool(e) for e in pipe.execute()]
+
     current = now or datetime.now(UTC)
-    if at <= current:
-        queue.enqueue(SEND_BATCH, cycle_id, attempt, **options)
-    else:
-        if at.microsecond:
-            # RQ's scheduled registry keeps whole seconds, truncated: round up so a job never runs
-            # early (a continuation waiting for a flood pause would wake, find nothing due, and spin).
-            at = at.replace(microsecond=0) + timedelta(seconds=1)
-        queue.enqueue_at(at, SEND_BATCH, cycle_id, attempt, **options)
-    connection.set(_pointer_key(settings, cycle_id), job_id, ex=_POINTER_TTL_S)
-    return job_id
+    result: list[str | None] = []
+    queues: dict[str, Queue] = {}
+    immediate: dict[str, list[EnqueueData]] = {}
+    seen: set[str] = set()
+    with connection.pipeline() as pipe:
+        for send, job_id, present in zip(sends, job_ids, exists, strict=True):
+            if present or job_id in seen:
+                result.append(None)
+                continue
+            seen.add(job_id)
+            name = send.queue_name or broadcast_queue_name(settings)
+            queue = queues.setdefault(name, Queue(name, connection=connection))
+            options: dict[str, Any] = {"job_id": job_id, "timeout": JOB_TIMEOUT_S, "result_ttl": RESULT_TTL_S,
+                                       "failure_ttl": _FAILURE_TTL_S}
+            if send.at <= current:
+                immediate.setdefault(name, []).append(
+                    Queue.prepare_data(SEND_BATCH, (send.cycle_id, send.attempt), **options))
+            else:
+                at = send.at
+                if at.microsecond:
+                    # RQ's scheduled registry keeps whole seconds, truncated: round up so a job never runs
+                    # early (a continuation waiting for a flood pause would wake, find nothing due, and spin).
+                    at = at.replace(microsecond=0) + timedelta(seconds=1)
+                job = queue.create_job(SEND_BATCH, args=(send.cycle_id, send.attempt), status=JobStatus.SCHEDULED,
+                                       **options)
+                queue.schedule_job(job, at, pipeline=pipe)
+            pipe.set(_pointer_key(settings, send.cycle_id), job_id, ex=_POINTER_TTL_S)
+            result.append(job_id)
+        for name, datas in immediate.items():
+            queues[name].enqueue_many(datas, pipeline=pipe)
+        if seen:
+            pipe.execute()
+    return result
 
 
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
-def cycle_has_live_job(settings: Settings, connection: SyncRedis, cycle_id: int, owner_id: int) -> bool:
-    """Whether some job will still carry this cycle on. A job marked started whose account lock is
-    gone is treated as dead: a SIGKILLed worker leaves its job "started" for a long while, but its
-    lock expires within LOCK_TTL because nobody renews it."""
-    raw = connection.get(_pointer_key(settings, cycle_id))
+def live_cycles(settings: Settings, connection: SyncRedis, cycles: Sequence[tuple[int, int]]) -> set[int]:
+    """Which of these (cycle_id, owner_id) still have a job that will carry them on, in at most three
+    round trips. A job marked started whose account lock is gone is treated as dead: a SIGKILLed
+    worker leaves its job "started" for a long while, but its lock expires within LOCK_TTL because
+    nobody renews it. A pointer to a job hash that is gone (a Redis flush) is no live job."""
+    if not cycles:
+        return set()
+    with connection.pipeline(transaction=False) as pipe:
+        for cycle_id, _ in cycles:
+            pipe.get(_pointer_key(settings, cycle_id))
+        pointers = pipe.execute()
+    pointed = [(cycle, _text(raw)) for cycle, raw in zip(cycles, pointers, strict=True) if raw is not None]
+    with connection.pipeline(transaction=False) as pipe:
+        for _, job_id in pointed:
+            pipe.hget(Job.key_for(job_id), "status")
+        statuses = [_status(raw) for raw in pipe.execute()]
+    live = {cycle_id for ((cycle_id, _), _), status in zip(pointed, statuses, strict=True) if status in _WAITING}
+    started = [cycle for (cycle, _), status in zip(pointed, statuses, strict=True) if status == JobStatus.STARTED]
+    if started:
+        with connection.pipeline(transaction=False) as pipe:
+            for _, owner_id in started:
+                pipe.exists(account_lock_key(settings, owner_id))
+            locked = pipe.execute()
+        live.update(cycle_id for (cycle_id, _), held in zip(started, locked, strict=True) if held)
+    return live
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _status(raw: bytes | str | None) -> JobStatus | None:
     if raw is None:
-        return False
-    job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return None
     try:
-        status = Job.fetch(job_id, connection=connection).get_status(refresh=False)
-    except Exception:  # NoSuchJobError, or a job hash lost with a Redis flush
-        return False
-    if status in _WAITING:
-        return True
-    if status == JobStatus.STARTED:
-        return bool(connection.exists(account_lock_key(settings, owner_id)))
-    return False
+        return JobStatus(_text(raw))
+    except ValueError:
+        return None
 
 
 def forget_cycle(settings: Settings, connection: SyncRedis, cycle_id: int) -> None:

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from core.schedule import cycle_jitter_ms, cycle_start, next_run_at
 from core.settings import Settings
 from db import scheduler as sql
-from jobs import queues
+from jobs import queues, routing
 from jobs.botapi import BotApiClient
 from jobs.context import bot_api_client
 from jobs.notices import notify
@@ -165,19 +165,18 @@ def _skip_reason(state: sql.OwnerState, now: datetime) -> str | None:
 
 
 def _enqueue_planned(settings: Settings, connection: SyncRedis, planned: list[_Planned], now: datetime) -> int:
-    count = 0
-    for p in planned:
-        if queues.enqueue_send(settings, connection, p.cycle_id, p.run_at, tag="0", now=now) is not None:
-            count += 1
-    return count
+    """Each cycle's first job, on the queue of the worker that holds its account's connection where
+    there is one (jobs/routing.py), else on the shared queue; all of them in a few round trips."""
+    homes = routing.home_queues(settings, connection, {p.owner_id for p in planned})
+    sends = [queues.Send(p.cycle_id, p.run_at, tag="0", queue_name=homes.get(p.owner_id)) for p in planned]
+    return sum(job_id is not None for job_id in queues.enqueue_sends(settings, connection, sends, now=now))
 
 
 def _recover(settings: Settings, connection: SyncRedis, stalled: list[sql.StalledCycle], now: datetime) -> int:
-    count = 0
-    for cycle in stalled:
-        if queues.cycle_has_live_job(settings, connection, cycle.id, cycle.owner_id):
-            continue
-        at = max(now, cycle.earliest_due) if cycle.earliest_due else now
-        if queues.enqueue_send(settings, connection, cycle.id, at, now=now) is not None:
-            count += 1
-    return count
+    """Re-enqueue the stalled cycles no job carries on any more. On the shared queue, not the account's
+    home: the job that was lost may have died with the worker that still looks like the home (its keys
+    outlive it by up to HOME_TTL_S), and any live worker can take a job from the shared queue."""
+    live = queues.live_cycles(settings, connection, [(c.id, c.owner_id) for c in stalled])
+    sends = [queues.Send(c.id, max(now, c.earliest_due) if c.earliest_due else now)
+             for c in stalled if c.id not in live]
+    return sum(job_id is not None for job_id in queues.enqueue_sends(settings, connection, sends, now=now))
