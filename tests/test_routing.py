@@ -238,6 +238,40 @@ async def test_an_accounts_batches_go_to_the_worker_holding_its_connection(db, n
 
 
 @pytest.mark.slow
+async def test_a_batchs_continuation_stays_on_the_worker_holding_the_connection(db, net, settings, pool,
+                                                                                 sync_redis) -> None:
+    """One group per batch, so every cycle of 3 groups is a batch and 2 continuations. B idles on the
+    shared queue while A finishes each batch: a continuation put there would be B's, and B would connect."""
+    people = [await make_broadcaster(db, net, settings, 4_840_000 + i, groups=3) for i in range(2)]
+    env = {"batch_size": 1}
+    a, a_owner = await start_worker(settings, sync_redis, **env)
+    b = None
+    try:
+        first = await routed_tick(db, pool, settings, sync_redis)
+        await wait_for(lambda: all_done(db, first), what="the first cycles")
+        b, b_owner = await start_worker(settings, sync_redis, **env)
+        for p in people:
+            await make_due(db, p.user_id)
+        cycles = await routed_tick(db, pool, settings, sync_redis)
+        await wait_for(lambda: all_done(db, cycles), what="the second cycles")
+    finally:
+        await stop_worker(a)
+        if b is not None:
+            await stop_worker(b)
+    for p in people:
+        assert [len(await net.posted(c)) for c in p.chat_ids] == [2, 2, 2]
+        assert await net.connect_count(p.tg_user_id) == 1  # every batch of both cycles on A
+    # The shared queue carried only the first cycles' first jobs (no holder yet); every continuation ran
+    # from A's own queue.
+    shared = queues.broadcast_queue(settings, sync_redis).finished_job_registry
+    assert set(shared.get_job_ids()) == {queues.send_job_id(c, "0") for c in first}
+    a_queue = Queue(routing.personal_queue_name(settings, a_owner), connection=sync_redis)
+    assert a_queue.finished_job_registry.count == 2 * 2 + 3 * 2  # first cycles' continuations, second cycles
+    b_queue = Queue(routing.personal_queue_name(settings, b_owner), connection=sync_redis)
+    assert b_queue.finished_job_registry.count == 0
+
+
+@pytest.mark.slow
 async def test_a_sigkilled_workers_waiting_jobs_are_handed_over_and_run(db, net, settings, pool, sync_redis) -> None:
     x, y = [await make_broadcaster(db, net, settings, 4_820_000 + i, groups=2) for i in range(2)]
     b, _ = await start_worker(settings, sync_redis)
