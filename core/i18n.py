@@ -20,7 +20,7 @@ import string
 from functools import cache
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiogram.utils.i18n import I18n
 from babel.messages.catalog import Catalog
@@ -109,6 +109,22 @@ def resolve_language(chosen: str | None, telegram_code: str | None, default: str
         return chosen
     base = (telegram_code or "").split("-")[0].lower()
     return base if base in LANGUAGES else default
+
+
+class LanguageRow(Protocol):
+    """What a person's row tells about their language (`db.rows.BotUser`)."""
+
+    language: str | None  # chosen with /lang
+    language_code: str | None  # the code Telegram sends with their updates, as last seen
+
+
+def person_language(row: LanguageRow | None, default: str, update_code: str | None = None) -> str:
+    """One person's language, the same wherever the bot speaks to them: replies to their updates,
+    notices from the workers, notices to admins. Their /lang choice; else the Telegram code stored
+    on their row (the context middleware keeps it current); else the code of the update at hand
+    (someone without a row yet); else the default."""
+    chosen, stored = (row.language, row.language_code) if row is not None else (None, None)
+    return resolve_language(chosen, stored, resolve_language(None, update_code, default))
 
 
 def t(lang: str, key: str, /, n: int | None = None, **values: Any) -> str:

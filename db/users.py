@@ -54,10 +54,22 @@ async def refresh_profile(
     await conn.execute(
         """
         UPDATE bot_users SET username = %(username)s, first_name = %(first)s, last_name = %(last)s,
-               language_code = %(lang)s, profile_refreshed_at = now(), updated_at = now()
+               language_code = COALESCE(%(lang)s, language_code), profile_refreshed_at = now(),
+               updated_at = now()
         WHERE user_id = %(id)s
         """,
         {"id": user_id, "username": username, "first": first_name, "last": last_name, "lang": language_code},
+    )
+
+
+async def set_language_code(conn: AsyncConnection, user_id: int, language_code: str) -> None:
+    """The Telegram language code of the person's latest update; notices sent later speak it too."""
+    await conn.execute(
+        """
+        UPDATE bot_users SET language_code = %(lang)s, updated_at = now()
+        WHERE user_id = %(id)s AND language_code IS DISTINCT FROM %(lang)s
+        """,
+        {"id": user_id, "lang": language_code},
     )
 
 

@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from core.crypto import SecretBox
-from core.i18n import Translator, resolve_language
+from core.i18n import Translator, person_language
 from core.phone import looks_like_code, mask_phone, normalize_code, normalize_phone
 from core.settings import Settings
 from db import accounts, users
@@ -187,8 +187,7 @@ async def _tell_previous_owners(bot: Bot, pool: AsyncConnectionPool, settings: S
     for owner in owners:
         async with pool.connection() as conn:
             row = await users.get(conn, owner)
-        lang = resolve_language(row.language if row else None, row.language_code if row else None,
-                                settings.default_language)
+        lang = person_language(row, settings.default_language)
         try:
             await bot.send_message(owner, Translator(lang)("login.moved_away"))
         except TelegramAPIError as exc:

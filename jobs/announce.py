@@ -18,7 +18,7 @@ import psycopg
 from psycopg import AsyncConnection
 from redis.asyncio import Redis
 
-from core.i18n import Translator, resolve_language
+from core.i18n import Translator, person_language
 from core.logs import bind
 from core.settings import Settings, load_settings
 from db import announcements, users
@@ -164,5 +164,4 @@ async def _progress(botapi: BotApiClient, ann: Announcement, text: str) -> None:
 
 async def _admin_translator(conn: AsyncConnection, settings: Settings, admin_id: int) -> Translator:
     row = await users.get(conn, admin_id)
-    return Translator(resolve_language(row.language if row else None, row.language_code if row else None,
-                                       settings.default_language))
+    return Translator(person_language(row, settings.default_language))

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from core.i18n import resolve_language, t
+from core.i18n import person_language, t
 from core.settings import Settings
 from db import notices, users
 from jobs.botapi import BotApiClient, BotApiError
@@ -29,8 +29,7 @@ async def notify(
     if not await notices.claim(conn, owner_id, cause, ref):
         return False
     user = await users.get(conn, owner_id)
-    lang = resolve_language(user.language if user else None, user.language_code if user else None,
-                            settings.default_language)
+    lang = person_language(user, settings.default_language)
     try:
         for name, value_key in (keyed or {}).items():
             values[name] = t(lang, value_key)

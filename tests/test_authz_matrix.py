@@ -128,6 +128,8 @@ async def build_world(db, net, settings, case: Case) -> World:
     await users.set_access(db, TARGET, status="active", expires_at=datetime.now(UTC) + timedelta(days=10))
     await users.set_access(db, TARGET_BANNED, status="banned", expires_at=None)
     await db.execute("UPDATE bot_users SET language = 'en' WHERE language IS NULL")
+    # The code the pressers' updates carry, so recording it (one language per person) changes no row.
+    await db.execute("UPDATE bot_users SET language_code = 'en'")
     cur = await db.execute(
         "INSERT INTO payments (user_id, telegram_payment_charge_id, plan, days, stars, currency)"
         " VALUES (%(t)s, 'authz-charge', 'week', 7, 250, 'XTR') RETURNING id", {"t": TARGET})

@@ -12,7 +12,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, TelegramObject
 
-from core.i18n import Translator, resolve_language
+from core.i18n import Translator, person_language
 from core.settings import Settings
 from db.rows import BotUser
 from handlers import callbacks as cb
@@ -49,8 +49,7 @@ def day(moment: datetime | None) -> str:
 
 def translator_for(row: BotUser | None, settings: Settings) -> Translator:
     """The language of someone other than the presser (the user an admin acts on)."""
-    return Translator(resolve_language(row.language if row else None, row.language_code if row else None,
-                                       settings.default_language))
+    return Translator(person_language(row, settings.default_language))
 
 
 async def send_access_granted(bot: Bot, settings: Settings, row: BotUser) -> None:

@@ -26,7 +26,7 @@ from aiogram.filters import CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
 from psycopg_pool import AsyncConnectionPool
 
-from core.i18n import Translator, resolve_language
+from core.i18n import Translator, person_language
 from core.settings import Settings
 from db import users
 from db.rows import BotUser
@@ -157,8 +157,7 @@ async def _notify_admins(bot: Bot, settings: Settings, pool: AsyncConnectionPool
     for admin_id in admin_ids:
         async with pool.connection() as conn:
             admin_row = await users.get(conn, admin_id)
-        tr = Translator(resolve_language(admin_row.language if admin_row else None,
-                                         admin_row.language_code if admin_row else None, settings.default_language))
+        tr = Translator(person_language(admin_row, settings.default_language))
         text = tr(
             "access.new_request",
             name=html.escape(row.display_name),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,7 +12,7 @@ from aiogram.types import TelegramObject, User
 from psycopg_pool import AsyncConnectionPool
 
 from core import bounds
-from core.i18n import Translator, resolve_language
+from core.i18n import Translator, person_language
 from core.settings import Settings
 from db import users
 from services import access
@@ -38,12 +39,15 @@ class ContextMiddleware(BaseMiddleware):
         if user is not None:
             async with pool.connection() as conn:
                 row = await users.get(conn, user.id)
+                if row is not None and user.language_code and row.language_code != user.language_code:
+                    # At once, not with the hourly profile refresh (which skips super admins): the
+                    # notices sent later from the workers must speak what this reply speaks.
+                    await users.set_language_code(conn, user.id, user.language_code)
+                    row = dataclasses.replace(row, language_code=user.language_code)
                 # Also where a username listed in ADMIN_USERNAMES is resolved to this id, on first sight.
                 is_admin = await access.super_admin(conn, settings, user.id, username=user.username)
         data["user_row"] = row
         data["is_admin"] = is_admin
-        lang = resolve_language(
-            row.language if row else None, user.language_code if user else None, settings.default_language
-        )
+        lang = person_language(row, settings.default_language, user.language_code if user else None)
         data["tr"] = Translator(lang)
         return await handler(event, data)

@@ -19,7 +19,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, PreCheck
 from psycopg_pool import AsyncConnectionPool
 
 from core import bounds, plans
-from core.i18n import Translator, resolve_language
+from core.i18n import Translator, person_language
 from core.settings import Settings
 from db import payments, users
 from handlers import callbacks as cb
@@ -52,7 +52,7 @@ async def pre_checkout(query: PreCheckoutQuery, pool: AsyncConnectionPool,
     if refusal is None:
         return query.answer(ok=True)
     log.info("pre-checkout of %s refused: %s", payer.id, refusal.value)
-    tr = Translator(resolve_language(row.language if row else None, payer.language_code, settings.default_language))
+    tr = Translator(person_language(row, settings.default_language, payer.language_code))
     return query.answer(ok=False, error_message=tr(f"payments.refuse_{refusal.value}"))
 
 
