@@ -9,8 +9,11 @@ knows from CLDR); the code asks for it with the count and gettext picks the form
 languages must hold the same keys with the same placeholders (a test checks; docs/bot.md says how
 to add a key).
 
-aiogram's `I18n` reads compiled `.mo` files; the repository holds no compiled files, so
-`CatalogI18n` compiles every `.po` of a language in memory when it loads.
+The repository holds no compiled `.mo` files: every `.po` of a language is read with Babel and
+compiled in memory into one `gettext.GNUTranslations` when the texts are first used. This is what
+aiogram's `I18n` holds too (a `GNUTranslations` per language, asked with gettext/ngettext), but it
+is not used here: importing anything of aiogram loads all of it (~3 s, ~120 MB), and the RQ workers,
+which send notices with `t`, do not load aiogram (jobs/__init__.py).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiogram.utils.i18n import I18n
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -60,25 +62,23 @@ def compile_catalog(catalog: Catalog) -> gettext.GNUTranslations:
     return gettext.GNUTranslations(buffer)
 
 
-class CatalogI18n(I18n):
-    """aiogram's I18n over the `.po` files themselves, English behind every other language."""
-
-    def find_locales(self) -> dict[str, gettext.GNUTranslations]:
-        found = {
-            folder.name: compile_catalog(read_catalog(folder.name, self.path))
-            for folder in sorted(self.path.iterdir())
-            if folder.is_dir() and po_files(folder.name, self.path)
-        }
-        english = found.get(FALLBACK)
-        for lang, translations in found.items():
-            if english is not None and lang != FALLBACK:
-                translations.add_fallback(english)
-        return found
+def load_translations(root: Path = LOCALES) -> dict[str, gettext.GNUTranslations]:
+    """Every language under `root`, compiled, with English behind every other language."""
+    found = {
+        folder.name: compile_catalog(read_catalog(folder.name, root))
+        for folder in sorted(root.iterdir())
+        if folder.is_dir() and po_files(folder.name, root)
+    }
+    english = found.get(FALLBACK)
+    for lang, translations in found.items():
+        if english is not None and lang != FALLBACK:
+            translations.add_fallback(english)
+    return found
 
 
 @cache
-def translations() -> CatalogI18n:
-    return CatalogI18n(path=LOCALES, default_locale=LANGUAGES[0])
+def translations() -> dict[str, gettext.GNUTranslations]:
+    return load_translations(LOCALES)
 
 
 def entries(cat: Catalog) -> dict[str, tuple[str, ...]]:
@@ -130,12 +130,9 @@ def person_language(row: LanguageRow | None, default: str, update_code: str | No
 def t(lang: str, key: str, /, n: int | None = None, **values: Any) -> str:
     """The text of `key` in `lang`; with `n`, the plural form for that count (the count is shown
     only if it is passed among `values` too, under the name its placeholder has)."""
-    i18n = translations()
-    locale = lang if lang in i18n.locales else FALLBACK
-    if n is None:
-        template = i18n.gettext(key, locale=locale)
-    else:
-        template = i18n.gettext(key, key, n, locale=locale)
+    loaded = translations()
+    texts = loaded.get(lang) or loaded[FALLBACK]
+    template = texts.gettext(key) if n is None else texts.ngettext(key, key, n)
     return template.format(**values) if values else template
 
 

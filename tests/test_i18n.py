@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -14,7 +16,17 @@ from babel.messages.catalog import Catalog
 from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 
-from core.i18n import LANGUAGES, LOCALES, CatalogI18n, Translator, catalog, entries, placeholders, resolve_language, t
+from core.i18n import (
+    LANGUAGES,
+    LOCALES,
+    Translator,
+    catalog,
+    entries,
+    load_translations,
+    placeholders,
+    resolve_language,
+    t,
+)
 
 FILES = sorted({p.stem for lang in LANGUAGES for p in (LOCALES / lang / "LC_MESSAGES").glob("*.po")})
 # Telegram's HTML parse mode knows these tags only; anything else is a 400 at send time.
@@ -208,13 +220,14 @@ def test_a_missing_key_falls_back_to_english_then_to_the_key(tmp_path: Path) -> 
     }.items():
         (tmp_path / lang / "LC_MESSAGES").mkdir(parents=True)
         (tmp_path / lang / "LC_MESSAGES" / "x.po").write_text(_po(lang, body), "utf-8")
-    i18n = CatalogI18n(path=tmp_path, default_locale="en")
-    assert set(i18n.available_locales) == {"en", "ru"}
-    assert i18n.gettext("x.both", locale="ru") == "RU both"
-    assert i18n.gettext("x.en_only", locale="ru") == "EN only"
-    assert i18n.gettext("x.nowhere", locale="ru") == "x.nowhere"
-    assert i18n.gettext("x.n", "x.n", 5, locale="ru") == "EN other"  # English's own rule picks the form
-    assert i18n.gettext("x.gone", "x.gone", 5, locale="ru") == "x.gone"
+    loaded = load_translations(tmp_path)
+    assert set(loaded) == {"en", "ru"}
+    ru = loaded["ru"]
+    assert ru.gettext("x.both") == "RU both"
+    assert ru.gettext("x.en_only") == "EN only"
+    assert ru.gettext("x.nowhere") == "x.nowhere"
+    assert ru.ngettext("x.n", "x.n", 5) == "EN other"  # English's own rule picks the form
+    assert ru.ngettext("x.gone", "x.gone", 5) == "x.gone"
     assert t("en", "no_such.key") == "no_such.key"
     assert t("xx", "menu.your_id", id=1) == t("en", "menu.your_id", id=1)
 
@@ -265,3 +278,10 @@ def test_every_plural_message_renders_for_any_count(lang: str) -> None:
         for count in (0, 1, 2, 3, 5, 11, 21, 22, 25, 100, 101):
             text = t(lang, key, n=count, **dict.fromkeys(names, count))
             assert text in {form.format(**dict.fromkeys(names, count)) for form in catalog(lang)[key]}, (key, count)
+
+
+def test_the_workers_texts_do_not_load_aiogram() -> None:
+    """The RQ workers send notices with `t` and stay without aiogram (jobs/__init__.py)."""
+    code = ("import sys, core.i18n, jobs.notices, jobs.announce, jobs.worker; core.i18n.t('ru', 'notices.expired'); "
+            "sys.exit(1 if 'aiogram' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=LOCALES.parent.parent, check=False).returncode == 0
