@@ -308,6 +308,7 @@ class Soak:
                 if p is not None:
                     stop(p)
         try:
+            self.diagnose_unfinished(cut)
             cycles = read_cycles(self.database_url)
             posts = read_posts(self.fake_redis.url)
         finally:
@@ -320,6 +321,38 @@ class Soak:
         ok = (verdict.ok and not f.unexpected_exits and not f.handled_twice_without_flush and self.witness_alive
               and not f.webhook_5xx_outside_outages)
         return ok, self.table(verdict, ledger, settled)
+
+    def diagnose_unfinished(self, cut: datetime) -> None:
+        """For a cycle still running after the settle: its deliveries, the job that should carry it and
+        where that job is, printed before the private servers go (they are what a fix needs)."""
+        try:
+            with psycopg.connect(self.database_url, connect_timeout=5) as conn:
+                stuck = conn.execute(
+                    "SELECT id, owner_id, last_continuation, lock_busy, started_at FROM cycles"
+                    " WHERE status = 'running' AND created_at <= %(cut)s ORDER BY id LIMIT 10", {"cut": cut}
+                ).fetchall()
+                rows = {c[0]: conn.execute(
+                    "SELECT status, retry, next_attempt_at, lease_until FROM deliveries WHERE cycle_id = %(c)s"
+                    " ORDER BY position", {"c": c[0]}).fetchall() for c in stuck}
+        except psycopg.Error as exc:
+            print(f"soak: could not read unfinished cycles: {exc}", flush=True)
+            return
+        from redis import Redis
+        r = Redis.from_url(self.redis.url)
+        try:
+            for cycle_id, owner_id, continuation, busy, started in stuck:
+                pointer = r.get(f"tgcast:cycle-job:{cycle_id}")
+                job = r.hgetall(f"rq:job:{pointer.decode()}") if pointer else {}
+                fields = {k.decode(): v.decode(errors="replace")[:80] for k, v in job.items()
+                          if k.decode() in ("status", "origin", "enqueued_at", "started_at", "ended_at",
+                                            "worker_name", "exc_info")}
+                print(f"soak: unfinished cycle {cycle_id} (owner {owner_id}, started {started}, last continuation"
+                      f" {continuation}, lock busy {busy}): deliveries {rows[cycle_id]}; pointer {pointer!r};"
+                      f" job {fields}; lock {r.exists(f'tgcast:lock:account:{owner_id}')};"
+                      f" claim {r.get(f'tgcast:conn:{owner_id}')!r}", flush=True)
+            print(f"soak: queues {sorted(k.decode() for k in r.smembers('rq:queues'))}", flush=True)
+        finally:
+            r.close()
 
     def settle(self, cut: datetime) -> float:
         """Until every cycle created before the faults stopped has finished (ticking goes on)."""
