@@ -341,8 +341,9 @@ class Soak:
         r = Redis.from_url(self.redis.url)
         try:
             for cycle_id, owner_id, continuation, busy, started in stuck:
-                pointer = r.get(f"tgcast:cycle-job:{cycle_id}")
-                job = r.hgetall(f"rq:job:{pointer.decode()}") if pointer else {}
+                pointer: bytes | None = r.get(f"tgcast:cycle-job:{cycle_id}")  # type: ignore[assignment]
+                job: dict[bytes, bytes] = (
+                    r.hgetall(f"rq:job:{pointer.decode()}") if pointer else {})  # type: ignore[assignment]
                 fields = {k.decode(): v.decode(errors="replace")[:80] for k, v in job.items()
                           if k.decode() in ("status", "origin", "enqueued_at", "started_at", "ended_at",
                                             "worker_name", "exc_info")}
@@ -350,7 +351,8 @@ class Soak:
                       f" {continuation}, lock busy {busy}): deliveries {rows[cycle_id]}; pointer {pointer!r};"
                       f" job {fields}; lock {r.exists(f'tgcast:lock:account:{owner_id}')};"
                       f" claim {r.get(f'tgcast:conn:{owner_id}')!r}", flush=True)
-            print(f"soak: queues {sorted(k.decode() for k in r.smembers('rq:queues'))}", flush=True)
+            known: set[bytes] = r.smembers("rq:queues")  # type: ignore[assignment]
+            print(f"soak: queues {sorted(k.decode() for k in known)}", flush=True)
         finally:
             r.close()
 
