@@ -16,6 +16,7 @@ from redis import Redis as SyncRedis
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.queue import EnqueueData
+from rq.registry import DeferredJobRegistry, ScheduledJobRegistry
 
 from core.settings import Settings
 
@@ -141,10 +142,19 @@ _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def live_cycles(settings: Settings, connection: SyncRedis, cycles: Sequence[tuple[int, int]]) -> set[int]:
-    """Which of these (cycle_id, owner_id) still have a job that will carry them on, in at most three
-    round trips. A job marked started whose account lock is gone is treated as dead: a SIGKILLed
-    worker leaves its job "started" for a long while, but its lock expires within LOCK_TTL because
-    nobody renews it. A pointer to a job hash that is gone (a Redis flush) is no live job."""
+    """Which of these (cycle_id, owner_id) still have a job that will carry them on, in at most four
+    round trips.
+
+    A waiting job counts only where its status says it waits: a queued job must be in its queue's list,
+    a scheduled one in its queue's schedule. A worker listening to several queues pops with BLPOP, which
+    holds the popped id nowhere but in the worker until the job is marked started; a worker SIGKILLed in
+    between leaves a job hash that says "queued" forever, in no list (seen in the soak). Such a cycle is
+    taken up again; were the job still about to start, the cycle would have two jobs, which the account
+    lock and the claim's SKIP LOCKED make harmless.
+
+    A job marked started whose account lock is gone is treated as dead: a SIGKILLed worker leaves its job
+    "started" for a long while, but its lock expires within LOCK_TTL because nobody renews it. A pointer
+    to a job hash that is gone (a Redis flush) is no live job."""
     if not cycles:
         return set()
     with connection.pipeline(transaction=False) as pipe:
@@ -154,16 +164,27 @@ def live_cycles(settings: Settings, connection: SyncRedis, cycles: Sequence[tupl
     pointed = [(cycle, _text(raw)) for cycle, raw in zip(cycles, pointers, strict=True) if raw is not None]
     with connection.pipeline(transaction=False) as pipe:
         for _, job_id in pointed:
-            pipe.hget(Job.key_for(job_id), "status")
-        statuses = [_status(raw) for raw in pipe.execute()]
-    live = {cycle_id for ((cycle_id, _), _), status in zip(pointed, statuses, strict=True) if status in _WAITING}
-    started = [cycle for (cycle, _), status in zip(pointed, statuses, strict=True) if status == JobStatus.STARTED]
-    if started:
-        with connection.pipeline(transaction=False) as pipe:
-            for _, owner_id in started:
-                pipe.exists(account_lock_key(settings, owner_id))
-            locked = pipe.execute()
-        live.update(cycle_id for (cycle_id, _), held in zip(started, locked, strict=True) if held)
+            pipe.hmget(Job.key_for(job_id), ["status", "origin"])
+        fields = pipe.execute()
+    waiting: list[int] = []
+    started: list[tuple[int, int]] = []
+    with connection.pipeline(transaction=False) as pipe:
+        for ((cycle_id, owner_id), job_id), (raw_status, raw_origin) in zip(pointed, fields, strict=True):
+            status, origin = _status(raw_status), _text(raw_origin) if raw_origin is not None else ""
+            if status == JobStatus.QUEUED:
+                pipe.lpos(Queue.redis_queue_namespace_prefix + origin, job_id)
+                waiting.append(cycle_id)
+            elif status in _WAITING:  # scheduled (or deferred, which tgcast does not use): in its registry
+                registry = ScheduledJobRegistry if status == JobStatus.SCHEDULED else DeferredJobRegistry
+                pipe.zscore(registry.key_template.format(origin), job_id)
+                waiting.append(cycle_id)
+            elif status == JobStatus.STARTED:
+                started.append((cycle_id, owner_id))
+        for _, owner_id in started:
+            pipe.exists(account_lock_key(settings, owner_id))
+        found = pipe.execute()
+    live = {cycle_id for cycle_id, where in zip(waiting, found[: len(waiting)], strict=True) if where is not None}
+    live.update(cycle_id for (cycle_id, _), held in zip(started, found[len(waiting):], strict=True) if held)
     return live
 
 

@@ -177,6 +177,26 @@ def test_live_cycles(settings, sync_redis) -> None:
     assert queues.live_cycles(settings, sync_redis, []) == set()
 
 
+def test_a_waiting_job_counts_only_where_its_status_says_it_waits(settings, sync_redis) -> None:
+    """A worker popping with BLPOP (several queues) and SIGKILLed before the job started leaves a hash
+    saying "queued" in no list; a scheduled job dropped from its registry likewise. Neither carries its
+    cycle; the same jobs where they belong (the shared queue, a worker's own queue) do."""
+    now = datetime.now(UTC)
+    own = f"{settings.queue_prefix}-broadcast@w1"
+    queues.enqueue_sends(settings, sync_redis, [
+        Send(1, now, tag="0"), Send(2, now + timedelta(minutes=1), tag="0"),
+        Send(3, now, tag="0", queue_name=own), Send(4, now + timedelta(minutes=1), tag="0", queue_name=own),
+        Send(5, now, tag="0", queue_name=own), Send(6, now + timedelta(minutes=1), tag="0", queue_name=own),
+    ], now=now)
+    cycles = [(c, 100 + c) for c in range(1, 7)]
+    assert queues.live_cycles(settings, sync_redis, cycles) == {1, 2, 3, 4, 5, 6}
+    popped = sync_redis.blpop([Queue(own, connection=sync_redis).key], 1)  # the queued job of cycle 3 first
+    assert popped is not None and popped[1] == b"send-3-0"
+    sync_redis.lrem(Queue(own, connection=sync_redis).key, 0, "send-5-0")
+    ScheduledJobRegistry(queue=Queue(own, connection=sync_redis)).remove("send-6-0")
+    assert queues.live_cycles(settings, sync_redis, cycles) == {1, 2, 4}
+
+
 async def test_the_tick_puts_a_first_job_on_its_accounts_home_queue(db, net, settings, pool, sync_redis,
                                                                     monkeypatch) -> None:
     homed = await make_broadcaster(db, net, settings, 601, groups=1)
