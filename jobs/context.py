@@ -31,7 +31,7 @@ from db.pool import open_pool
 from jobs.botapi import BotApiClient
 from jobs.queues import sync_redis
 from jobs.routing import own_queue
-from jobs.sent_records import SentRecorder
+from jobs.sent_records import SentRecorder, linger_for
 from userbot.claims import ConnectionClaims
 from userbot.clients import SenderCache
 from userbot.factory import build_gateway
@@ -82,7 +82,7 @@ async def open_context(settings: Settings, stack: AsyncExitStack) -> JobContext:
     senders = SenderCache(gateway, idle_s=settings.client_idle_s, max_open=settings.client_max, claims=claims)
     senders.start()
     stack.push_async_callback(senders.close_all)  # closed first: before the Redis the emulator uses
-    sent_records = SentRecorder(pool)
+    sent_records = SentRecorder(pool, linger_s=linger_for(settings.send_pause_min_ms))
     stack.push_async_callback(sent_records.close)  # before the pool it writes through
     return JobContext(settings, pool, redis, queue_redis, gateway, botapi, SecretBox(settings.session_keys),
                       senders, sent_records, home_queue=own_queue(settings, claims.owner))

@@ -4,7 +4,8 @@ A batch records each send before its next one (the record also tells whether the
 so a stop takes effect between two sends). Written one statement per send, that was a PostgreSQL round
 trip per delivery and the largest share of the database's CPU at full load: hundreds of batches each
 writing one row every 1–2 s. Here the records of all batches that arrive within `linger_s` of each
-other go in one statement (`db.deliveries.mark_sent_many`).
+other go in one statement (`db.deliveries.mark_sent_many`), and so do those that arrive while the
+previous statement runs.
 
 What the linger costs: nothing in pace, since a batch's next send waits 1–2 s for the pacing pause
 anyway and the record is awaited inside that pause; a batch's last record ends its job up to
@@ -29,6 +30,13 @@ log = logging.getLogger(__name__)
 # Long enough to gather the records of a busy process (hundreds of batches, a send each every 1–2 s:
 # 100–300 records a second give ~5–15 per statement), short against the pacing pause it hides in.
 LINGER_S = 0.05
+
+
+def linger_for(send_pause_min_ms: int) -> float:
+    """The linger hides in the pacing pause, so it is at most half the shortest pause. Without a pause
+    (the machinery benchmarks, the tests) there is none: a record is written at once, together only with
+    the records that arrived while the previous statement ran."""
+    return min(LINGER_S, max(0, send_pause_min_ms) / 2000)
 # A bound on one statement's size; more waiting records go in the next one, at once.
 MAX_ROWS = 500
 
@@ -55,7 +63,8 @@ class SentRecorder:
         return await asyncio.shield(future)
 
     async def _flush_all(self) -> None:
-        await asyncio.sleep(self._linger_s)
+        if self._linger_s > 0:
+            await asyncio.sleep(self._linger_s)
         while self._waiting:
             taken, self._waiting = self._waiting[: self._max_rows], self._waiting[self._max_rows:]
             try:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from db import configs
 from jobs.scheduler import tick
 from jobs.send_batch import run_batch
-from jobs.sent_records import SentRecorder
+from jobs.sent_records import LINGER_S, SentRecorder, linger_for
 from tests.runtime_helpers import deliveries_of, make_broadcaster, utcnow
 
 
@@ -25,6 +27,13 @@ async def _group_times(db, owner_id: int) -> dict[int, object]:
     return {int(r[0]): r[1] for r in await cur.fetchall()}
 
 
+def test_the_linger_hides_in_the_pacing_pause() -> None:
+    assert linger_for(1000) == LINGER_S  # production's 1-2 s pauses: the full linger
+    assert linger_for(60) == 0.03  # never more than half the shortest pause
+    assert linger_for(0) == 0  # no pause, no linger: nothing may slow an unpaced batch
+
+
+@pytest.mark.parametrize("settings_overrides", [{"send_pause_min_ms": 200, "send_pause_max_ms": 200}])
 async def test_concurrent_batches_share_statements_and_record_every_send(db, net, settings, pool, ctx) -> None:
     owners = [2101 + n for n in range(8)]
     for owner in owners:
