@@ -19,7 +19,7 @@ from psycopg import AsyncConnection
 from core import outcomes
 from core.logs import bind
 from core.outcomes import Decision, Kind, Policy
-from core.schedule import continuation_at, continuation_delay_ms, flood_jitter_ms, send_pause_s
+from core.schedule import claim_horizon_ms, continuation_at, continuation_delay_ms, flood_jitter_ms, send_pause_s
 from db import accounts, batches, cycles, deliveries
 from db.rows import Account, Cycle, Delivery, Media, Message
 from jobs import queues
@@ -147,7 +147,8 @@ async def _run_locked(ctx: JobContext, cycle: Cycle, account: Account, lock: Acc
     async with ctx.pool.connection() as conn:
         # Claiming ahead (CLAIM_AHEAD_MS): the per-group spacing and the cycle jitter shift single
         # deliveries by seconds; without the horizon each shifted one would cost a continuation job.
-        started = await batches.start(conn, cycle, now=now, due_by=now + timedelta(milliseconds=s.claim_ahead_ms),
+        horizon_ms = claim_horizon_ms(s.claim_ahead_ms, s.batch_size, s.send_pause_min_ms, s.lease_s)
+        started = await batches.start(conn, cycle, now=now, due_by=now + timedelta(milliseconds=horizon_ms),
                                       lease_until=now + timedelta(seconds=s.lease_s), limit=s.batch_size)
     if started.lag_ms is not None:
         log.info("cycle %s started, lag_ms=%s", cycle.id, started.lag_ms)

@@ -112,3 +112,15 @@ def test_cycle_start_never_earlier_than_an_interval_after_the_previous(
     stored: datetime, last: datetime | None, interval: int, expected: datetime
 ) -> None:
     assert schedule.cycle_start(stored, last, interval) == expected
+
+
+def test_the_claim_horizon_covers_the_batchs_own_pacing_within_half_the_lease() -> None:
+    # The defaults: 20 s ahead + 19 pauses of 1 s.
+    assert schedule.claim_horizon_ms(20000, 20, 1000, 120) == 39000
+    # No pause (tests, the soak): CLAIM_AHEAD_MS alone.
+    assert schedule.claim_horizon_ms(20000, 20, 0, 20) == 20000
+    # A short lease bounds the pacing part to half of it...
+    assert schedule.claim_horizon_ms(5000, 20, 1000, 20) == 10000
+    # ...but never takes back what CLAIM_AHEAD_MS asks for.
+    assert schedule.claim_horizon_ms(30000, 20, 1000, 20) == 30000
+    assert schedule.claim_horizon_ms(0, 1, 1000, 120) == 0  # one send: nothing to pace

@@ -413,3 +413,22 @@ async def test_a_stored_forum_topic_is_used(db, net, settings, pool, ctx) -> Non
     await run_batch(ctx, cycle_id)
     assert [p.topic_id for p in await net.posted(b.chat_ids[0])] == [7]
     assert [p.topic_id for p in await net.posted(b.chat_ids[1])] == [None]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"claim_ahead_ms": 0, "batch_size": 4, "send_pause_min_ms": 150,
+                                                 "send_pause_max_ms": 150, "lease_s": 120}])
+async def test_a_batch_claims_what_falls_due_while_its_own_pacing_runs(db, net, settings, pool, ctx) -> None:
+    """Deliveries spread by their groups' spacing over less than the batch's pacing (3 pauses of 150 ms)
+    go in one batch, without a continuation; one due later than that is left for the next job."""
+    b = await make_broadcaster(db, net, settings, 1901, groups=5)
+    cycle_id = await start_cycle(pool, settings)
+    now = utcnow()
+    for position, offset_ms in enumerate([0, 100, 200, 400, 5000]):
+        await db.execute(
+            "UPDATE deliveries SET next_attempt_at = %(at)s WHERE cycle_id = %(c)s AND position = %(p)s",
+            {"at": now + timedelta(milliseconds=offset_ms), "c": cycle_id, "p": position})
+    result = await run_batch(ctx, cycle_id)
+    assert (result.outcome, result.sent) == ("continued", 4)
+    statuses = [r["status"] for r in await deliveries_of(db, cycle_id)]  # in position order
+    assert statuses == ["sent"] * 4 + ["pending"]
+    assert await total_posted(net, b.chat_ids) == 4
