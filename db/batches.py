@@ -16,10 +16,35 @@ from datetime import datetime
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from db.deliveries import CLAIM_SPACING_SQL, CLAIM_SQL, Target
+from db.deliveries import Target
 from db.rows import Account, BotUser, Config, Cycle, Delivery, Message
 
 _OWNER = "(SELECT owner_id FROM cycles WHERE id = %(cycle)s)"
+
+# The claim's two statements. First, every pending delivery of the cycle is pushed to its group's last
+# post + the interval where that is later: the spacing was applied when the cycle was created, and this
+# re-applies it from the groups' actual send times, so no path (a cancelled cycle's late send, a clock
+# edit) can bring two posts in one group closer than the interval. Then at most `limit` rows due by
+# `due_by` are taken in the order they fall due; rows another job is claiming are skipped, so two jobs
+# for one cycle never hold the same delivery.
+_CLAIM_SPACING = """
+    UPDATE deliveries d SET next_attempt_at = g.last_sent_at + make_interval(mins => c.interval_minutes)
+    FROM cycles c, groups g
+    WHERE d.cycle_id = %(cycle)s AND d.status = 'pending' AND c.id = d.cycle_id
+      AND g.owner_id = d.owner_id AND g.chat_id = d.chat_id
+      AND g.last_sent_at + make_interval(mins => c.interval_minutes) > d.next_attempt_at
+"""
+_CLAIM = """
+    UPDATE deliveries SET status = 'in_flight', lease_until = %(lease)s, updated_at = now()
+    WHERE id IN (
+        SELECT id FROM deliveries
+        WHERE cycle_id = %(cycle)s AND status = 'pending' AND next_attempt_at <= %(due_by)s
+        ORDER BY next_attempt_at, position
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING *
+"""
 
 
 @dataclass(slots=True)
@@ -56,9 +81,9 @@ class Started:
 async def start(
     conn: AsyncConnection, cycle: Cycle, *, now: datetime, due_by: datetime, lease_until: datetime, limit: int,
 ) -> Started:
-    """Mark the cycle started (first batch only), claim up to `limit` deliveries due by `due_by`
-    (`db.deliveries.claim` explains the spacing re-check and the skip of rows other jobs claim), and
-    read the message and how to address the claimed groups: one round trip. A media file's bytes are
+    """Mark the cycle started (first batch only), claim up to `limit` deliveries due by `due_by` (the
+    spacing re-check first, see `_CLAIM`), and read the message and how to address the claimed groups:
+    one round trip. A media file's bytes are
     read by the send that uploads it (only when the cycle has no media handle yet)."""
     params = {"cycle": cycle.id, "at": now, "due_by": due_by, "lease": lease_until, "limit": limit,
               "message": cycle.message_id, "owner": cycle.owner_id}
@@ -72,9 +97,9 @@ async def start(
             """,
             params,
         )
-        await conn.execute(CLAIM_SPACING_SQL, params)
+        await conn.execute(_CLAIM_SPACING, params)
         claimed = conn.cursor(row_factory=class_row(Delivery))
-        await claimed.execute(CLAIM_SQL, params)
+        await claimed.execute(_CLAIM, params)
         message = conn.cursor(row_factory=class_row(Message))
         await message.execute("SELECT * FROM messages WHERE id = %(message)s", params)
         # The groups of every delivery of the cycle in flight, this claim's among them (a lookup by

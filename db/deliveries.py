@@ -8,7 +8,7 @@ from datetime import datetime
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from db.rows import Delivery, Media
+from db.rows import Media
 
 
 @dataclass(slots=True)
@@ -18,59 +18,12 @@ class Remaining:
     earliest_due: datetime | None
 
 
-# The claim's two statements, shared with the batch start (db/batches.py). Parameters: cycle, due_by,
-# lease, limit.
-CLAIM_SPACING_SQL = """
-    UPDATE deliveries d SET next_attempt_at = g.last_sent_at + make_interval(mins => c.interval_minutes)
-    FROM cycles c, groups g
-    WHERE d.cycle_id = %(cycle)s AND d.status = 'pending' AND c.id = d.cycle_id
-      AND g.owner_id = d.owner_id AND g.chat_id = d.chat_id
-      AND g.last_sent_at + make_interval(mins => c.interval_minutes) > d.next_attempt_at
-"""
-CLAIM_SQL = """
-    UPDATE deliveries SET status = 'in_flight', lease_until = %(lease)s, updated_at = now()
-    WHERE id IN (
-        SELECT id FROM deliveries
-        WHERE cycle_id = %(cycle)s AND status = 'pending' AND next_attempt_at <= %(due_by)s
-        ORDER BY next_attempt_at, position
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING *
-"""
-
-
-async def claim(
-    conn: AsyncConnection, cycle_id: int, *, due_by: datetime, lease_until: datetime, limit: int
-) -> list[Delivery]:
-    """Take at most `limit` deliveries of the cycle due by `due_by` in one statement, in the order
-    they fall due (the batch waits for each one's `next_attempt_at` before sending it). Rows another
-    job is claiming are skipped, so two jobs for one cycle never hold the same delivery.
-
-    First, every pending delivery of the cycle is pushed to its group's last post + the interval where
-    that is later: the spacing was applied when the cycle was created, and this re-applies it from
-    the groups' actual send times, so no path (a cancelled cycle's late send, a clock edit) can
-    bring two posts in one group closer than the interval."""
-    params = {"cycle": cycle_id, "due_by": due_by, "lease": lease_until, "limit": limit}
-    await conn.execute(CLAIM_SPACING_SQL, params)
-    cur = conn.cursor(row_factory=class_row(Delivery))
-    await cur.execute(CLAIM_SQL, params)
-    return sorted(await cur.fetchall(), key=lambda d: (d.next_attempt_at, d.position))
-
-
 @dataclass(frozen=True, slots=True)
 class SentRow:
     delivery_id: int
     cycle_id: int
     tg_message_id: int
     sent_at: datetime
-
-
-async def mark_sent(
-    conn: AsyncConnection, delivery_id: int, cycle_id: int, tg_message_id: int, sent_at: datetime
-) -> tuple[bool, bool]:
-    """Record one send; returns (recorded, cycle still live). See `mark_sent_many`."""
-    return (await mark_sent_many(conn, [SentRow(delivery_id, cycle_id, tg_message_id, sent_at)]))[delivery_id]
 
 
 async def mark_sent_many(conn: AsyncConnection, rows: list[SentRow]) -> dict[int, tuple[bool, bool]]:

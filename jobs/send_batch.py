@@ -145,8 +145,8 @@ async def _run_locked(ctx: JobContext, cycle: Cycle, account: Account, lock: Acc
     s = ctx.settings
     now = utcnow()
     async with ctx.pool.connection() as conn:
-        # Claiming ahead (CLAIM_AHEAD_MS): the per-group spacing and the cycle jitter shift single
-        # deliveries by seconds; without the horizon each shifted one would cost a continuation job.
+        # Claiming ahead (core/schedule.py claim_horizon_ms): the per-group spacing and the cycle jitter
+        # shift deliveries by seconds; without the horizon each shifted one would cost a continuation job.
         horizon_ms = claim_horizon_ms(s.claim_ahead_ms, s.batch_size, s.send_pause_min_ms, s.lease_s)
         started = await batches.start(conn, cycle, now=now, due_by=now + timedelta(milliseconds=horizon_ms),
                                       lease_until=now + timedelta(seconds=s.lease_s), limit=s.batch_size)
@@ -176,7 +176,6 @@ async def _send_claimed(
             open_ids.clear()
             return
         message, peers = started.message, started.targets
-        media: Media | None = None  # read by the send that uploads it
         session = ctx.box.decrypt(account.session_enc)
         try:
             # The account's connection from the worker's cache: connected once, reused by every batch.
@@ -203,7 +202,7 @@ async def _send_claimed(
                     sent: Sent | None = None
                     state.attempted += 1
                     try:
-                        sent = await _send_one(ctx, cycle, sender, peer, message, media, delivery)
+                        sent = await _send_one(ctx, cycle, sender, peer, message, delivery)
                     except GatewayError as exc:
                         error = exc
                     except Exception as exc:  # a bug or an unmapped failure: keep the batch going
@@ -247,11 +246,12 @@ async def _is_live(ctx: JobContext, cycle_id: int) -> bool:
 
 async def _send_one(
     ctx: JobContext, cycle: Cycle, sender: SenderConnection, peer: Peer,
-    message: Message, media: Media | None, delivery: Delivery,
+    message: Message, delivery: Delivery,
 ) -> Sent:
     if message.kind == "text" or message.media_id is None:
         return await sender.send_text(peer, message.text, message.entities, delivery.random_id)
     media_id = message.media_id
+    media: Media | None = None  # its bytes, read once an upload is due
 
     async def set_handle(handle: str | None) -> None:
         async with ctx.pool.connection() as conn:

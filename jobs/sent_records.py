@@ -51,7 +51,7 @@ class SentRecorder:
         self._max_rows = max_rows
         self._waiting: list[tuple[SentRow, asyncio.Future[tuple[bool, bool]]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self.statements = 0  # written statements, for tests and the benchmark's accounting
+        self.statements = 0  # written statements, for tests
 
     async def record(self, delivery_id: int, cycle_id: int, tg_message_id: int, sent_at: datetime) -> tuple[bool, bool]:
         future: asyncio.Future[tuple[bool, bool]] = asyncio.get_running_loop().create_future()

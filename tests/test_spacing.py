@@ -224,12 +224,14 @@ async def _apply(step: tuple[str, int], b, clock: TimeTravel, posts: Posts, db, 
     elif action == "network":
         await net.fail_next(b.tg_user_id, "NETWORK")
     elif action == "crash":
-        from db import deliveries
+        from db import batches, cycles
 
         for cycle_id in await running_cycles(db, b.user_id):
             now = utcnow()
-            await deliveries.claim(db, cycle_id, due_by=now, lease_until=now + timedelta(seconds=settings.lease_s),
-                                   limit=2)
+            cycle = await cycles.get(db, cycle_id)
+            assert cycle is not None
+            await batches.start(db, cycle, now=now, due_by=now, lease_until=now + timedelta(seconds=settings.lease_s),
+                                limit=2)
 
 
 _USERS = iter(range(3_200_000, 3_300_000))

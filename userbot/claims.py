@@ -33,6 +33,17 @@ if (not holder) or holder == ARGV[1] then
 end
 return holder
 """
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_TAKE_ASKS = """
+local asked = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1])
+return asked
+"""
+
+
 # The owner a worker process chose for itself before its job loop opened (jobs/worker.py): its queue of
 # its own is named after it (jobs/routing.py), so the claims must carry the same id. Set in the worker's
 # main thread, it reaches the job loop's tasks with the rest of that thread's context. Unset (tests, RQ's
@@ -46,17 +57,6 @@ def claim_key(prefix: str, name: str) -> str:
 
 def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-_TAKE_ASKS = """
-local asked = redis.call('SMEMBERS', KEYS[1])
-redis.call('DEL', KEYS[1])
-return asked
-"""
 
 
 class ConnectionClaims:
