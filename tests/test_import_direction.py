@@ -1,11 +1,12 @@
 """Imports point down the layers, never up, and no two packages import each other.
 
 The order, lowest first: `core` (settings and pure rules) < `db` (all SQL) < `userbot`, `services`
-(the account gateway; steps spanning the stores and the gateway) < `jobs` (RQ jobs and the worker) <
-`handlers` (aiogram routers) < `api` (the web app) < `sandbox`, `devtools` (the emulator page; dev
-tooling) < `tgcast_cli` (the command line: the composition root). A module may import its own layer
-and the ones below. Every import counts, also those inside functions and under TYPE_CHECKING: a lazy
-import is still a dependency. `tests/` and `bench/` stand outside and may import anything.
+(the account gateway; steps spanning the stores and the gateway) < `jobs`, `legacy` (RQ jobs and the
+worker; the import of the older bot's data) < `handlers` (aiogram routers) < `api` (the web app) <
+`sandbox`, `devtools` (the emulator page; dev tooling) < `tgcast_cli` (the command line: the
+composition root). A module may import its own layer and the ones below. Every import counts, also
+those inside functions and under TYPE_CHECKING: a lazy import is still a dependency. `tests/` and
+`bench/` stand outside and may import anything.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ LAYERS = {
     "userbot": 2,
     "services": 2,
     "jobs": 3,
+    "legacy": 3,
     "handlers": 4,
     "api": 5,
     "sandbox": 6,
