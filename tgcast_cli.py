@@ -20,7 +20,11 @@ from core.logs import setup_logging
 from core.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from starlette.applications import Starlette
+
+    from legacy.urls import LegacyUrl
 
 # Start-up probes give up after this long: a firewalled host is a clear line, not a hang.
 CONNECT_TIMEOUT_S = 5
@@ -258,6 +262,78 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return _with_storage(run)
 
 
+def _stopped_at(text: str) -> datetime:
+    from datetime import UTC, datetime
+
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time like 2026-12-06T18:30:00Z: {text!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def cmd_import_legacy(args: argparse.Namespace) -> int:
+    import os
+
+    from legacy.urls import LegacyUrlError, parse_legacy_url
+
+    settings = _settings()
+    raw_url = args.source or os.environ.get("LEGACY_DATABASE_URL")
+    if not raw_url:
+        raise SettingsError("--from (or LEGACY_DATABASE_URL) is required: the older bot's DATABASE_URL")
+    try:
+        url = parse_legacy_url(raw_url)
+    except LegacyUrlError as exc:
+        raise SettingsError(str(exc)) from None
+    _reach(settings, redis=args.verify_sessions)
+    if args.verify_sessions:
+        settings.check_live(accounts=True)
+        return _with_storage(lambda: _verify_legacy(settings, args, url))
+    return _with_storage(lambda: _import_legacy(settings, args, url))
+
+
+async def _import_legacy(settings: Settings, args: argparse.Namespace, url: LegacyUrl) -> int:
+    from legacy.importer import ImportRequest, Mode, run_import, stderr_progress
+    from legacy.source import SourceError
+
+    mode: Mode = "dry" if args.dry_run else "apply" if args.apply else "auto"
+    request = ImportRequest(url, mode=mode, schema_choice=args.schema, stopped_at=args.stopped_at,
+                            use_last_run=args.use_last_run, interval_unit=args.interval_unit)
+    try:
+        report = await run_import(settings, request, progress=stderr_progress)
+    except SourceError as exc:
+        print(f"tgcast: {exc}", file=sys.stderr)
+        return 2
+    print(report.as_json() if args.json else report.as_text())
+    if report.dry_run and not args.json:
+        print("\nDry run: nothing was imported. Run the same command again (or with --apply) to import.")
+    return 0
+
+
+async def _verify_legacy(settings: Settings, args: argparse.Namespace, url: LegacyUrl) -> int:
+    import json
+
+    from redis.asyncio import Redis
+
+    from legacy.importer import stderr_progress
+    from legacy.source import SourceError
+    from legacy.verify import OlderBotAlive, verify_sessions
+    from userbot.factory import build_gateway
+
+    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=CONNECT_TIMEOUT_S)
+    try:
+        gateway = build_gateway(settings, redis)
+        report = await verify_sessions(settings, gateway, url, parallel=args.parallel, again=args.again,
+                                       choice=args.schema, progress=stderr_progress)
+    except (SourceError, OlderBotAlive) as exc:
+        print(f"tgcast: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await redis.aclose()
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.as_text())
+    return 0
+
+
 def _with_storage(run: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Runs a storage command; a database or Redis lost after the start-up probe is one clear line and
     exit 2 as well, not a traceback."""
@@ -284,6 +360,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "worker": ("run an RQ worker for the broadcast and announcement queues, with the scheduler", cmd_worker),
     "rotate-keys": ("re-encrypt every stored session with the first key of SESSION_KEYS", cmd_rotate_keys),
     "stats": ("print users by status, active configs, deliveries in 24 h and queue depth", cmd_stats),
+    "import-legacy": ("take over the older bot's users, sessions, groups and broadcasts (docs/migrating.md)",
+                      cmd_import_legacy),
 }
 
 
@@ -295,6 +373,27 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _import_legacy_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="source", metavar="URL",
+                   help="the older bot's DATABASE_URL as written (default: LEGACY_DATABASE_URL)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--dry-run", action="store_true", help="read and report, write nothing (the default the "
+                      "first time a source is seen)")
+    what.add_argument("--apply", action="store_true", help="import without a dry run first")
+    what.add_argument("--verify-sessions", action="store_true",
+                      help="after the import, with the older bot stopped: use each imported session once online")
+    p.add_argument("--schema", choices=["node", "python"], help="which older schema, when both are present")
+    p.add_argument("--stopped-at", type=_stopped_at, metavar="TIME",
+                   help="when the older worker stopped (ISO, UTC): the last post of groups with no record of one")
+    p.add_argument("--use-last-run", action="store_true",
+                   help="for groups with no record of a post, count from the broadcast's last run instead")
+    p.add_argument("--interval-unit", choices=["seconds", "minutes", "milliseconds"],
+                   help="the unit of the older intervals (default: Python seconds; Node decided from the data)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--parallel", type=_positive, default=8, help="--verify-sessions: connections at once")
+    p.add_argument("--again", action="store_true", help="--verify-sessions: also sessions checked before")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--batch-size", type=_positive, default=100, help="sessions per transaction")
         if name == "stats":
             p.add_argument("--json", action="store_true", help="print one JSON object instead")
+        if name == "import-legacy":
+            _import_legacy_arguments(p)
         if name == "web":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=8000)

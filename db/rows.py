@@ -33,7 +33,7 @@ class BotUser:
 @dataclass(slots=True)
 class Account:
     owner_id: int
-    tg_user_id: int
+    tg_user_id: int | None  # unknown for an imported session until it is used online
     phone: str
     session_enc: bytes
     status: str

@@ -104,6 +104,10 @@ class FakeTelegram:
         for uid in members:
             await self.redis.sadd(f"{self.p}member:{uid}", group.chat_id)  # type: ignore[misc]
 
+    async def add_session(self, session: str, tg_user_id: int) -> None:
+        """A session the account already has, issued elsewhere (one brought over from the older bot)."""
+        await self.redis.set(f"{self.p}session:{session}", tg_user_id)
+
     async def join(self, tg_user_id: int, chat_id: int) -> None:
         await self.redis.sadd(f"{self.p}member:{tg_user_id}", chat_id)  # type: ignore[misc]
 
@@ -371,6 +375,10 @@ class FakeGateway:
 
     async def log_out(self, session: str) -> None:
         await self._r.delete(f"{self.net.p}session:{session}")
+
+    async def identify(self, session: str) -> int:
+        await self.net._round_trip()
+        return await self.net.session_user(session)
 
     async def list_groups(self, session: str) -> Sequence[GroupInfo]:
         uid = await self.net.session_user(session)

@@ -106,6 +106,11 @@ class AccountGateway(Protocol):
 
     async def log_out(self, session: str) -> None: ...
 
+    async def identify(self, session: str) -> int:
+        """The Telegram user id the session is logged in as; a revoked code when it is not (any more).
+        For a session that came without it (an imported one)."""
+        ...
+
     # groups ------------------------------------------------------------------------------------
     async def list_groups(self, session: str) -> Sequence[GroupInfo]:
         """Every group of the account where it may post now (docs/bot.md, "Groups")."""

@@ -389,6 +389,13 @@ class TelethonGateway:
             if err.code in {"NETWORK", "TIMEOUT", "RPC_CALL_FAIL"} or err.code.startswith("FLOOD"):
                 raise
 
+    async def identify(self, session: str) -> int:
+        async with self._connected(session) as client:
+            me = await client.get_me(input_peer=True)
+            if me is None:
+                raise GatewayError("AUTH_KEY_UNREGISTERED", detail="session is not authorised")
+            return int(me.user_id)
+
     # groups --------------------------------------------------------------------------------------
 
     # The listing runs inside a webhook request, so it is bounded: at most this many dialogs (the most
