@@ -162,7 +162,8 @@ def _parse_gramjs(raw: bytes, address_length: int) -> LegacySession:
         # key belongs to the dc, and any address of that dc serves it.
         address = PRODUCTION_DCS[dc]
     rest = raw[3 + address_length:]
-    port, key = int.from_bytes(rest[:2], "big"), rest[2:]
+    # Signed, as gramjs reads it back: gramjs cannot write a port above 32767, so a set top bit is damage.
+    port, key = int.from_bytes(rest[:2], "big", signed=True), rest[2:]
     return LegacySession("gramjs", dc, address, port, key, user_id=None, api_id=None, test_mode=False)
 
 
