@@ -24,7 +24,6 @@ came from. A key is named by its key id (the last 8 bytes of its SHA-1), as Tele
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import ipaddress
 import re
@@ -127,7 +126,7 @@ def _decode(text: str) -> bytes:
     text = text.replace("-", "+").replace("_", "/")
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character outside ASCII
         raise UnreadableSession("not base64") from None
 
 
@@ -191,8 +190,8 @@ def _parse_pyrogram(text: str) -> LegacySession:
 def _canonical_address(text: str) -> str | None:
     """The IP text Telethon would report after a round trip through its string, or None.
 
-    Refused too: addresses whose first two bytes read as a number up to 100 (0.x.x.x, and IPv6
-    below 65::). None is ever a Telegram server, and those two bytes sit where gramjs keeps its
+    Refused too: addresses whose first two bytes read as a number up to 100 (IPv4 up to
+    0.100.255.255, IPv6 below 65::). None is ever a Telegram server, and those two bytes sit where gramjs keeps its
     address length, which it tells from a packed address by exactly that bound: such a Telethon
     string would be a gramjs one in disguise.
     """

@@ -209,6 +209,8 @@ REFUSED: dict[str, Callable[[], str]] = {
     "not base64 after the version": lambda: "1" + "*" * 368,
     "a base64 digit too many": lambda: gramjs_string(2, "149.154.167.51", 443, KEY).rstrip("=") + "AA",
     "pyrogram not base64": lambda: _with_char(pyrogram_string(2, KEY, 42), 100, "!"),
+    "pyrogram not ASCII": lambda: _with_char(pyrogram_string(2, KEY, 42), 100, "ё"),
+    "gramjs not ASCII": lambda: _with_char(gramjs_string(2, "149.154.167.51", 443, KEY), 100, "ё"),
     "pyrogram padding inside": lambda: _with_char(pyrogram_string(2, KEY, 42), 100, "="),
     "pyrogram one short": lambda: pyrogram_string(2, KEY, 42)[:-1],
     "pyrogram one long": lambda: pyrogram_string(2, KEY, 42) + "A",
