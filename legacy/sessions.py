@@ -191,9 +191,9 @@ def _canonical_address(text: str) -> str | None:
     """The IP text Telethon would report after a round trip through its string, or None.
 
     Refused too: addresses whose first two bytes read as a number up to 100 (IPv4 up to
-    0.100.255.255, IPv6 below 65::). None is ever a Telegram server, and those two bytes sit where gramjs keeps its
-    address length, which it tells from a packed address by exactly that bound: such a Telethon
-    string would be a gramjs one in disguise.
+    0.100.255.255, IPv6 below 65::). None is ever a Telegram server, and those two bytes sit where
+    gramjs keeps its address length, which it tells from a packed address by exactly that bound:
+    such a Telethon string would be a gramjs one in disguise.
     """
     try:
         packed = ipaddress.ip_address(text).packed
