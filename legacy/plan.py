@@ -378,15 +378,16 @@ class _UserImport:
         config = self.person.config
         history = sorted(self.person.history, key=lambda h: (rules.as_utc(h.created_at) or _MIN, _num(h.id)))
         history = history[-HISTORY_KEEP:]
-        keys: list[str] = []
+        built: list[MessagePlan] = []  # the history as planned, written now or at an earlier run
         for h in history:
             if not h.text.strip():
                 continue
             message = self._message(f"h:{h.id}", h.text, rules.as_utc(h.created_at) or self.opts.now)
-            if message is not None and self._changed("message", f"h:{h.id}", fingerprint(message)):
+            if message is None:
+                continue
+            built.append(message)
+            if self._changed("message", message.key, fingerprint(message)):
                 self.plan.messages.append(message)
-            if message is not None:
-                keys.append(message.key)
         if config is None:
             return
         text = (config.message or "").strip()
@@ -402,8 +403,8 @@ class _UserImport:
             at = rules.as_utc(config.updated_at) or self.opts.now
             message = self._message(f"c:{config.id}", text, at)
             if message is not None:
-                same = [m for m in self.plan.messages if m.key in keys and m.content_hash == message.content_hash]
-                if same:
+                same = [m for m in built if m.content_hash == message.content_hash]
+                if same:  # the current message is the history's entry: one row, not two
                     message_key = same[-1].key
                 else:
                     message_key = message.key

@@ -187,8 +187,6 @@ async def connect(url: LegacyUrl, *, timeout_s: int = 5) -> AsyncConnection:
         )
     except psycopg.Error as exc:
         raise SourceError(f"cannot reach the older bot's database at {url.label} ({type(exc).__name__})") from None
-    conn.read_only = True
-    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     return conn
 
 
@@ -310,6 +308,8 @@ async def read(url: LegacyUrl, *, choice: Flavour | None = None) -> Snapshot:
     conn = await connect(url)
     try:
         async with conn.transaction():
+            # The first statement of the transaction, as PostgreSQL requires: one snapshot, no writes.
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             found = await columns_of(conn, url.schema)
             layout = _Layout(detect(found, choice), url.schema, found)
             missing = layout.check()

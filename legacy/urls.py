@@ -16,7 +16,7 @@ _SCHEMES = {"postgres", "postgresql"}
 _PRISMA_ONLY = {"schema", "connection_limit", "pool_timeout", "pgbouncer", "statement_cache_size",
                 "socket_timeout", "sslaccept", "connect_timeout_ms"}
 # What a libpq URI may keep: transport security and naming, the settings that matter to a one-off read.
-_KEPT = {"sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name",
+_KEPT = {"sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name", "host",
          "target_session_attrs"}
 
 

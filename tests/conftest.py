@@ -88,7 +88,7 @@ def botapi(botapi_server: FakeBotAPIServer) -> FakeBotAPI:
 
 
 _TABLES = ("deliveries", "cycles", "configs", "messages", "media", "groups", "accounts", "notices",
-           "announcements", "bot_users", "admin_usernames")
+           "announcements", "bot_users", "admin_usernames", "legacy_rows", "legacy_runs")
 
 
 @pytest.fixture(autouse=True)
