@@ -135,6 +135,24 @@ def test_pyrogram_links(source: str, expected: Rendered) -> None:
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
+        # Pyrogram raised on these, so the older bot never posted them: a best effort, marked refused.
+        ('<emoji id="abc">👍</emoji> **b**', Rendered("👍 b", [ent("bold", 3, 1)], dropped=("custom_emoji",),
+                                                      refused=True)),
+        ("<emoji>👍</emoji>", Rendered("👍", [], dropped=("custom_emoji",), refused=True)),
+        (f'<emoji id="{2**63}">👍</emoji>', Rendered("👍", [], dropped=("custom_emoji",), refused=True)),
+        ("<a href>q</a>", Rendered("q", [], dropped=("text_link",), refused=True)),  # a bare href
+        ("<emoji id=x>never closed", Rendered("never closed", [], refused=True)),  # raised on opening
+        # The standard library's parser asserts on this declaration: the text is kept as typed.
+        (" **a** <![x> ", Rendered("**a** <![x>", [], refused=True)),
+    ],
+)
+def test_pyrogram_refusals(source: str, expected: Rendered) -> None:
+    assert render_legacy(source, "pyrogram") == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
         ("<b>b</b><strong>s</strong>", rendered("bs", ent("bold", 0, 1), ent("bold", 1, 1))),
         ("<i>i</i><em>e</em>", rendered("ie", ent("italic", 0, 1), ent("italic", 1, 1))),
         ("<u>u</u>", rendered("u", ent("underline", 0, 1))),
@@ -143,13 +161,13 @@ def test_pyrogram_links(source: str, expected: Rendered) -> None:
         ("<code>c</code>", rendered("c", ent("code", 0, 1))),
         ('<pre language="py">x</pre>', rendered("x", ent("pre", 0, 1, language="py"))),
         ("<pre>x</pre>y", rendered("xy", ent("pre", 0, 1))),
+        ("<pre language>x</pre>", rendered("x", ent("pre", 0, 1))),
         ("<a href='x'>q</a>", rendered("q", ent("text_link", 0, 1, url="x"))),
         ("<spoiler>s</spoiler>", rendered("s", ent("spoiler", 0, 1))),
         ("<tg-spoiler>s</tg-spoiler>", rendered("s")),  # not a tag Pyrogram 2.0.106 knows
         ("<blockquote>q</blockquote>", rendered("q", ent("blockquote", 0, 1))),
         ('<emoji id="5368324170671202286">👍</emoji>',
          rendered("👍", ent("custom_emoji", 0, 2, custom_emoji_id="5368324170671202286"))),
-        ('<emoji id="abc">👍</emoji>', rendered("👍", dropped=("custom_emoji",))),  # Pyrogram failed here
         ("<B>x</B>", rendered("x", ent("bold", 0, 1))),  # tag names are case-blind
         ("<br>a<br/>b", rendered("ab")),  # unknown tags vanish, their text stays
     ],
@@ -299,6 +317,7 @@ _MARKUP = st.sampled_from([
     "**", "__", "--", "~~", "||", "`", "```", "```py\n", "[", "]", "(", ")", "[t](http://x.y)", "<b>", "</b>",
     "<i>", "</i>", '<pre language="c">', "</pre>", '<a href="u">', "</a>", "&amp;", "&lt;", "&#128512;", "<",
     ">", " ", "\n", "a", "😀", "𝔸", "*", "_", "~", "|", "-", '<emoji id="7">', "</emoji>", '<a href="tg://user?id=1">',
+    "<emoji id=x>", "<a href>", "<![", "<!--", "-->",
 ])
 
 
@@ -324,3 +343,4 @@ def test_entities_are_sendable_sorted_and_inside_the_text(text: str, dialect: An
     assert keys == sorted(keys)
     assert result.too_long == (units > TEXT_LIMIT)
     assert set(result.dropped) <= {"text_mention", "text_link", "custom_emoji"}
+    assert not (dialect == "gramjs" and (result.dropped or result.refused))
