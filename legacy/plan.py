@@ -442,6 +442,8 @@ class _UserImport:
         self._too_long = bool(rendered.too_long)
         if rendered.dropped:
             self.report.note("message", key, "formatting_dropped", ", ".join(rendered.dropped))
+        if rendered.refused:
+            self.report.note("message", key, "refused_by_older_library")
         if not rendered.text.strip():
             return None
         return MessagePlan(key, self.user_id, rendered.text, list(rendered.entities),

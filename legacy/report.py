@@ -26,6 +26,8 @@ EXPLAINED: dict[str, str] = {
     "message_from_history": "empty message: the last text of the history is used, as the older bot did",
     "message_too_long": "message longer than Telegram allows: broadcast imported stopped",
     "formatting_dropped": "formatting tgcast cannot send was dropped from the message",
+    "refused_by_older_library": "the older bot's library could not parse this text, so it was never posted: "
+                                "imported as well as it reads; worth a look",
     "no_access_broadcast": "broadcast running for a user without access: imported stopped",
     "no_session_broadcast": "broadcast running without a usable session: imported stopped",
     "pending_without_row": "no access row (never approved, or banned: a ban deleted the row): imported as pending",

@@ -16,6 +16,10 @@ from typing import Literal
 Flavour = Literal["node", "python"]
 
 _INT64_MAX = 2**63 - 1
+# Marked ids (the Bot API's): a basic group is -1 … -999999999999, a channel or supergroup is
+# -(10^12 + its id). Telling them apart by the text "-100" would misread a basic group like -1001.
+_CHANNEL_MARK = 10**12
+_BASIC_GROUP_MAX = _CHANNEL_MARK - 1
 # A Python-rewrite pending row is written at first contact with `expires_at = now`, a few
 # microseconds after `created_at`; an admin's grant or a lapsed one is days away from it.
 _PENDING_SLACK = timedelta(seconds=2)
@@ -96,17 +100,19 @@ def group_id(raw: object, legacy_type: str | None) -> int | None:
         return value if value >= -_INT64_MAX else None
     kind = (legacy_type or "").strip().lower()
     if kind in {"supergroup", "channel", "megagroup", "forum"}:
-        marked = int(f"-100{value}")
+        marked = -(_CHANNEL_MARK + value)
     elif kind in {"chat", "group"}:
-        marked = -value
+        marked = -value if value <= _BASIC_GROUP_MAX else 0
+        if not marked:
+            return None
     else:
         return None
     return marked if marked >= -_INT64_MAX else None
 
 
 def group_kind(chat_id: int, legacy_type: str | None) -> GroupKind:
-    """tgcast's kind: `-100…` is a channel or supergroup (forums are learnt online), `-N` a basic group."""
-    if str(chat_id).startswith("-100"):
+    """tgcast's kind: a marked channel id is a channel or supergroup (forums are learnt online), `-N` a basic group."""
+    if chat_id <= -_CHANNEL_MARK:
         return "channel" if (legacy_type or "").strip().lower() == "channel" else "supergroup"
     return "group"
 
