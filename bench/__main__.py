@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import capacity, load, memory, pipeline, tick_scaling, tick_select, webhook
+from bench import capacity, legacy_import, load, memory, pipeline, tick_scaling, tick_select, webhook
 from bench.common import ROOT, machine
 
 Row = tuple[str, str, str]
@@ -22,6 +22,7 @@ PARTS: dict[str, Callable[[Path], list[Row] | str]] = {
     "pipeline": pipeline.run,
     "memory": memory.run,
     "load": load.run,
+    "legacy-import": legacy_import.run,
     "capacity": capacity.run,
 }
 BUDGET_S = 570  # `make bench` stays within 10 minutes
