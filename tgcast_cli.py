@@ -317,13 +317,15 @@ async def _verify_legacy(settings: Settings, args: argparse.Namespace, url: Lega
 
     from legacy.importer import stderr_progress
     from legacy.source import SourceError
-    from legacy.verify import OlderBotAlive, verify_sessions
+    from legacy.verify import CLAIM_TTL_S, OlderBotAlive, verify_sessions
+    from userbot.claims import ConnectionClaims, new_owner
     from userbot.factory import build_gateway
 
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=CONNECT_TIMEOUT_S)
     try:
         gateway = build_gateway(settings, redis)
-        report = await verify_sessions(settings, gateway, url, parallel=args.parallel, again=args.again,
+        claims = ConnectionClaims(redis, settings.redis_prefix, f"import-legacy:{new_owner()}", ttl_s=CLAIM_TTL_S)
+        report = await verify_sessions(settings, gateway, url, claims, parallel=args.parallel, again=args.again,
                                        choice=args.schema, progress=stderr_progress)
     except (SourceError, OlderBotAlive) as exc:
         print(f"tgcast: {exc}", file=sys.stderr)

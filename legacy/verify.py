@@ -30,10 +30,15 @@ from legacy.importer import Progress
 from legacy.rules import Flavour, as_utc
 from legacy.urls import LegacyUrl
 from services.broadcast import stop
+from userbot.claims import ConnectionClaims
 from userbot.gateway import AccountGateway, GatewayError
 
 # An older worker that wrote an attempt this recently may still hold the sessions open.
 ALIVE_WITHIN = timedelta(minutes=1)
+# One account's check (who am I, then its dialogs) is bounded; a hung one is tried again later. The
+# connection claim is held for longer than that, so no tgcast worker connects the account meanwhile.
+CHECK_TIMEOUT_S = 60
+CLAIM_TTL_S = CHECK_TIMEOUT_S * 2
 
 
 class OlderBotAlive(Exception):
@@ -42,7 +47,7 @@ class OlderBotAlive(Exception):
 
 @dataclass(slots=True)
 class VerifyReport:
-    outcomes: Counter[str] = field(default_factory=Counter)  # ok, needs_login, retry_later, taken
+    outcomes: Counter[str] = field(default_factory=Counter)  # ok, needs_login, retry_later, taken, in_use
     groups_refreshed: int = 0
     groups_unselected: int = 0
     notes: list[tuple[int, str, str]] = field(default_factory=list)  # (owner, outcome, code)
@@ -66,9 +71,11 @@ async def check_older_bot_stopped(url: LegacyUrl, now: datetime, *, choice: Flav
                             "stop it first (one session used in two places is ended by Telegram)")
 
 
-async def verify_sessions(settings: Settings, gateway: AccountGateway, url: LegacyUrl, *, parallel: int = 8,
-                          again: bool = False, choice: Flavour | None = None, now: datetime | None = None,
-                          progress: Progress = lambda _line: None) -> VerifyReport:
+async def verify_sessions(settings: Settings, gateway: AccountGateway, url: LegacyUrl, claims: ConnectionClaims, *,
+                          parallel: int = 8, again: bool = False, choice: Flavour | None = None,
+                          now: datetime | None = None, progress: Progress = lambda _line: None) -> VerifyReport:
+    """`claims` are tgcast's connection claims (userbot/claims.py): an account a tgcast worker holds
+    is in use there, so it is not opened a second time (and needs no check: it is working)."""
     await check_older_bot_stopped(url, now or datetime.now(UTC), choice=choice)
     box = SecretBox(settings.session_keys)
     report = VerifyReport()
@@ -81,7 +88,15 @@ async def verify_sessions(settings: Settings, gateway: AccountGateway, url: Lega
     async def one(account: store.ImportedAccount) -> None:
         nonlocal done
         async with gate:
-            await _verify_one(settings, gateway, box, account, report)
+            name = str(account.owner_id)  # the name a worker's connection cache claims it by
+            if not await claims.hold(name):
+                report.outcomes["in_use"] += 1
+                report.notes.append((account.owner_id, "in_use", "a tgcast worker holds its connection"))
+            else:
+                try:
+                    await _verify_one(settings, gateway, box, account, report)
+                finally:
+                    await claims.release(name)
         done += 1
         if done % 100 == 0:
             progress(f"{done}/{len(todo)} sessions checked")
@@ -94,8 +109,13 @@ async def _verify_one(settings: Settings, gateway: AccountGateway, box: SecretBo
                       account: store.ImportedAccount, report: VerifyReport) -> None:
     try:
         session = box.decrypt(account.session_enc)
-        tg_user_id = await gateway.identify(session)
-        found = await gateway.list_groups(session)
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            tg_user_id = await gateway.identify(session)
+            found = await gateway.list_groups(session)
+    except TimeoutError:
+        report.outcomes["retry_later"] += 1
+        report.notes.append((account.owner_id, "retry_later", "TIMEOUT"))
+        return
     except SecretBoxError:
         await _needs_login(settings, account, report, "SESSION_KEYS")
         return

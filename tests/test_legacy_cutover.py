@@ -17,11 +17,12 @@ from jobs.send_batch import run_batch
 from legacy.importer import ImportRequest, run_import
 from legacy.sessions import parse_session
 from legacy.urls import parse_legacy_url
-from legacy.verify import OlderBotAlive, verify_sessions
+from legacy.verify import CLAIM_TTL_S, OlderBotAlive, verify_sessions
 from tests.conftest import _ADMIN_URL
 from tests.harness import TgUser
 from tests.legacy_fixtures import LegacyDb, naive, seed_node, seed_python
 from tests.runtime_helpers import TimeTravel
+from userbot.claims import ConnectionClaims
 from userbot.fake import FakeGateway, FakeGroup
 
 INTERVAL_S = 300  # user 1001's interval in the fixture
@@ -77,8 +78,12 @@ async def test_nothing_is_posted_for_one_interval_after_the_older_bots_last_post
         assert post.at + clock.offset - last_old_post >= INTERVAL_S  # on the test's timeline
 
 
-async def test_verify_sessions_learns_ids_and_hashes_and_marks_dead_sessions(settings, db, net, tg, legacy_dbs_node
-                                                                             ) -> None:
+def claims(redis, settings) -> ConnectionClaims:
+    return ConnectionClaims(redis, settings.redis_prefix, "import-legacy:test", ttl_s=CLAIM_TTL_S)
+
+
+async def test_verify_sessions_learns_ids_and_hashes_and_marks_dead_sessions(settings, db, net, tg, redis,
+                                                                             legacy_dbs_node) -> None:
     now = datetime.now(UTC)
     node = legacy_dbs_node
     seeded = seed_node(node, now)
@@ -91,7 +96,8 @@ async def test_verify_sessions_learns_ids_and_hashes_and_marks_dead_sessions(set
     await db.execute("UPDATE configs SET active = true, next_run_at = now() + interval '1 hour' "
                      "WHERE owner_id = 2004")
 
-    report = await verify_sessions(settings, FakeGateway(net), parse_legacy_url(node.url()), parallel=2)
+    report = await verify_sessions(settings, FakeGateway(net), parse_legacy_url(node.url()), claims(redis, settings),
+                                   parallel=2)
 
     assert dict(report.outcomes) == {"ok": 2, "needs_login": 1}
     cur = await db.execute("SELECT owner_id, tg_user_id, status FROM accounts ORDER BY owner_id")
@@ -107,7 +113,7 @@ async def test_verify_sessions_learns_ids_and_hashes_and_marks_dead_sessions(set
     await tg.send(user, "/start")
     assert tg.screen(user).has("menu.session_ended")
     # a second run checks only what was not checked
-    again = await verify_sessions(settings, FakeGateway(net), parse_legacy_url(node.url()))
+    again = await verify_sessions(settings, FakeGateway(net), parse_legacy_url(node.url()), claims(redis, settings))
     assert sum(again.outcomes.values()) == 0
 
 
@@ -118,7 +124,7 @@ def legacy_dbs_node() -> Iterator[LegacyDb]:
     db.drop()
 
 
-async def test_verify_sessions_refuses_while_the_older_worker_is_alive(settings, db, net, source) -> None:
+async def test_verify_sessions_refuses_while_the_older_worker_is_alive(settings, db, net, redis, source) -> None:
     now = datetime.now(UTC)
     seed_python(source, now)
     await import_all(settings, source.url(), now)
@@ -126,7 +132,8 @@ async def test_verify_sessions_refuses_while_the_older_worker_is_alive(settings,
         conn.execute("UPDATE broadcast_attempts SET updated_at = %s", (naive(now - timedelta(seconds=5)),))
     before = await (await db.execute("SELECT owner_id, status, tg_user_id FROM accounts ORDER BY 1")).fetchall()
     with pytest.raises(OlderBotAlive):
-        await verify_sessions(settings, FakeGateway(net), parse_legacy_url(source.url()), now=now)
+        await verify_sessions(settings, FakeGateway(net), parse_legacy_url(source.url()), claims(redis, settings),
+                              now=now)
     after = await (await db.execute("SELECT owner_id, status, tg_user_id FROM accounts ORDER BY 1")).fetchall()
     assert after == before
     assert await net.connect_total() == 0
@@ -144,3 +151,33 @@ async def test_no_session_string_reaches_the_report_or_the_log(settings, db, sou
     for secret in [*seeded.sessions.values(), *stored]:
         if len(secret) > 40:
             assert secret[5:40] not in printed
+
+
+async def test_verify_sessions_never_opens_an_account_a_tgcast_worker_holds(settings, db, net, redis,
+                                                                            legacy_dbs_node) -> None:
+    now = datetime.now(UTC)
+    seeded = seed_node(legacy_dbs_node, now)
+    await import_all(settings, legacy_dbs_node.url(), now)
+    await net.add_session(parse_session(seeded.sessions["n-1"]).to_telethon(), 9001)
+    worker = ConnectionClaims(redis, settings.redis_prefix, "worker-a", ttl_s=30)
+    assert await worker.hold("2001")  # a running worker has 2001's connection open
+    report = await verify_sessions(settings, FakeGateway(net), parse_legacy_url(legacy_dbs_node.url()),
+                                   claims(redis, settings))
+    assert report.outcomes["in_use"] == 1
+    assert await net.peak_connections(9001) == 0  # never opened: one session, one place
+    assert await worker.hold("2001")  # still the worker's
+
+
+async def test_a_flood_wait_leaves_the_session_for_a_later_check(settings, db, net, redis, legacy_dbs_node) -> None:
+    now = datetime.now(UTC)
+    seeded = seed_node(legacy_dbs_node, now)
+    await import_all(settings, legacy_dbs_node.url(), now)
+    await net.add_session(parse_session(seeded.sessions["n-1"]).to_telethon(), 9001)
+    await net.fail_next(9001, "FLOOD_WAIT_30")  # the dialog listing meets a flood wait
+    url = parse_legacy_url(legacy_dbs_node.url())
+    report = await verify_sessions(settings, FakeGateway(net), url, claims(redis, settings))
+    assert report.outcomes["retry_later"] == 1
+    cur = await db.execute("SELECT status, tg_user_id FROM accounts WHERE owner_id = 2001")
+    assert await cur.fetchone() == ("active", None)  # untouched, and checked again next time
+    later = await verify_sessions(settings, FakeGateway(net), url, claims(redis, settings))
+    assert later.outcomes["ok"] == 1 and await net.peak_connections(9001) == 1

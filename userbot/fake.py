@@ -377,8 +377,14 @@ class FakeGateway:
         await self._r.delete(f"{self.net.p}session:{session}")
 
     async def identify(self, session: str) -> int:
-        await self.net._round_trip()
-        return await self.net.session_user(session)
+        uid = await self.net.session_user(session)
+        # A connection of its own, as Telethon opens one: it counts in the account's open connections.
+        await self.net._connected(uid)
+        try:
+            await self.net._round_trip()
+        finally:
+            await self.net._disconnected(uid)
+        return uid
 
     async def list_groups(self, session: str) -> Sequence[GroupInfo]:
         uid = await self.net.session_user(session)
