@@ -222,7 +222,8 @@ def test_a_renewal_belongs_to_the_subscription_whose_period_it_follows() -> None
     assert renewed_subscription([a, b], t + timedelta(days=30)) is a
     assert renewed_subscription([a, b], t + timedelta(days=40, hours=2)) is b
     # Same period end: the one still renewing.
-    assert renewed_subscription([_sub("c", t, canceled=True), _sub("d", t)], t + timedelta(days=30)).charge_id == "d"
+    d = _sub("d", t)
+    assert renewed_subscription([_sub("c", t, canceled=True), d], t + timedelta(days=30)) is d
     # No end date reported: the one renewing last; one without a date loses.
     assert renewed_subscription([a, b, _sub("e", None)], None) is b
     assert renewed_subscription([_sub("e", None), a], t + timedelta(days=30)) is a
