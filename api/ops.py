@@ -25,6 +25,7 @@ from api.auth import bearer, token_matches
 from api.state import app_state
 from core.chart import Column, svg_bar_chart
 from db.ops import HourCount
+from db.payments import PlanTotals
 from services.gauges import OpsSnapshot, snapshot
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,18 @@ def chart(per_hour: list[HourCount]) -> str:
     return svg + legend
 
 
+def payments_table(by_plan: list[PlanTotals]) -> str:
+    if not by_plan:
+        return '<p class="muted">none</p>'
+    rows = [[html.escape(t.plan), str(t.payments), str(t.stars), str(t.refunds), str(t.refunded_stars),
+             str(t.renewing)] for t in by_plan]
+    total = [sum(getattr(t, f) for t in by_plan) for f in ("payments", "stars", "refunds", "refunded_stars",
+                                                          "renewing")]
+    rows.append(["<b>all plans</b>", *(f"<b>{n}</b>" for n in total)])
+    return _table(["plan", "payments", "Stars received", "refunds", "Stars refunded", "renewing subscriptions"],
+                  rows)
+
+
 def render_page(snap: OpsSnapshot, now: datetime) -> str:
     tick_cls = "bad" if snap.last_tick_age_s is None or snap.last_tick_age_s > _TICK_STALE_S else "ok"
     p95_cls = "bad" if (snap.lag.p95_ms or 0) > _LAG_P95_BAD_MS else "ok"
@@ -166,6 +179,7 @@ def render_page(snap: OpsSnapshot, now: datetime) -> str:
         _card("Deliveries per hour (24 h)", per_hour, ident="per-hour", wide=True),
         _card("Accounts in flood pause", paused, ident="paused"),
         _card("Recent failures by reason (24 h)", failures, ident="failures"),
+        _card("Stars payments by plan (all time)", payments_table(snap.payments), ident="payments", wide=True),
     ]
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'

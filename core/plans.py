@@ -125,12 +125,16 @@ class Refusal(StrEnum):
     wrong_amount = "wrong_amount"
     not_yours = "not_yours"  # an invoice made for someone else (invoice links can be forwarded)
     banned = "banned"
+    # A second subscription while one renews: an invoice link sent earlier stays payable, and two
+    # subscriptions would charge twice a month for the same access.
+    already_subscribed = "already_subscribed"
 
 
 def checkout_refusal(plans: tuple[Plan, ...], *, payload: str, currency: str, amount: int, payer_id: int,
-                     payer_banned: bool) -> Refusal | None:
+                     payer_banned: bool, payer_subscribed: bool = False) -> Refusal | None:
     """None when the payment may go ahead: the plan exists with the invoice's terms, the price and
-    the currency are the plan's, the payer is the user the invoice was made for, and not banned."""
+    the currency are the plan's, the payer is the user the invoice was made for, and not banned, and
+    a recurring plan is not bought by someone whose subscription still renews (`payer_subscribed`)."""
     parsed = parse_payload(payload)
     plan = find_plan(plans, parsed.plan) if parsed else None
     if parsed is None or plan is None:
@@ -145,6 +149,8 @@ def checkout_refusal(plans: tuple[Plan, ...], *, payload: str, currency: str, am
         return Refusal.not_yours
     if payer_banned:
         return Refusal.banned
+    if plan.recurring and payer_subscribed:
+        return Refusal.already_subscribed
     return None
 
 

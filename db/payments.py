@@ -1,4 +1,4 @@
-"""Stars payments and subscriptions (migration 0005); the rules that use them live in services.payments."""
+"""Stars payments and subscriptions (migrations 0005, 0007); the rules that use them live in services.payments."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class Payment:
     refunded_at: datetime | None
     refunded_by: int | None
     refund_expires_after: datetime | None
+    subscription_id: str | None  # a recurring payment's subscription (its first charge id)
 
 
 @dataclass(slots=True)
@@ -137,48 +138,85 @@ async def user_totals(conn: AsyncConnection, user_id: int) -> UserTotals:
 
 
 # ---- subscriptions ---------------------------------------------------------------------------------
+# A user may hold several subscriptions; each is keyed by its first charge id (what Telegram names it by).
 
 
-async def get_subscription(conn: AsyncConnection, user_id: int) -> Subscription | None:
+async def subscriptions(conn: AsyncConnection, user_id: int) -> list[Subscription]:
+    """Every subscription of the user, the one renewing last first."""
     cur = conn.cursor(row_factory=class_row(Subscription))
-    await cur.execute("SELECT * FROM star_subscriptions WHERE user_id = %(user)s", {"user": user_id})
+    await cur.execute(
+        "SELECT * FROM star_subscriptions WHERE user_id = %(user)s ORDER BY renews_at DESC NULLS LAST, charge_id",
+        {"user": user_id},
+    )
+    return await cur.fetchall()
+
+
+async def renewing(conn: AsyncConnection, user_id: int, now: datetime) -> list[Subscription]:
+    """The subscriptions Telegram will charge again, the next renewal first."""
+    cur = conn.cursor(row_factory=class_row(Subscription))
+    await cur.execute(
+        """
+        SELECT * FROM star_subscriptions WHERE user_id = %(user)s AND NOT canceled AND renews_at > %(now)s
+        ORDER BY renews_at, charge_id
+        """,
+        {"user": user_id, "now": now},
+    )
+    return await cur.fetchall()
+
+
+async def get_subscription(conn: AsyncConnection, charge_id: str) -> Subscription | None:
+    cur = conn.cursor(row_factory=class_row(Subscription))
+    await cur.execute("SELECT * FROM star_subscriptions WHERE charge_id = %(charge)s", {"charge": charge_id})
     return await cur.fetchone()
+
+
+async def lock_subscriptions(conn: AsyncConnection, user_id: int, plan: str) -> list[Subscription]:
+    """The user's subscriptions of one plan, locked until the caller's transaction ends (a renewal
+    picks among them, and a cancel running at once waits)."""
+    cur = conn.cursor(row_factory=class_row(Subscription))
+    await cur.execute(
+        "SELECT * FROM star_subscriptions WHERE user_id = %(user)s AND plan = %(plan)s ORDER BY charge_id FOR UPDATE",
+        {"user": user_id, "plan": plan},
+    )
+    return await cur.fetchall()
 
 
 async def start_subscription(conn: AsyncConnection, user_id: int, *, plan: str, charge_id: str,
                              renews_at: datetime | None) -> None:
-    """A first recurring payment: a new subscription (replacing one the user had before)."""
+    """A first recurring payment: a new subscription beside any the user has."""
     await conn.execute(
         """
         INSERT INTO star_subscriptions (user_id, plan, charge_id, last_charge_id, renews_at)
         VALUES (%(user)s, %(plan)s, %(charge)s, %(charge)s, %(renews)s)
-        ON CONFLICT (user_id) DO UPDATE SET plan = EXCLUDED.plan, charge_id = EXCLUDED.charge_id,
-            last_charge_id = EXCLUDED.last_charge_id, renews_at = EXCLUDED.renews_at, canceled = false,
-            updated_at = now()
+        ON CONFLICT (charge_id) DO NOTHING
         """,
         {"user": user_id, "plan": plan, "charge": charge_id, "renews": renews_at},
     )
 
 
-async def renew_subscription(conn: AsyncConnection, user_id: int, *, plan: str, charge_id: str,
+async def renew_subscription(conn: AsyncConnection, charge_id: str, *, last_charge_id: str,
                              renews_at: datetime | None) -> None:
-    """A renewal: the period moves on. A renewal of a subscription this database never saw start
-    (lost history, a restored backup) starts one under this charge id."""
+    """A renewal of the subscription `charge_id`: its period moves on (never back)."""
     await conn.execute(
         """
-        INSERT INTO star_subscriptions (user_id, plan, charge_id, last_charge_id, renews_at)
-        VALUES (%(user)s, %(plan)s, %(charge)s, %(charge)s, %(renews)s)
-        ON CONFLICT (user_id) DO UPDATE SET last_charge_id = EXCLUDED.last_charge_id,
-            renews_at = GREATEST(star_subscriptions.renews_at, EXCLUDED.renews_at), updated_at = now()
+        UPDATE star_subscriptions SET last_charge_id = %(last)s,
+            renews_at = GREATEST(renews_at, %(renews)s), updated_at = now()
+        WHERE charge_id = %(charge)s
         """,
-        {"user": user_id, "plan": plan, "charge": charge_id, "renews": renews_at},
+        {"charge": charge_id, "last": last_charge_id, "renews": renews_at},
     )
 
 
-async def set_canceled(conn: AsyncConnection, user_id: int, canceled: bool) -> None:
+async def set_canceled(conn: AsyncConnection, charge_id: str) -> None:
     await conn.execute(
-        "UPDATE star_subscriptions SET canceled = %(c)s, updated_at = now() WHERE user_id = %(user)s",
-        {"user": user_id, "c": canceled},
+        "UPDATE star_subscriptions SET canceled = true, updated_at = now() WHERE charge_id = %(charge)s",
+        {"charge": charge_id},
+    )
+
+
+async def link_subscription(conn: AsyncConnection, payment_id: int, subscription_id: str) -> None:
+    await conn.execute(
+        "UPDATE payments SET subscription_id = %(sub)s WHERE id = %(id)s", {"id": payment_id, "sub": subscription_id}
     )
 
 
@@ -226,3 +264,39 @@ async def stars_per_day(conn: AsyncConnection, now: datetime, days: int = 30) ->
         if 0 <= bucket < days:
             buckets[bucket] = int(total)
     return buckets
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTotals:
+    """All-time figures of one plan (counters only grow: a refund is counted, the payment stays)."""
+
+    plan: str
+    payments: int
+    stars: int  # received, refunded ones included
+    refunds: int
+    refunded_stars: int
+    renewing: int  # subscriptions Telegram will charge again
+
+
+async def totals_by_plan(conn: AsyncConnection, now: datetime) -> list[PlanTotals]:
+    cur = conn.cursor(row_factory=class_row(PlanTotals))
+    await cur.execute(
+        """
+        WITH paid AS (
+            SELECT plan, count(*)::int AS payments, COALESCE(sum(stars), 0)::int AS stars,
+                   (count(*) FILTER (WHERE refunded_at IS NOT NULL))::int AS refunds,
+                   COALESCE(sum(stars) FILTER (WHERE refunded_at IS NOT NULL), 0)::int AS refunded_stars
+            FROM payments GROUP BY plan
+        ), subs AS (
+            SELECT plan, count(*)::int AS renewing FROM star_subscriptions
+            WHERE NOT canceled AND renews_at > %(now)s GROUP BY plan
+        )
+        SELECT plan, COALESCE(paid.payments, 0) AS payments, COALESCE(paid.stars, 0) AS stars,
+               COALESCE(paid.refunds, 0) AS refunds, COALESCE(paid.refunded_stars, 0) AS refunded_stars,
+               COALESCE(subs.renewing, 0) AS renewing
+        FROM paid FULL JOIN subs USING (plan)
+        ORDER BY plan
+        """,
+        {"now": now},
+    )
+    return await cur.fetchall()

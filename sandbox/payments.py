@@ -62,15 +62,18 @@ def take_payment(api: PaymentsState, user: dict[str, Any], invoice: dict[str, An
                  recurring=recurring, first=recurring, expires=expires)
 
 
-def renew(api: PaymentsState, user: dict[str, Any], charge_id: str) -> dict[str, Any]:
+def renew(api: PaymentsState, user: dict[str, Any], charge_id: str, *, charged_before_cancel: bool = False
+          ) -> dict[str, Any]:
     """The next period of the subscription `charge_id` belongs to: a new charge, reported as a
-    recurring payment (Telegram sends no pre-checkout query for a renewal)."""
+    recurring payment (Telegram sends no pre-checkout query for a renewal). `charged_before_cancel`:
+    a renewal Telegram charged just before the user's cancel reached it, delivered after it (the
+    race the bot must answer with a refund), so a cancelled subscription may renew this once."""
     charge = api.charge(charge_id)
     root_id = str((charge or {}).get("subscription") or "")
     root = api.charge(root_id) if root_id else None
     if charge is None or root is None or root.get("user_id") != user["id"]:
         raise BadInput("no such subscription (the emulator forgets charges when the web process restarts)")
-    if root.get("canceled") or root.get("refunded"):
+    if root.get("refunded") or (root.get("canceled") and not charged_before_cancel):
         raise BadInput("this subscription does not renew any more")
     expires = int(root.get("expires") or time.time()) + SUBSCRIPTION_PERIOD_S
     new_id = f"stxSB{secrets.token_hex(12)}"

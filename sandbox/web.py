@@ -312,11 +312,13 @@ class Sandbox:
         return await self._incoming(request, user, content)
 
     async def renew(self, request: Request) -> JSONResponse:
-        """The subscription's next 30 days, charged now instead of in a month."""
+        """The subscription's next 30 days, charged now instead of in a month (or, with
+        `charged_before_cancel`, a renewal that crossed the user's cancel on its way)."""
         try:
             body = await self._body(request)
             user = sender(body.get("user"))
-            content = payments.renew(self.api, user, str(body.get("charge_id") or ""))
+            content = payments.renew(self.api, user, str(body.get("charge_id") or ""),
+                                     charged_before_cancel=body.get("charged_before_cancel") is True)
         except BadInput as e:
             return _error(str(e))
         return await self._incoming(request, user, content)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -19,7 +20,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
 from core.settings import Settings
-from db import ops
+from db import ops, payments
 from services.metrics import Family, Metrics, gauge, render
 
 
@@ -40,6 +41,7 @@ class OpsSnapshot:
     accounts: dict[str, int]
     configs_active: int
     last_tick_age_s: float | None
+    payments: list[payments.PlanTotals]
 
 
 @dataclass(slots=True)
@@ -93,6 +95,7 @@ async def gauges(settings: Settings, pool: AsyncConnectionPool, redis: Redis) ->
         accounts = await ops.accounts_by_state(conn)
         users = await ops.users_by_status(conn)
         configs = await ops.active_configs(conn)
+        by_plan = await payments.totals_by_plan(conn, datetime.now(UTC))
     queues = await queue_stats(settings)
     age = await last_tick_age(settings, redis)
     return [
@@ -102,6 +105,11 @@ async def gauges(settings: Settings, pool: AsyncConnectionPool, redis: Redis) ->
         gauge("tgcast_queue_depth", [({"queue": q.name}, q.depth) for q in queues]),
         gauge("tgcast_queue_scheduled_jobs", [({"queue": q.name}, q.scheduled) for q in queues]),
         gauge("tgcast_last_tick_age_seconds", [] if age is None else [({}, age)]),
+        gauge("tgcast_payments_total", [({"plan": t.plan}, t.payments) for t in by_plan]),
+        gauge("tgcast_payment_stars_total", [({"plan": t.plan}, t.stars) for t in by_plan]),
+        gauge("tgcast_refunds_total", [({"plan": t.plan}, t.refunds) for t in by_plan]),
+        gauge("tgcast_refunded_stars_total", [({"plan": t.plan}, t.refunded_stars) for t in by_plan]),
+        gauge("tgcast_subscriptions_renewing", [({"plan": t.plan}, t.renewing) for t in by_plan]),
     ]
 
 
@@ -119,9 +127,11 @@ async def snapshot(settings: Settings, pool: AsyncConnectionPool, redis: Redis) 
         failures = await ops.failures_by_reason(conn)
         accounts = await ops.accounts_by_state(conn)
         configs = await ops.active_configs(conn)
+        by_plan = await payments.totals_by_plan(conn, datetime.now(UTC))
     return OpsSnapshot(
         queues=await queue_stats(settings), lag=lag, per_hour=per_hour, paused=paused, failures=failures,
         accounts=accounts, configs_active=configs, last_tick_age_s=await last_tick_age(settings, redis),
+        payments=by_plan,
     )
 
 

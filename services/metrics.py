@@ -44,6 +44,10 @@ class MetricSpec:
     help: str
     labels: tuple[str, ...] = ()
     buckets: tuple[float, ...] = ()
+    # Read from PostgreSQL at scrape time (services.gauges) rather than recorded in Redis: counters
+    # whose source of truth is a table (payments) are exact whichever replica answers and survive
+    # a Redis flush.
+    computed: bool = False
 
 
 def _declare(*specs: MetricSpec) -> dict[str, MetricSpec]:
@@ -85,6 +89,17 @@ METRICS: dict[str, MetricSpec] = _declare(
     MetricSpec("tgcast_queue_depth", "gauge", "Jobs waiting in an RQ queue.", ("queue",)),
     MetricSpec("tgcast_queue_scheduled_jobs", "gauge", "Jobs scheduled for later in an RQ queue.", ("queue",)),
     MetricSpec("tgcast_last_tick_age_seconds", "gauge", "Seconds since the last scheduler tick finished."),
+    # Stars payments, by plan, read from the payments table (refunded payments stay counted in
+    # payments and stars; refunds count them again).
+    MetricSpec("tgcast_payments_total", "counter", "Stars payments received, by plan (renewals included).",
+               ("plan",), computed=True),
+    MetricSpec("tgcast_payment_stars_total", "counter", "Telegram Stars received, by plan (refunded ones included).",
+               ("plan",), computed=True),
+    MetricSpec("tgcast_refunds_total", "counter", "Stars payments refunded, by plan.", ("plan",), computed=True),
+    MetricSpec("tgcast_refunded_stars_total", "counter", "Telegram Stars refunded, by plan.", ("plan",),
+               computed=True),
+    MetricSpec("tgcast_subscriptions_renewing", "gauge", "Stars subscriptions Telegram will renew, by plan.",
+               ("plan",)),
 )
 
 
@@ -148,6 +163,8 @@ class _Recorder:
 
     def inc(self, name: str, amount: float = 1, **labels: object) -> None:
         spec = _spec(name, "counter", labels)
+        if spec.computed:
+            raise ValueError(f"{name} is read from its table at scrape time, not recorded")
         if amount < 0:
             raise ValueError(f"{name}: a counter only goes up")
         key, fld = f"{self._prefix}{name}", _field(spec, labels)
@@ -193,7 +210,7 @@ class Metrics:
 
     async def collect(self) -> list[Family]:
         """Every recorded counter and histogram, in declaration order (gauges are left out)."""
-        recorded = [spec for spec in METRICS.values() if spec.kind != "gauge"]
+        recorded = [spec for spec in METRICS.values() if spec.kind != "gauge" and not spec.computed]
         pipe = self._redis.pipeline(transaction=False)
         for spec in recorded:
             pipe.hgetall(f"{self._prefix}{spec.name}")
@@ -238,10 +255,13 @@ def _family(spec: MetricSpec, raw: Mapping[bytes | str, bytes | str]) -> Family:
 
 
 def gauge(name: str, samples: Iterable[tuple[Mapping[str, object], float]]) -> Family:
+    """A metric computed at scrape time: a gauge, or a counter read from its table (`computed`)."""
     spec = METRICS[name]
+    if spec.kind != "gauge" and not spec.computed:
+        raise ValueError(f"{name} is recorded, not computed")
     family = Family(spec)
     for labels, value in samples:
-        _spec(name, "gauge", labels)
+        _spec(name, spec.kind, labels)
         family.samples.append(Sample(name, tuple((k, str(labels[k])) for k in spec.labels), float(value)))
     return family
 

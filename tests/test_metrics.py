@@ -327,6 +327,55 @@ async def test_account_user_and_config_gauges_follow_rows(client, db) -> None:
     assert value(series, "tgcast_users", status="expired") == 1
 
 
+async def _paid(db, user_id: int, charge: str, plan: str, days: int, stars: int, *, first: bool = False,
+                renewal: bool = False, expires: datetime | None = None) -> int:
+    from services.payments import PaidCharge, record_payment
+
+    grant = await record_payment(db, PaidCharge(
+        user_id=user_id, charge_id=charge, provider_charge_id="", currency="XTR", amount=stars,
+        payload=f"tgc1:{plan}:{days}:{stars}:{user_id}", recurring=first or renewal, first_recurring=first,
+        subscription_expires=expires))
+    assert grant is not None
+    return grant.payment.id
+
+
+async def test_payment_counters_and_renewing_subscriptions_follow_rows_by_plan(client, db) -> None:
+    from services.payments import cancel_renewal, refund
+
+    async def telegram(user_id: int, charge_id: str) -> None:
+        return None
+
+    empty = await scrape(client)
+    assert not [k for k in empty if k[0].startswith(("tgcast_payment", "tgcast_refund", "tgcast_subscriptions"))]
+    now = datetime.now(UTC)
+    await _user(db, 1)
+    await _user(db, 2)
+    week = await _paid(db, 1, "c-week-1", "week", 7, 250)
+    await _paid(db, 2, "c-week-2", "week", 7, 250)
+    await _paid(db, 1, "c-sub-1", "month", 30, 750, first=True, expires=now + timedelta(days=30))
+    await _paid(db, 1, "c-sub-1-r", "month", 30, 750, renewal=True, expires=now + timedelta(days=60))
+    await _paid(db, 2, "c-sub-2", "month", 30, 750, first=True, expires=now + timedelta(days=30))
+    await refund(db, week, admin_id=99, call=telegram)
+    await cancel_renewal(db, 2, call=telegram)
+    series = await scrape(client)
+    assert value(series, "tgcast_payments_total", plan="week") == 2
+    assert value(series, "tgcast_payments_total", plan="month") == 3
+    assert value(series, "tgcast_payment_stars_total", plan="week") == 500
+    assert value(series, "tgcast_payment_stars_total", plan="month") == 2250
+    assert value(series, "tgcast_refunds_total", plan="week") == 1
+    assert value(series, "tgcast_refunded_stars_total", plan="week") == 250
+    assert value(series, "tgcast_refunds_total", plan="month") == 0
+    assert value(series, "tgcast_subscriptions_renewing", plan="month") == 1
+    assert value(series, "tgcast_subscriptions_renewing", plan="week") == 0
+
+
+def test_computed_counters_cannot_be_recorded() -> None:
+    from services.metrics import _Accumulator, _Recorder
+
+    with pytest.raises(ValueError):
+        _Recorder(_Accumulator(), "x:").inc("tgcast_payments_total", plan="week")
+
+
 async def test_queue_gauges_follow_rq(client, settings) -> None:
     broadcast, announce = queue_names(settings)
     before = await scrape(client)

@@ -105,6 +105,22 @@ async def test_only_the_ops_token_by_bearer_opens_the_page(client) -> None:
     assert (await client.post("/tick", headers=_bearer(OPS_TOKEN))).status_code == 401
 
 
+async def test_the_page_shows_payments_by_plan(client, database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO bot_users (user_id, first_name, status) VALUES (5, 'P', 'active')")
+        conn.execute(
+            "INSERT INTO payments (user_id, telegram_payment_charge_id, plan, days, stars, currency, refunded_at)"
+            " VALUES (5, 'ops-1', 'week', 7, 250, 'XTR', NULL), (5, 'ops-2', 'week', 7, 250, 'XTR', now()),"
+            " (5, 'ops-3', 'month', 30, 750, 'XTR', NULL)")
+        conn.execute("INSERT INTO star_subscriptions (user_id, plan, charge_id, last_charge_id, renews_at)"
+                     " VALUES (5, 'month', 'ops-3', 'ops-3', now() + interval '20 days')")
+    page = (await client.get("/ops", headers=_bearer(OPS_TOKEN))).text
+    card = page[page.index('id="payments"'):]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", card)
+    assert cells[:12] == ["month", "1", "750", "0", "0", "1", "week", "2", "500", "1", "250", "0"]
+    assert cells[12:18] == ["<b>all plans</b>", "<b>3</b>", "<b>1250</b>", "<b>1</b>", "<b>250</b>", "<b>1</b>"]
+
+
 async def test_login_form_sets_a_strict_httponly_cookie(client) -> None:
     wrong = await _sign_in(client, "not-the-ops-token-at-all")
     assert wrong.status_code == 401 and "set-cookie" not in wrong.headers and 'id="login-note"' in wrong.text

@@ -286,7 +286,7 @@ async def _subscribe(tg: Telegram, user: TgUser, charge: str = "sub-1") -> datet
 async def test_a_subscription_renews_and_each_renewal_extends(tg: Telegram, db, user: TgUser) -> None:
     renews = await _subscribe(tg, user)
     assert _close(await _expiry(db, user.id), datetime.now(UTC) + timedelta(days=30))
-    sub = await payments.get_subscription(db, user.id)
+    sub = await payments.get_subscription(db, "sub-1")
     assert sub is not None and sub.charge_id == "sub-1" and not sub.canceled and _close(sub.renews_at, renews, 2)
     await tg.send(user, "/menu")
     screen = tg.screen(user)
@@ -297,7 +297,7 @@ async def test_a_subscription_renews_and_each_renewal_extends(tg: Telegram, db, 
     assert first_expiry is not None
     await pay(tg, user, MONTH, 750, "sub-2", recurring=True, first=False, expires=renews + timedelta(days=30))
     assert _close(await _expiry(db, user.id), first_expiry + timedelta(days=30), 2)
-    sub = await payments.get_subscription(db, user.id)
+    sub = await payments.get_subscription(db, "sub-1")
     assert sub is not None and sub.charge_id == "sub-1" and sub.last_charge_id == "sub-2"
     assert _close(sub.renews_at, renews + timedelta(days=30), 2)
     rows = await payment_rows(db, user.id)
@@ -326,7 +326,7 @@ async def test_cancelling_stops_renewal_and_keeps_the_paid_days(tg: Telegram, db
     assert call is not None
     assert (call.params["user_id"], call.params["telegram_payment_charge_id"]) == (user.id, "sub-1")
     assert call.params["is_canceled"] is True
-    sub = await payments.get_subscription(db, user.id)
+    sub = await payments.get_subscription(db, "sub-1")
     assert sub is not None and sub.canceled
     assert await _expiry(db, user.id) == paid_until
     screen = tg.screen(user)
@@ -343,7 +343,7 @@ async def test_a_failed_cancel_keeps_the_subscription_renewing(tg: Telegram, db,
     tg.api.fail_next("editUserStarSubscription", error_code=400, description="Bad Request: SUBSCRIPTION_NOT_FOUND")
     await tg.press(user, "pay_cancel_ok")
     assert "payments.cancel_failed" in tg.toast_keys()
-    sub = await payments.get_subscription(db, user.id)
+    sub = await payments.get_subscription(db, "sub-1")
     assert sub is not None and not sub.canceled
 
 
@@ -376,9 +376,9 @@ async def test_refund_takes_the_days_back_once(tg: Telegram, db, user: TgUser, a
     [p] = await payment_rows(db, user.id)
     assert p["refunded_at"] is not None and p["refunded_by"] == ADMIN_ID
     assert "payments.refund_done" in tg.toast_keys()
-    assert "payments.refunded_user" in tg.all_keys(user)
+    assert "payments.refunded_until" in tg.all_keys(user)
     card = tg.screen(admin)
-    assert card.has("payments.card_payment_refunded") and f"admin_refund:{pid}" not in card.callbacks
+    assert card.has("payments.card_payment_refunded_until") and f"admin_refund:{pid}" not in card.callbacks
     # Refunding twice is refused, and Telegram is not asked again.
     await tg.press(admin, f"admin_refund_ok:{pid}")
     await tg.press(admin, f"admin_refund:{pid}")
@@ -409,7 +409,7 @@ async def test_refunding_a_subscription_payment_cancels_its_renewal(tg: Telegram
     assert tg.api.last("refundStarPayment") is not None
     call = tg.api.last("editUserStarSubscription")
     assert call is not None and call.params["is_canceled"] is True
-    sub = await payments.get_subscription(db, user.id)
+    sub = await payments.get_subscription(db, "sub-1")
     assert sub is not None and sub.canceled
 
 
@@ -447,7 +447,7 @@ async def test_a_refund_reported_by_telegram_is_recorded_once(tg: Telegram, db, 
     [p] = await payment_rows(db, user.id)
     assert p["refunded_at"] is not None and p["refunded_by"] is None
     assert _close(await _expiry(db, user.id), later, 2)
-    refunded = [c for c in tg.api.sent_to(user.id) if "payments.refunded_user" in _keys(c)]
+    refunded = [c for c in tg.api.sent_to(user.id) if "payments.refunded_until" in _keys(c)]
     assert len(refunded) == 1
 
 

@@ -87,6 +87,8 @@ def test_buy_pay_refund_in_the_sandbox(live: LiveSandbox, database_url: str) -> 
         assert refunded is not None and refunded[0] is not None
         payment = next(m["payment"] for m in _chat(c, USER_ID) if m.get("payment"))
         assert payment["refunded"] is True
+        # The user is told what the refund did to the access (they had none before this week).
+        assert any("payments.refunded_ended" in message_keys(m["html"]) for m in _chat(c, USER_ID) if m["from_bot"])
 
 
 def test_subscribe_renew_cancel_in_the_sandbox(live: LiveSandbox, database_url: str) -> None:
@@ -112,6 +114,48 @@ def test_subscribe_renew_cancel_in_the_sandbox(live: LiveSandbox, database_url: 
         assert canceled[0] is True
         refused = c.post("/sandbox/api/renew", json={"user": USER, "charge_id": payment["charge_id"]})
         assert refused.status_code == 400
+
+
+def _subscribe(c: httpx.Client) -> tuple[str, dict[str, Any]]:
+    """Subscribe to the monthly plan through its link; the link and the payment as the page shows it."""
+    c.post("/sandbox/api/send", json={"user": USER, "text": "/start"})
+    _press(c, USER, "pay_buy:month")
+    link = next(b["url"] for m in reversed(_chat(c, USER_ID)) for row in m.get("inline", []) for b in row
+                if str(b.get("url", "")).startswith("https://t.me/$"))
+    assert c.post("/sandbox/api/pay", json={"user": USER, "link": link}).json()["ok"]
+    return link, next(m["payment"] for m in _chat(c, USER_ID) if m.get("payment"))
+
+
+def test_the_old_subscribe_link_is_refused_while_the_subscription_renews(live: LiveSandbox, database_url: str) -> None:
+    with live.client() as c:
+        link, _ = _subscribe(c)
+        answer = c.post("/sandbox/api/pay", json={"user": USER, "link": link}).json()
+        assert answer["ok"] and answer["paid"] is False
+        assert "payments.refuse_already_subscribed" in message_keys(answer["error_message"])
+        toasts = c.get(f"/sandbox/api/chat/{USER_ID}").json()["toasts"]
+        assert toasts[-1]["alert"] and toasts[-1]["text"] == answer["error_message"]
+        assert _row(database_url, "SELECT count(*) FROM payments WHERE user_id = %(u)s", u=USER_ID)[0] == 1
+        assert _row(database_url, "SELECT count(*) FROM star_subscriptions WHERE user_id = %(u)s", u=USER_ID)[0] == 1
+
+
+def test_a_renewal_that_crossed_the_cancel_is_refunded_in_the_sandbox(live: LiveSandbox, database_url: str) -> None:
+    with live.client() as c:
+        _, payment = _subscribe(c)
+        paid_until = _expiry(database_url, USER_ID)
+        c.post("/sandbox/api/send", json={"user": USER, "text": "/menu"})
+        _press(c, USER, "pay_cancel")
+        _press(c, USER, "pay_cancel_ok")
+        renewed = c.post("/sandbox/api/renew", json={"user": USER, "charge_id": payment["charge_id"],
+                                                     "charged_before_cancel": True})
+        assert renewed.json()["ok"], renewed.text
+        renewal = [m["payment"] for m in _chat(c, USER_ID) if m.get("payment")][-1]
+        assert renewal["charge_id"] != payment["charge_id"] and renewal["refunded"] is True
+        row = _row(database_url, "SELECT refunded_at, refunded_by, subscription_id FROM payments"
+                                 " WHERE telegram_payment_charge_id = %(c)s", c=renewal["charge_id"])
+        assert row[0] is not None and row[1] is None and row[2] == payment["charge_id"]
+        assert _expiry(database_url, USER_ID) == paid_until
+        assert any("payments.renewal_refunded_until" in message_keys(m["html"])
+                   for m in _chat(c, USER_ID) if m["from_bot"])
 
 
 def test_a_refused_pre_checkout_shows_telegrams_popup(live: LiveSandbox, database_url: str) -> None:

@@ -7,17 +7,19 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from core.i18n import Translator
 from core.settings import Settings
-from db import payments, users
+from db import payments
 from handlers import callbacks as cb
 from handlers.admin.common import SuperAdminOnly, button, day, translator_for
 from handlers.payments import callbacks as pcb
+from handlers.payments.flow import refund_at_telegram
+from handlers.payments.screens import refund_notice
 from handlers.ui import show
 from services import payments as service
 
@@ -26,9 +28,6 @@ log = logging.getLogger(__name__)
 CARD_PAYMENTS = 5  # the newest payments listed on a card
 CARD_REFUNDS = 3  # of which at most this many get a refund button
 STATS_DAYS = 30
-# Telegram's answer when the Stars already went back (a refund whose answer was lost): the refund
-# happened, so it is recorded like one that succeeded now.
-ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
 
 
 async def card_section(conn: AsyncConnection, tr: Translator,
@@ -39,18 +38,32 @@ async def card_section(conn: AsyncConnection, tr: Translator,
         return [], []
     lines = [tr.n("payments.card_totals", totals.stars, count=totals.payments, stars=totals.stars,
                   refunded=totals.refunded)]
-    sub = await payments.get_subscription(conn, user_id)
-    if sub is not None and sub.renews(datetime.now(UTC)):
+    now = datetime.now(UTC)
+    subs = await payments.subscriptions(conn, user_id)
+    renewing = [s for s in subs if s.renews(now)]
+    for sub in sorted(renewing, key=lambda s: (s.renews_at or now, s.charge_id)):
         lines.append(tr("payments.card_sub_renews", date=day(sub.renews_at)))
-    elif sub is not None and sub.canceled:
+    if not renewing and any(s.canceled for s in subs):
         lines.append(tr("payments.card_sub_off"))
     rows: list[list[InlineKeyboardButton]] = []
     for p in await payments.recent(conn, user_id, CARD_PAYMENTS):
-        key = "payments.card_payment_refunded" if p.refunded_at else "payments.card_payment"
-        lines.append(tr(key, id=p.id, date=day(p.paid_at), plan=html.escape(p.plan), stars=p.stars))
+        lines.append(_payment_line(tr, p))
         if p.refunded_at is None and len(rows) < CARD_REFUNDS:
             rows.append([button(tr("payments.btn_refund", id=p.id, stars=p.stars), pcb.AdminRefund(id=p.id))])
     return lines, rows
+
+
+def _payment_line(tr: Translator, p: payments.Payment) -> str:
+    """A payment on the card; a refunded one says what the refund left of the access, as the user
+    was told: until when, or that it ended then."""
+    fields = {"id": p.id, "date": day(p.paid_at), "plan": html.escape(p.plan), "stars": p.stars}
+    if p.refunded_at is None:
+        return tr("payments.card_payment", **fields)
+    if p.refund_expires_after is None:  # permanent access, untouched by the refund
+        return tr("payments.card_payment_refunded", **fields)
+    if p.refund_expires_after > p.refunded_at:
+        return tr("payments.card_payment_refunded_until", until=day(p.refund_expires_after), **fields)
+    return tr("payments.card_payment_refunded_ended", until=day(p.refund_expires_after), **fields)
 
 
 async def ask_refund(query: CallbackQuery, callback_data: pcb.AdminRefund, pool: AsyncConnectionPool,
@@ -74,17 +87,12 @@ async def ask_refund(query: CallbackQuery, callback_data: pcb.AdminRefund, pool:
 
 async def refund(query: CallbackQuery, callback_data: pcb.AdminRefundConfirm, bot: Bot,
                  pool: AsyncConnectionPool, settings: Settings, tr: Translator) -> None:
-    async def refund_at_telegram(user_id: int, charge_id: str) -> None:
-        try:
-            await bot.refund_star_payment(user_id=user_id, telegram_payment_charge_id=charge_id)
-        except TelegramBadRequest as exc:
-            if ALREADY_REFUNDED not in exc.message:
-                raise service.RefundRefused(exc.message) from None
+    async def call(user_id: int, charge_id: str) -> None:
+        await refund_at_telegram(bot, user_id, charge_id)
 
     try:
         async with pool.connection() as conn:
-            result = await service.refund(conn, callback_data.id, admin_id=query.from_user.id,
-                                          call=refund_at_telegram)
+            result = await service.refund(conn, callback_data.id, admin_id=query.from_user.id, call=call)
     except service.RefundRefused as exc:
         await query.answer(tr("payments.refund_failed", reason=str(exc)[:120]), show_alert=True)
         return
@@ -110,11 +118,9 @@ async def _after_refund(bot: Bot, pool: AsyncConnectionPool, settings: Settings,
                 user_id=payment.user_id, telegram_payment_charge_id=result.cancel_charge, is_canceled=True)
         except TelegramAPIError as exc:  # recorded as cancelled here; the admin can see it on the card
             log.warning("renewal of %s not cancelled after a refund: %s", payment.user_id, type(exc).__name__)
-    async with pool.connection() as conn:
-        row = await users.get(conn, payment.user_id)
-    tr = translator_for(row, settings)
+    tr = translator_for(result.row, settings)
     try:
-        await bot.send_message(payment.user_id, tr("payments.refunded_user", stars=payment.stars))
+        await bot.send_message(payment.user_id, refund_notice(tr, payment.stars, result.row, datetime.now(UTC)))
     except TelegramAPIError as exc:
         log.info("refund notice to %s not delivered: %s", payment.user_id, type(exc).__name__)
 

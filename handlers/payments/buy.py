@@ -48,8 +48,8 @@ async def buy(query: CallbackQuery, callback_data: pcb.PayBuy, bot: Bot, pool: A
     user_id = query.from_user.id
     if plan.recurring:
         async with pool.connection() as conn:
-            sub = await payments.get_subscription(conn, user_id)
-        if sub is not None and sub.renews(datetime.now(UTC)):
+            renewing = await payments.renewing(conn, user_id, datetime.now(UTC))
+        if renewing:  # the pre-checkout answer refuses it too (an invoice link sent earlier stays payable)
             await query.answer(tr("payments.already_subscribed"), show_alert=True)
             return
     await query.answer()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import html
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.methods import AnswerPreCheckoutQuery
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, PreCheckoutQuery
 from psycopg_pool import AsyncConnectionPool
@@ -26,12 +27,16 @@ from handlers import callbacks as cb
 from handlers.admin.common import button, day, send_access_granted, translator_for
 from handlers.menu import send_main_menu
 from handlers.payments import callbacks as pcb
+from handlers.payments.screens import refund_notice
 from handlers.ui import show
 from services import payments as service
 from services.access import super_admin_ids
 
 log = logging.getLogger(__name__)
 
+# Telegram's answer when the Stars already went back (a refund whose answer was lost): the refund
+# happened, so it is recorded like one that succeeded now.
+ALREADY_REFUNDED = "CHARGE_ALREADY_REFUNDED"
 # Payment messages reach their handler whatever the payer's standing (a payment is recorded even
 # from someone banned since the pre-checkout: the admins are told, to refund it).
 PAYMENT = {"payment": True}
@@ -39,15 +44,17 @@ PAYMENT = {"payment": True}
 
 async def pre_checkout(query: PreCheckoutQuery, pool: AsyncConnectionPool,
                        settings: Settings) -> AnswerPreCheckoutQuery:
-    """Answered inline in the webhook's reply (Telegram gives 10 s): one read, no other call."""
+    """Answered inline in the webhook's reply (Telegram gives 10 s): two short reads, no other call."""
     payer = query.from_user
     row = None
+    subscribed = False
     if payer.id in bounds.USER_ID:
         async with pool.connection() as conn:
             row = await users.get(conn, payer.id)
+            subscribed = bool(await payments.renewing(conn, payer.id, datetime.now(UTC)))
     refusal = plans.checkout_refusal(
         settings.plans, payload=query.invoice_payload, currency=query.currency, amount=query.total_amount,
-        payer_id=payer.id, payer_banned=row is not None and row.status == "banned",
+        payer_id=payer.id, payer_banned=row is not None and row.status == "banned", payer_subscribed=subscribed,
     )
     if refusal is None:
         return query.answer(ok=True)
@@ -77,6 +84,9 @@ async def successful_payment(message: Message, bot: Bot, pool: AsyncConnectionPo
     if grant is None:
         log.info("payment %s delivered again: already granted", charge.charge_id)
         return
+    if grant.refund_due:
+        await _refund_cancelled_renewal(message, bot, pool, settings, tr, grant)
+        return
     if not grant.granted:
         await message.answer(tr("payments.not_granted", support=html.escape(settings.support_contact)))
     elif grant.became_allowed:
@@ -94,7 +104,10 @@ async def _notify_admins(bot: Bot, pool: AsyncConnectionPool, settings: Settings
     payment, row = grant.payment, grant.row
     for admin_id, admin_row in admins.items():
         tr = translator_for(admin_row, settings)
-        if not grant.granted:
+        if grant.refund_due:
+            text = tr("payments.admin_notice_renewal_refunded", name=html.escape(row.display_name), id=row.user_id,
+                      stars=payment.stars, plan=html.escape(payment.plan))
+        elif not grant.granted:
             text = tr.n("payments.admin_notice_failed", payment.stars, stars=payment.stars, id=row.user_id)
         else:
             key = "payments.admin_notice_renewal" if renewal else "payments.admin_notice"
@@ -109,6 +122,45 @@ async def _notify_admins(bot: Bot, pool: AsyncConnectionPool, settings: Settings
             log.warning("payment notice not delivered to admin %s: %s", admin_id, type(exc).__name__)
 
 
+async def refund_at_telegram(bot: Bot, user_id: int, charge_id: str) -> None:
+    """refundStarPayment; Telegram's "refunded already" (an earlier answer was lost) counts as done."""
+    try:
+        await bot.refund_star_payment(user_id=user_id, telegram_payment_charge_id=charge_id)
+    except TelegramBadRequest as exc:
+        if ALREADY_REFUNDED not in exc.message:
+            raise service.RefundRefused(exc.message) from None
+
+
+async def _refund_cancelled_renewal(message: Message, bot: Bot, pool: AsyncConnectionPool, settings: Settings,
+                                    tr: Translator, grant: service.Grant) -> None:
+    """The user cancelled this subscription, yet a renewal came (charged before Telegram took the
+    cancel, or a cancel Telegram refused): its Stars go back at once, and the user and admins are told."""
+    payment = grant.payment
+
+    async def call(user_id: int, charge_id: str) -> None:
+        await refund_at_telegram(bot, user_id, charge_id)
+
+    try:
+        async with pool.connection() as conn:
+            result = await service.refund(conn, payment.id, admin_id=None, call=call)
+    except (service.RefundRefused, TelegramAPIError) as exc:
+        # Recorded without a grant: the admins are asked to refund it from the card, as for a banned payer.
+        log.warning("renewal %s of a cancelled subscription not refunded: %s", payment.id, type(exc).__name__)
+        await message.answer(tr("payments.not_granted", support=html.escape(settings.support_contact)))
+        await _notify_admins(bot, pool, settings, replace(grant, refund_due=False), renewal=True)
+        return
+    if result.outcome is not service.RefundOutcome.refunded:
+        return
+    try:  # and no more: the renewal's own charge names the subscription that still charges
+        await bot.edit_user_star_subscription(user_id=payment.user_id,
+                                              telegram_payment_charge_id=payment.telegram_payment_charge_id,
+                                              is_canceled=True)
+    except TelegramAPIError as exc:
+        log.warning("subscription renewed by %s not cancelled: %s", payment.id, type(exc).__name__)
+    await message.answer(refund_notice(tr, payment.stars, result.row, datetime.now(UTC), renewal=True))
+    await _notify_admins(bot, pool, settings, grant, renewal=True)
+
+
 async def refunded_payment(message: Message, pool: AsyncConnectionPool, tr: Translator) -> None:
     """A refund Telegram reports: ours (already recorded: nothing to do) or one made elsewhere."""
     refunded = message.refunded_payment
@@ -116,7 +168,7 @@ async def refunded_payment(message: Message, pool: AsyncConnectionPool, tr: Tran
     async with pool.connection() as conn:
         result = await service.refund_reported(conn, refunded.telegram_payment_charge_id)
     if result.outcome is service.RefundOutcome.refunded and result.payment is not None:
-        await message.answer(tr("payments.refunded_user", stars=result.payment.stars))
+        await message.answer(refund_notice(tr, result.payment.stars, result.row, datetime.now(UTC)))
     elif result.outcome is service.RefundOutcome.not_found:
         log.warning("refund reported for a payment not recorded here")
 
@@ -127,15 +179,15 @@ async def refunded_payment(message: Message, pool: AsyncConnectionPool, tr: Tran
 async def ask_cancel(query: CallbackQuery, pool: AsyncConnectionPool, settings: Settings, tr: Translator,
                      is_admin: bool) -> None:
     async with pool.connection() as conn:
-        sub = await payments.get_subscription(conn, query.from_user.id)
+        subs = await payments.renewing(conn, query.from_user.id, datetime.now(UTC))
         row = await users.get(conn, query.from_user.id)
-    if sub is None or not sub.renews(datetime.now(UTC)):
+    if not subs:
         await query.answer(tr("payments.nothing_to_cancel"), show_alert=True)
         await send_main_menu(query, pool=pool, settings=settings, tr=tr, user_id=query.from_user.id,
                              is_admin=is_admin)
         return
     await query.answer()
-    until = row.expires_at if row is not None else sub.renews_at
+    until = row.expires_at if row is not None else subs[-1].renews_at
     markup = InlineKeyboardMarkup(inline_keyboard=[
         [button(tr("payments.btn_cancel_yes"), pcb.PayCancelConfirm())],
         [button(tr("payments.btn_back"), cb.BackToMenu())],
@@ -152,7 +204,7 @@ async def cancel(query: CallbackQuery, bot: Bot, pool: AsyncConnectionPool, sett
 
     try:
         async with pool.connection() as conn:
-            outcome, _ = await service.cancel_renewal(conn, user_id, call=stop_renewal)
+            outcome = await service.cancel_renewal(conn, user_id, call=stop_renewal)
             row = await users.get(conn, user_id)
     except TelegramAPIError as exc:
         log.warning("renewal of %s not cancelled: %s", user_id, type(exc).__name__)

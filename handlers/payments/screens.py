@@ -13,6 +13,7 @@ from core.i18n import Translator
 from core.plans import Plan
 from core.settings import Settings
 from db import payments, users
+from db.rows import BotUser
 from handlers import callbacks as cb
 from handlers.admin.common import button, day
 from handlers.payments import callbacks as pcb
@@ -45,26 +46,36 @@ def plans_screen(settings: Settings, tr: Translator, *, with_back: bool) -> tupl
     return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows)
 
 
+def refund_notice(tr: Translator, stars: int, row: BotUser | None, now: datetime, *, renewal: bool = False) -> str:
+    """What a refund did to the user's access, told with it: when access now ends, or that it has
+    ended (or that it never ends). `renewal`: the bot's own refund of a renewal the user cancelled."""
+    base = "payments.renewal_refunded" if renewal else "payments.refunded"
+    if row is not None and row.allowed_at(now):
+        if row.expires_at is None:
+            return tr(f"{base}_permanent", stars=stars)
+        return tr(f"{base}_until", stars=stars, date=day(row.expires_at))
+    return tr(f"{base}_ended", stars=stars)
+
+
 async def menu_section(conn: AsyncConnection, settings: Settings, tr: Translator,
                        user_id: int) -> tuple[list[str], list[list[InlineKeyboardButton]]]:
     """For an allowed user's menu: when access ends and whether it renews, and the matching button
     (extend, or cancel renewal)."""
-    sub = await payments.get_subscription(conn, user_id)
-    if not settings.plans and sub is None:
+    subs = await payments.subscriptions(conn, user_id)
+    if not settings.plans and not subs:
         return [], []
     row = await users.get(conn, user_id)
     now = datetime.now(UTC)
     lines: list[str] = []
     rows: list[list[InlineKeyboardButton]] = []
-    renews = sub is not None and sub.renews(now)
+    renewing = sorted(s.renews_at for s in subs if s.renews(now) and s.renews_at is not None)
     if row is not None and row.expires_at is not None:
         lines.append(tr("payments.menu_until", date=day(row.expires_at)))
-        if renews:
-            assert sub is not None and sub.renews_at is not None
-            lines.append(tr("payments.menu_renews", date=day(sub.renews_at)))
-        elif sub is not None and sub.canceled and row.expires_at > now:
+        if renewing:
+            lines.append(tr("payments.menu_renews", date=day(renewing[0])))  # the next charge
+        elif any(s.canceled for s in subs) and row.expires_at > now:
             lines.append(tr("payments.menu_renewal_off", date=day(row.expires_at)))
-    if renews:
+    if renewing:
         rows.append([button(tr("payments.btn_cancel_renewal"), pcb.PayCancel())])
     elif settings.plans and row is not None and row.expires_at is not None:
         rows.append([button(tr("payments.btn_extend"), pcb.PayPlans())])
