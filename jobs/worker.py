@@ -1,4 +1,4 @@
-"""The worker process: RQ on the broadcast and announcement queues, with the scheduler so
+"""The worker process: RQ on the broadcast and announcement queues, with the scheduler (a thread) so
 `enqueue_at` jobs run, and many jobs at once on one event loop (jobs/loop_worker.py, docs/worker.md).
 
 Why no fork per job: a forked horse that imports the job module pays for it on every job (~150-250 ms
@@ -24,10 +24,12 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import threading
 import time
 from datetime import datetime
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job
 from rq.registry import (
@@ -67,6 +69,24 @@ RETIRE_EVERY_S = 60
 # after its last heartbeat; this bounds the wait after that.
 REACQUIRE_EVERY_S = 10
 
+# While Redis does not answer, the scheduler loop tries again after a pause doubling up to this.
+SCHEDULER_BACKOFF_MAX_S = 5.0
+# How long a stopping worker waits for its scheduler thread (one poll, or one Redis timeout).
+SCHEDULER_JOIN_S = 5.0
+
+
+class SchedulerThread(threading.Thread):
+    """The scheduler's loop in a thread of the worker process, where RQ forks a process for it.
+
+    Forking this process is unsafe: it runs the job loop's thread (asyncio, psycopg, Telethon), and a
+    fork copies that thread's locks in whatever state they are (a lock held at the instant of the fork
+    is held forever in the child: the continuations it should move never become due) and every open
+    socket (the child keeps "closed" Telegram connections alive). RQ's worker looks for the scheduler in
+    `scheduler._process` (`is_alive()` to restart a dead one, `pid` to signal it on stop): a thread has
+    the first and no pid, so RQ starts a new thread instead of a fork and never signals one."""
+
+    pid = None
+
 
 class FastPollingScheduler(RQScheduler):
     """RQ 3.0's `RQScheduler.work` loop with the due-job poll every POLL_EVERY_S instead of every
@@ -85,19 +105,50 @@ class FastPollingScheduler(RQScheduler):
         acquired = self.lock_acquisition_time
         return acquired is None or (datetime.now() - acquired).total_seconds() > REACQUIRE_EVERY_S
 
+    def start(self) -> SchedulerThread:
+        self._status = self.Status.STARTED
+        self._stop_requested = False
+        thread = SchedulerThread(target=self.work, name="rq-scheduler", daemon=True)
+        self._process = thread  # type: ignore[assignment]
+        thread.start()
+        return thread
+
+    def _install_signal_handlers(self) -> None:
+        """Signals belong to the worker's main thread, which stops the scheduler (`request_stop`)."""
+
     def work(self) -> None:
-        self._install_signal_handlers()
-        self.register_birth()
+        """RQ's loop, riding out Redis errors: an outage pauses the scheduling (with a growing pause
+        between tries) and never ends the thread. Locks that lapsed meanwhile are taken again by the
+        heartbeat, or by another worker's scheduler, whichever comes first."""
+        born = False
         next_heartbeat = 0.0
+        backoff = 0.0
         while not self._stop_requested:
-            if time.monotonic() >= next_heartbeat:
-                if self.should_reacquire_locks:
-                    self.acquire_locks()
-                self.heartbeat()
-                next_heartbeat = time.monotonic() + self.interval
-            self.enqueue_scheduled_jobs()
-            time.sleep(POLL_EVERY_S)
-        self.stop()
+            try:
+                if not born:
+                    self.register_birth()
+                    born = True
+                if time.monotonic() >= next_heartbeat:
+                    if self.should_reacquire_locks:
+                        self.acquire_locks()
+                    self.heartbeat()
+                    next_heartbeat = time.monotonic() + self.interval
+                self.enqueue_scheduled_jobs()
+                backoff = 0.0
+            except (RedisError, OSError) as exc:
+                backoff = min(SCHEDULER_BACKOFF_MAX_S, max(POLL_EVERY_S, backoff * 2))
+                self.log.warning("Scheduler: Redis does not answer (%s); trying again in %.1f s",
+                                 type(exc).__name__, backoff)
+                self._pause(backoff)
+                continue
+            self._pause(POLL_EVERY_S)
+        with contextlib.suppress(RedisError, OSError):  # the locks lapse on their own if Redis is gone
+            self.stop()
+
+    def _pause(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stop_requested and time.monotonic() < deadline:
+            time.sleep(min(POLL_EVERY_S, deadline - time.monotonic()))
 
 
 class BroadcastWorker(LoopWorker):
@@ -190,6 +241,15 @@ class BroadcastWorker(LoopWorker):
         # into it (jobs/context.py, `ProcessRuntime.submit`), and the job adds its own (its cycle).
         with bind(job_id=job.id):
             super()._start(job, q)
+
+    def stop_scheduler(self) -> None:
+        """The scheduler is a thread here (`SchedulerThread`): asked to stop, not signalled."""
+        if self.scheduler is None:
+            return
+        self.scheduler.request_stop()
+        process = self.scheduler._process
+        if isinstance(process, threading.Thread) and process is not threading.current_thread():
+            process.join(SCHEDULER_JOIN_S)
 
     def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args: Any,
                          **kwargs: Any) -> None:
