@@ -80,3 +80,18 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(base_env, tmp_pat
         assert source.fingerprint() == before
     finally:
         source.drop()
+
+
+def test_verify_sessions_refuses_while_the_older_worker_writes(base_env, tmp_path: Path, database_url,  # noqa: F811
+                                                               python_source) -> None:
+    now = datetime.now(UTC)
+    seed_python(python_source, now)
+    url = python_source.url()
+    assert tgcast(base_env, tmp_path, "import-legacy", "--from", url, "--apply").returncode == 0
+    with python_source.connect() as conn:
+        conn.execute("UPDATE broadcast_attempts SET updated_at = %s", (now.replace(tzinfo=None),))
+    done = tgcast(base_env, tmp_path, "import-legacy", "--from", url, "--verify-sessions")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith("tgcast: ")
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM accounts WHERE status = 'active'").fetchone()
+    assert row is not None and row[0] == 4  # untouched: all but the unreadable one
