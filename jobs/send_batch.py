@@ -212,8 +212,14 @@ async def _send_claimed(
                         ctx.settings.send_pause_min_ms, ctx.settings.send_pause_max_ms))
                     decision = outcomes.classify(error, retry=delivery.retry, interval_s=cycle.interval_minutes * 60,
                                                  key=str(delivery.id), policy=Policy.of(ctx.settings))
+                    if decision.status == "sent":
+                        # Out of the open set before its record is awaited: a job timeout in the
+                        # record's linger must not give back a row whose post was made (it would be
+                        # posted again); the record is written all the same (jobs/sent_records.py).
+                        open_ids.remove(delivery.id)
                     await _apply(ctx, cycle, delivery, decision, sent, error, state)
-                    open_ids.remove(delivery.id)
+                    if delivery.id in open_ids:
+                        open_ids.remove(delivery.id)
                     if decision.stop_batch:
                         break
         except GatewayError as exc:  # connecting failed: judge it as if the first send had failed

@@ -108,3 +108,22 @@ async def test_a_cancelled_wait_still_writes_its_record(db, net, settings, pool)
     await recorder.close()
     [row] = await deliveries_of(db, cycle_id)
     assert (row["status"], row["tg_message_id"]) == ("sent", 31)
+
+
+async def test_a_job_timeout_in_the_records_linger_never_gives_back_a_posted_row(db, net, settings, pool, ctx) -> None:
+    """Issue 22, item 3: the batch is cancelled (its job timeout) while its "sent" record lingers."""
+    await make_broadcaster(db, net, settings, 2501, groups=1)
+    [cycle_id] = (await tick(pool, settings)).cycle_ids
+    ctx.sent_records = SentRecorder(pool, linger_s=0.5)
+    batch = asyncio.create_task(run_batch(ctx, cycle_id))
+    [row] = await deliveries_of(db, cycle_id)
+    for _ in range(200):  # until the post is made (its record lingers for 0.5 s from then)
+        if await net.posted(row["chat_id"]):
+            break
+        await asyncio.sleep(0.01)
+    batch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch
+    await ctx.sent_records.close()
+    [row] = await deliveries_of(db, cycle_id)
+    assert (row["status"], len(await net.posted(row["chat_id"]))) == ("sent", 1)
