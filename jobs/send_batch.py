@@ -19,7 +19,14 @@ from psycopg import AsyncConnection
 from core import outcomes
 from core.logs import bind
 from core.outcomes import Decision, Kind, Policy
-from core.schedule import claim_horizon_ms, continuation_at, continuation_delay_ms, flood_jitter_ms, send_pause_s
+from core.schedule import (
+    claim_horizon_ms,
+    continuation_at,
+    continuation_delay_ms,
+    flood_jitter_ms,
+    lease_allows_send,
+    send_pause_s,
+)
 from db import accounts, batches, cycles, deliveries
 from db.rows import Account, Cycle, Delivery, Media, Message
 from jobs import queues
@@ -194,6 +201,14 @@ async def _send_claimed(
                     state.live = None
                     if lock.lost or not live:
                         state.stopped = not lock.lost
+                        break
+                    if not lease_allows_send(utcnow(), delivery.lease_until, ctx.settings.request_timeout_s,
+                                             ctx.settings.lease_s):
+                        # The batch outlived its lease (a wait for the connection's claim, a slow
+                        # request, a stalled loop): the rest goes back untouched rather than being
+                        # sent after the tick may have given it to another job.
+                        log.warning("cycle %s: lease running out, giving back %s deliveries", cycle.id,
+                                    len(open_ids))
                         break
                     target = peers.get(delivery.chat_id)
                     peer = Peer(delivery.chat_id, target.kind if target else "supergroup",  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ errors leave this module only as `GatewayError` (see `userbot.errors`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import struct
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 _GENERAL_TOPIC_ID = 1  # a forum's General topic takes plain messages, without reply_to
 _HANDLE_VERSION = 1
 _added_public_keys: set[str] = set()
+_UPLOAD_PART = 512 * 1024
 
 
 # ---- pure helpers (unit-tested offline) ----------------------------------------------------------
@@ -309,10 +311,14 @@ class TelethonGateway:
         dc_address: str | None = None,
         dc_port: int = 443,
         public_key_pem: str | None = None,
+        request_timeout_s: float = 20.0,
     ) -> None:
         if (dc is None) != (dc_address is None):
             raise ValueError("dc and dc_address must be given together")
         self._api_id = api_id
+        # Telethon bounds its connects but never a request's answer: a hung one would hold its batch
+        # past the deliveries' lease (REQUEST_TIMEOUT_S, docs/runtime.md).
+        self.request_timeout_s = request_timeout_s
         self._api_hash = api_hash
         self._dc = dc
         self._dc_address = dc_address
@@ -486,7 +492,12 @@ class TelethonSender:
     async def _invoke(self, request: Any) -> Any:
         client = self._live_client()
         try:
-            return await client(request)
+            async with asyncio.timeout(self._gateway.request_timeout_s):
+                return await client(request)
+        except TimeoutError:
+            # Sent or not, unknown: a TIMEOUT is retried with the same random_id, and breaks the
+            # connection (userbot/clients.py), so the next batch connects afresh.
+            raise GatewayError("TIMEOUT", detail="no answer in time") from None
         except Exception as exc:
             raise to_gateway_error(exc) from exc
 
@@ -513,8 +524,14 @@ class TelethonSender:
 
     async def upload_media(self, media: OutgoingMedia) -> str:
         client = self._live_client()
+        parts = max(1, -(-len(media.data) // _UPLOAD_PART))
         try:
-            file = await client.upload_file(media.data, file_name=media.file_name)
+            # Telethon uploads in sequential parts of 512 KiB (for files of any size we send): each part
+            # gets the request timeout.
+            async with asyncio.timeout(self._gateway.request_timeout_s * parts):
+                file = await client.upload_file(media.data, file_name=media.file_name, part_size_kb=512)
+        except TimeoutError:
+            raise GatewayError("TIMEOUT", detail="upload not answered in time") from None
         except Exception as exc:
             raise to_gateway_error(exc) from exc
         return encode_media_handle(file, media.mime_type)
