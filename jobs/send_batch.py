@@ -430,8 +430,11 @@ async def _after_batch(
 
 
 async def _step(ctx: JobContext, cycle_id: int) -> int:
-    value = await ctx.redis.incr(f"{ctx.settings.redis_prefix}cycle-cont:{cycle_id}")
-    await ctx.redis.expire(f"{ctx.settings.redis_prefix}cycle-cont:{cycle_id}", 8 * 24 * 3600)
+    # Deleted with the cycle's other keys when it finishes (queues.forget_cycle); the expiry only
+    # catches a cycle that never finishes here (cancelled).
+    key = queues.cont_step_key(ctx.settings, cycle_id)
+    value = await ctx.redis.incr(key)
+    await ctx.redis.expire(key, 8 * 24 * 3600)
     return int(value)
 
 

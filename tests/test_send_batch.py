@@ -461,3 +461,15 @@ async def test_a_batch_outliving_its_lease_gives_the_rest_back_unsent(db, net, s
     rows = await deliveries_of(db, cycle_id)  # in position order
     assert [(r["status"], r["retry"]) for r in rows] == [("sent", 0), ("sent", 0), ("pending", 0)]
     assert (result.outcome, result.sent, await total_posted(net, b.chat_ids)) == ("continued", 2, 2)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"batch_size": 1}])
+async def test_a_finished_cycle_leaves_no_continuation_counter(db, net, settings, pool, ctx, redis) -> None:
+    """Issue 22, item 5: `cycle-cont:<id>` goes with the cycle, not 8 days later."""
+    await make_broadcaster(db, net, settings, 1042, groups=2)
+    cycle_id = await start_cycle(pool, settings)
+    key = queues.cont_step_key(settings, cycle_id)
+    assert (await run_batch(ctx, cycle_id)).outcome == "continued"
+    assert await redis.exists(key) == 1
+    assert (await run_batch(ctx, cycle_id)).outcome == "finished"
+    assert await redis.exists(key) == 0

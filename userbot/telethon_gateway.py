@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import struct
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -40,6 +41,8 @@ _GENERAL_TOPIC_ID = 1  # a forum's General topic takes plain messages, without r
 _HANDLE_VERSION = 1
 _added_public_keys: set[str] = set()
 _UPLOAD_PART = 512 * 1024
+# Stored-media handles a connection remembers: a few cycles' worth (one or two per media cycle).
+STORED_MEDIA_MAX = 32
 
 
 # ---- pure helpers (unit-tested offline) ----------------------------------------------------------
@@ -449,8 +452,10 @@ class TelethonSender:
         self._session = session
         self._client: TelegramClient | None = None
         # upload handle → the handle of the photo/document Telegram stored on its first send, so a
-        # caller that sends the upload's handle again still references the stored media.
-        self._stored_media: dict[str, str] = {}
+        # caller that sends the upload's handle again still references the stored media. Bounded: the
+        # connection lives as long as the account is served, and every media cycle adds entries,
+        # while only the running cycle's are ever looked up (least recently used dropped first).
+        self._stored_media: OrderedDict[str, str] = OrderedDict()
 
     async def __aenter__(self) -> TelethonSender:
         # request_retries counts attempts after the first (Telethon's `retry_range`): 0 is exactly
@@ -526,10 +531,10 @@ class TelethonSender:
         client = self._live_client()
         parts = max(1, -(-len(media.data) // _UPLOAD_PART))
         try:
-            # Telethon uploads in sequential parts of 512 KiB (for files of any size we send): each part
-            # gets the request timeout.
+            # Telethon uploads in sequential parts of at most 512 KiB: the upload gets the request
+            # timeout for every 512 KiB.
             async with asyncio.timeout(self._gateway.request_timeout_s * parts):
-                file = await client.upload_file(media.data, file_name=media.file_name, part_size_kb=512)
+                file = await client.upload_file(media.data, file_name=media.file_name)
         except TimeoutError:
             raise GatewayError("TIMEOUT", detail="upload not answered in time") from None
         except Exception as exc:
@@ -547,6 +552,8 @@ class TelethonSender:
     ) -> Sent:
         stored_key = f"{kind}:{media_handle}"
         handle = self._stored_media.get(stored_key, media_handle)
+        if stored_key in self._stored_media:
+            self._stored_media.move_to_end(stored_key)
         request = functions.messages.SendMediaRequest(
             peer=input_peer(peer),
             media=input_media(handle, kind),
@@ -564,4 +571,7 @@ class TelethonSender:
             # (and writes nothing) on every send; an expired reference is met by a re-upload.
             stored = handle
         self._stored_media[stored_key] = stored
+        self._stored_media.move_to_end(stored_key)
+        while len(self._stored_media) > STORED_MEDIA_MAX:
+            self._stored_media.popitem(last=False)
         return replace(sent, media_handle=stored)
