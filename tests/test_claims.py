@@ -113,6 +113,24 @@ async def test_a_lapsed_claim_taken_elsewhere_closes_ours(net: FakeTelegram, clo
         await batch(w1, uid, session, 3)  # and w1 may not reconnect while w2 holds it
 
 
+async def test_a_connection_in_use_is_refused_once_its_claim_is_no_longer_trusted(
+    net: FakeTelegram, clock: Clock
+) -> None:
+    """A process frozen past the trust time (nothing ran, not even the watch): on waking, its batch's next
+    call is refused before it reaches Telegram, and the watch closes the connection under it."""
+    uid, session = await login(net, "+998900000001")
+    w1 = worker(net, clock, "w1")
+    async with w1.sender(uid, session) as sender:
+        await sender.send_text(PEER, "before", [], 1)
+        clock.now += 20
+        with pytest.raises(GatewayError) as info:
+            await sender.send_text(PEER, "after", [], 2)
+        assert info.value.code == "NETWORK"  # a transient outcome: retried with its random_id
+        assert await w1.close_unconfirmed() == 1
+        assert await net.open_connections(uid) == 0
+    assert len(await net.posted(-1001000000001)) == 1
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
