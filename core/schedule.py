@@ -51,6 +51,22 @@ def claim_horizon_ms(claim_ahead_ms: int, batch_size: int, send_pause_min_ms: in
     return min(spread, max(claim_ahead_ms, lease_s * 1000 // 2))
 
 
+# Beyond the request itself, what a send needs before its lease ends: the "sent" record's linger and
+# statement, and the loop's own lag on a busy worker.
+SEND_RECORD_MARGIN_S = 5.0
+
+
+def lease_allows_send(now: datetime, lease_until: datetime | None, request_timeout_s: float, lease_s: int) -> bool:
+    """Whether a claimed delivery may still be sent: its request (bounded by REQUEST_TIMEOUT_S) and its
+    record must end before the lease does, or the tick gives the row back meanwhile and it is posted
+    again later. The margin is at most a quarter of the lease, so a short lease (tests, the soak) still
+    sends."""
+    if lease_until is None:
+        return True
+    margin_s = min(request_timeout_s + SEND_RECORD_MARGIN_S, lease_s / 4)
+    return now + timedelta(seconds=margin_s) < lease_until
+
+
 def continuation_delay_ms(cont_delay_ms: int, cont_jitter_ms: int, cycle_id: int, step: int) -> int:
     """`CONT_DELAY_MS` + a jitter in [0, CONT_JITTER_MS], deterministic per (cycle, step) so a
     retried enqueue lands on the same time."""

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # common intervals, so every cycle of an account reuses one), and at most this many open.
     client_idle_s: int = Field(default=900, ge=1)
     client_max: int = Field(default=2000, ge=1)
+    # Every request to Telegram from a send batch (a send, each 512 KiB part of an upload) is bounded by
+    # this; a request that takes longer is a TIMEOUT, retried with the same random_id.
+    request_timeout_s: float = Field(default=20, gt=0, le=300)
 
     # Operations
     redis_prefix: str = "tgcast:"  # every key of ours (FSM, locks, caches); RQ keeps its own "rq:" keys

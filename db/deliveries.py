@@ -32,8 +32,11 @@ async def mark_sent_many(conn: AsyncConnection, rows: list[SentRow]) -> dict[int
     statement, saving a round trip per delivery; a worker records all its batches' sends together
     (jobs/sent_records.py), saving most of the rest.
 
-    The group's last post time moves even when the delivery row is no longer in flight (its cycle was
-    cancelled while Telegram was answering): the post happened, and the spacing rule counts it."""
+    The group's last post time moves even when the delivery row is no longer in flight because its cycle
+    was cancelled while Telegram was answering (the post happened, and the spacing rule counts it), but
+    not for a row given back to pending meanwhile (its lease ran out): that row is posted again, with
+    the same `random_id`, and moving the time would push that resend a whole interval out, past what
+    Telegram may remember of the `random_id`. Its resend's record moves it."""
     if not rows:
         return {}
     cur = await conn.execute(
@@ -51,6 +54,7 @@ async def mark_sent_many(conn: AsyncConnection, rows: list[SentRow]) -> dict[int
             UPDATE groups g SET last_sent_at = GREATEST(g.last_sent_at, p.at)
             FROM (SELECT d.owner_id, d.chat_id, max(v.at) AS at
                   FROM v JOIN deliveries d ON d.id = v.id
+                  WHERE d.status <> 'pending'
                   GROUP BY d.owner_id, d.chat_id) p
             WHERE g.owner_id = p.owner_id AND g.chat_id = p.chat_id
         )

@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import functools
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -100,6 +101,25 @@ class ProcessRuntime:
         self._stack = AsyncExitStack()
         self._context: JobContext | None = None
         self._opening: asyncio.Lock | None = None
+        self._pinged_at: float | None = None  # the main thread's ping the loop has not answered yet
+
+    def answers(self, within_s: float) -> bool:
+        """Whether the job loop answers: False once the main thread's last ping has waited `within_s`
+        unanswered (the loop is stalled: a blocking call, a frozen process). Sends a new ping when the
+        last one was answered; cheap enough for every round of the main loop. A loop not started yet
+        (no job so far) has nothing to stall."""
+        if not self._thread.is_alive():
+            return True
+        pinged = self._pinged_at
+        now = time.monotonic()
+        if pinged is None:
+            self._pinged_at = now
+            self._loop.call_soon_threadsafe(self._pong)
+            return True
+        return now - pinged < within_s
+
+    def _pong(self) -> None:
+        self._pinged_at = None
 
     def submit(self, body: Callable[[JobContext], Awaitable[T]]) -> concurrent.futures.Future[T]:
         """Start `body` as a task on the job loop; thread-safe."""

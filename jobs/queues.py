@@ -201,8 +201,14 @@ def _status(raw: bytes | str | None) -> JobStatus | None:
         return None
 
 
+def cont_step_key(settings: Settings, cycle_id: int) -> str:
+    """The counter of a cycle's continuations (their jitter is fixed per step)."""
+    return f"{settings.redis_prefix}cycle-cont:{cycle_id}"
+
+
 def forget_cycle(settings: Settings, connection: SyncRedis, cycle_id: int) -> None:
-    connection.delete(_pointer_key(settings, cycle_id), _seq_key(settings, cycle_id))
+    connection.delete(_pointer_key(settings, cycle_id), _seq_key(settings, cycle_id),
+                      cont_step_key(settings, cycle_id))
 
 
 # ---- announcements (admin) ------------------------------------------------------------------------

@@ -33,6 +33,8 @@ from userbot.claims import claim_key, declared_owner
 # lapsed too, so its accounts could not have been served sooner anyway.
 HOME_TTL_S = 30
 HOME_BEAT_S = 10.0
+# The job loop must answer the main thread within this for the liveness key to be written.
+LOOP_STALL_S = 10.0
 HANDOVER_EVERY_S = 2.0
 
 # Which of these accounts' claim holders is a live worker with a queue of its own: one round trip for the

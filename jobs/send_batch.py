@@ -19,7 +19,14 @@ from psycopg import AsyncConnection
 from core import outcomes
 from core.logs import bind
 from core.outcomes import Decision, Kind, Policy
-from core.schedule import claim_horizon_ms, continuation_at, continuation_delay_ms, flood_jitter_ms, send_pause_s
+from core.schedule import (
+    claim_horizon_ms,
+    continuation_at,
+    continuation_delay_ms,
+    flood_jitter_ms,
+    lease_allows_send,
+    send_pause_s,
+)
 from db import accounts, batches, cycles, deliveries
 from db.rows import Account, Cycle, Delivery, Media, Message
 from jobs import queues
@@ -195,6 +202,14 @@ async def _send_claimed(
                     if lock.lost or not live:
                         state.stopped = not lock.lost
                         break
+                    if not lease_allows_send(utcnow(), delivery.lease_until, ctx.settings.request_timeout_s,
+                                             ctx.settings.lease_s):
+                        # The batch outlived its lease (a wait for the connection's claim, a slow
+                        # request, a stalled loop): the rest goes back untouched rather than being
+                        # sent after the tick may have given it to another job.
+                        log.warning("cycle %s: lease running out, giving back %s deliveries", cycle.id,
+                                    len(open_ids))
+                        break
                     target = peers.get(delivery.chat_id)
                     peer = Peer(delivery.chat_id, target.kind if target else "supergroup",  # type: ignore[arg-type]
                                 target.access_hash if target else None, target.topic_id if target else None)
@@ -212,8 +227,14 @@ async def _send_claimed(
                         ctx.settings.send_pause_min_ms, ctx.settings.send_pause_max_ms))
                     decision = outcomes.classify(error, retry=delivery.retry, interval_s=cycle.interval_minutes * 60,
                                                  key=str(delivery.id), policy=Policy.of(ctx.settings))
+                    if decision.status == "sent":
+                        # Out of the open set before its record is awaited: a job timeout in the
+                        # record's linger must not give back a row whose post was made (it would be
+                        # posted again); the record is written all the same (jobs/sent_records.py).
+                        open_ids.remove(delivery.id)
                     await _apply(ctx, cycle, delivery, decision, sent, error, state)
-                    open_ids.remove(delivery.id)
+                    if delivery.id in open_ids:
+                        open_ids.remove(delivery.id)
                     if decision.stop_batch:
                         break
         except GatewayError as exc:  # connecting failed: judge it as if the first send had failed
@@ -409,8 +430,11 @@ async def _after_batch(
 
 
 async def _step(ctx: JobContext, cycle_id: int) -> int:
-    value = await ctx.redis.incr(f"{ctx.settings.redis_prefix}cycle-cont:{cycle_id}")
-    await ctx.redis.expire(f"{ctx.settings.redis_prefix}cycle-cont:{cycle_id}", 8 * 24 * 3600)
+    # Deleted with the cycle's other keys when it finishes (queues.forget_cycle); the expiry only
+    # catches a cycle that never finishes here (cancelled).
+    key = queues.cont_step_key(ctx.settings, cycle_id)
+    value = await ctx.redis.incr(key)
+    await ctx.redis.expire(key, 8 * 24 * 3600)
     return int(value)
 
 

@@ -167,6 +167,7 @@ class BroadcastWorker(LoopWorker):
         self.home = routing.personal_queue_name(settings, owner) if settings and owner else None
         self._serving = False
         self._next_home_beat = self._next_handover = 0.0
+        self._stall_logged = False
 
     # ---- the worker's own queue, and the dead ones ---------------------------------------------------
 
@@ -174,10 +175,19 @@ class BroadcastWorker(LoopWorker):
         if self.settings is None or self.owner is None:
             return
         clock = time.monotonic()
+        # Liveness means the job loop answers, not only this thread: a stalled loop serves none of the
+        # jobs routed here (and keeps none of its connection claims alive), so its key is left to
+        # lapse and the others hand the queue over.
+        answering = self.runtime.answers(routing.LOOP_STALL_S)
         if clock >= self._next_home_beat:
-            routing.announce_home(self.settings, self.connection, self.owner)
-            self._serving = True
-            self._next_home_beat = clock + routing.HOME_BEAT_S
+            if answering:
+                routing.announce_home(self.settings, self.connection, self.owner)
+                self._serving = True
+                self._next_home_beat = clock + routing.HOME_BEAT_S
+            elif not self._stall_logged:
+                log.warning("Worker %s: the job loop has not answered for %s s; its queue is left to lapse",
+                            self.name, routing.LOOP_STALL_S)
+            self._stall_logged = not answering
         if clock >= self._next_handover:
             self._next_handover = clock + routing.HANDOVER_EVERY_S
             for name in routing.dead_homes(self.settings, self.connection, own=self.home):

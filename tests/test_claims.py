@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.test_clients import PEER, Clock, batch, login
 from userbot.claims import ConnectionClaims
@@ -99,13 +101,82 @@ async def test_a_lapsed_claim_taken_elsewhere_closes_ours(net: FakeTelegram, clo
     uid, session = await login(net, "+998900000001")
     w1, w2 = worker(net, clock, "w1"), worker(net, clock, "w2")
     await batch(w1, uid, session, 1)
-    await redis.delete(f"{PREFIX}conn:{uid}")  # w1 stalled past the claim's TTL
+    clock.now += 20  # w1 confirmed nothing for two thirds of the TTL (its heartbeat stalled)
+    await w1.maintain()  # its next upkeep closes the connection before renewing anything
+    await redis.delete(f"{PREFIX}conn:{uid}")  # the TTL runs out
     await batch(w2, uid, session, 2)
     clock.now += 10
-    await w1.maintain()  # the heartbeat finds the claim in other hands
+    await w1.maintain()
     assert (uid in w1, uid in w2, await net.open_connections(uid)) == (False, True, 1)
+    assert await net.peak_connections(uid) == 1  # never two connections of one session at once
     with pytest.raises(GatewayError):
         await batch(w1, uid, session, 3)  # and w1 may not reconnect while w2 holds it
+
+
+async def test_a_connection_in_use_is_refused_once_its_claim_is_no_longer_trusted(
+    net: FakeTelegram, clock: Clock
+) -> None:
+    """A process frozen past the trust time (nothing ran, not even the watch): on waking, its batch's next
+    call is refused before it reaches Telegram, and the watch closes the connection under it."""
+    uid, session = await login(net, "+998900000001")
+    w1 = worker(net, clock, "w1")
+    async with w1.sender(uid, session) as sender:
+        await sender.send_text(PEER, "before", [], 1)
+        clock.now += 20
+        with pytest.raises(GatewayError) as info:
+            await sender.send_text(PEER, "after", [], 2)
+        assert info.value.code == "NETWORK"  # a transient outcome: retried with its random_id
+        assert await w1.close_unconfirmed() == 1
+        assert await net.open_connections(uid) == 0
+    assert len(await net.posted(-1001000000001)) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_redis_outage_longer_than_the_ttl_closes_the_connection_before_the_claim_lapses(
+    net: FakeTelegram, redis: Redis
+) -> None:
+    """Real time, real Redis, claims of 1.5 s: the holder's own Redis client is pointed at a closed port
+    (an outage only it sees); its connection must be closed while the claim is still its own in Redis,
+    so the worker that takes the account once the claim lapses is never beside it."""
+    uid, session = await login(net, "+998900000001")
+    kw = redis.connection_pool.connection_kwargs
+    own = Redis(host=kw.get("host", "127.0.0.1"), port=kw.get("port", 6379), db=kw.get("db", 0),
+                socket_connect_timeout=0.2, socket_timeout=0.2)
+    w1 = SenderCache(FakeGateway(net), claims=ConnectionClaims(own, PREFIX, "w1", ttl_s=1.5))
+    w2 = SenderCache(FakeGateway(net), claims=ConnectionClaims(redis, PREFIX, "w2", ttl_s=1.5))
+    w1.start(every_s=0.05)
+    loop = asyncio.get_running_loop()
+    try:
+        await batch(w1, uid, session, 1)
+        await asyncio.sleep(0.6)  # a heartbeat or two
+        own.connection_pool.connection_kwargs["port"] = _free_port()
+        await own.connection_pool.disconnect()
+        own.connection_pool.reset()  # every connection from now on is made to the closed port
+        cut_at = loop.time()
+        holder_when_closed: list[str | None] = []
+        while loop.time() - cut_at < 4:
+            await asyncio.sleep(0.02)
+            if not holder_when_closed and await net.open_connections(uid) == 0:
+                holder_when_closed.append(await claim_holder(redis, uid))
+            if await claim_holder(redis, uid) is None:
+                break
+        assert holder_when_closed == ["w1"]  # closed while nobody else could have taken the account
+        assert await claim_holder(redis, uid) is None  # and the outage outlived the TTL
+        assert uid not in w1
+        await batch(w2, uid, session, 2)
+        assert (await net.open_connections(uid), await net.peak_connections(uid)) == (1, 1)
+        with pytest.raises(RedisConnectionError):  # no claim, no connection, while the outage lasts
+            await batch(w1, uid, session, 3)
+        assert (await net.open_connections(uid), await net.peak_connections(uid)) == (1, 1)
+    finally:
+        await w1.close_all()
+        await w2.close_all()
+        await own.aclose()
 
 
 async def test_the_heartbeat_keeps_claims_and_close_all_gives_them_up(

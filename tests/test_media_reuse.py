@@ -306,3 +306,16 @@ async def test_a_duplicate_send_carries_no_media_handle(fake_client: type[FakeCl
         upload = await conn.upload_media(OutgoingMedia("photo", PHOTO, "p.jpg", "image/jpeg"))
         sent = await conn.send_media(CHANNEL, upload, "photo", "", [], 1)
     assert sent.duplicate and sent.media_handle is None
+
+
+async def test_a_long_lived_connection_remembers_a_bounded_number_of_stored_media(
+    fake_client: type[FakeClient],
+) -> None:
+    """Issue 22, item 5: a connection serves an account for its whole life, a media cycle a minute."""
+    fake_client.behaviour["send"] = lambda client: _updates(
+        _channel_message(40, types.MessageMediaPhoto(photo=_photo(b"ref"))))
+    async with GW.connect("") as conn:
+        for n in range(tg.STORED_MEDIA_MAX * 3):  # a new upload per cycle
+            upload = await conn.upload_media(OutgoingMedia("photo", PHOTO, f"p{n}.jpg", "image/jpeg"))
+            await conn.send_media(CHANNEL, upload, "photo", "", [], n)
+        assert len(conn._stored_media) == tg.STORED_MEDIA_MAX

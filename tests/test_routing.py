@@ -27,6 +27,7 @@ from jobs import queues, routing
 from jobs.context import ProcessRuntime
 from jobs.loop_worker import LoopWorker
 from jobs.scheduler import tick
+from jobs.worker import BroadcastWorker
 from tests.runtime_helpers import cycle_row, make_broadcaster, make_due, spawn_worker
 from userbot.claims import claim_key
 
@@ -115,6 +116,42 @@ def test_own_queue_first_and_in_the_same_slots_as_the_shared_queue(settings: Set
         at_once += step
         peak = max(peak, at_once)
     assert peak == 2  # two slots in all, not two for the shared queue and one for the own
+
+
+def test_a_stalled_job_loop_lets_the_workers_liveness_key_lapse(settings: Settings, sync_redis: SyncRedis,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22, item 6: the main thread alone answering is not liveness; the job loop must answer."""
+    monkeypatch.setattr(routing, "LOOP_STALL_S", 0.3)
+    own = Queue(routing.personal_queue_name(settings, "w-stall"), connection=sync_redis)
+    shared = queues.broadcast_queue(settings, sync_redis)
+    runtime = ProcessRuntime(settings)
+    worker = BroadcastWorker([own, shared], connection=sync_redis, settings=settings, owner="w-stall",
+                             pools={own.name: shared.name}, runtime=runtime)
+    key = f"{settings.redis_prefix}home:w-stall"
+
+    def beat() -> bool:
+        worker._next_home_beat = 0.0  # due now
+        worker.upkeep()
+        return bool(sync_redis.exists(key))
+
+    async def noop(ctx: object) -> None:
+        return None
+
+    try:
+        runtime.run(noop)  # the loop runs
+        assert beat()
+        time.sleep(0.1)
+        runtime._loop.call_soon_threadsafe(time.sleep, 1.5)  # the job loop stalls (a blocking call)
+        sync_redis.delete(key)
+        beat()  # the ping that finds it stalled
+        sync_redis.delete(key)
+        time.sleep(0.5)
+        assert not beat()  # unanswered for longer than LOOP_STALL_S: no liveness written
+        time.sleep(1.2)
+        beat()  # the loop is back: it answers the ping
+        assert beat()
+    finally:
+        runtime.close()
 
 
 # ---- real worker processes -------------------------------------------------------------------------------

@@ -124,3 +124,21 @@ def test_the_claim_horizon_covers_the_batchs_own_pacing_within_half_the_lease() 
     # ...but never takes back what CLAIM_AHEAD_MS asks for.
     assert schedule.claim_horizon_ms(30000, 20, 1000, 20) == 30000
     assert schedule.claim_horizon_ms(0, 1, 1000, 120) == 0  # one send: nothing to pace
+
+
+@pytest.mark.parametrize(("left_s", "timeout_s", "lease_s", "allowed"), [
+    (60, 20, 120, True),
+    (25.001, 20, 120, True),  # request + record margin (20 + 5 s) still fits
+    (25, 20, 120, False),
+    (5, 20, 120, False),
+    (-1, 20, 120, False),  # already past
+    (1.3, 20, 5, True),  # a short lease: the margin is a quarter of it (1.25 s)
+    (1.25, 20, 5, False),
+    (0.3, 20, 1, True),
+])
+def test_a_delivery_is_sent_only_with_time_left_on_its_lease(
+    left_s: float, timeout_s: float, lease_s: int, allowed: bool
+) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert schedule.lease_allows_send(now, now + timedelta(seconds=left_s), timeout_s, lease_s) is allowed
+    assert schedule.lease_allows_send(now, None, timeout_s, lease_s)  # not leased: nothing to outlive

@@ -432,3 +432,44 @@ async def test_a_batch_claims_what_falls_due_while_its_own_pacing_runs(db, net, 
     statuses = [r["status"] for r in await deliveries_of(db, cycle_id)]  # in position order
     assert statuses == ["sent"] * 4 + ["pending"]
     assert await total_posted(net, b.chat_ids) == 4
+
+
+@pytest.mark.parametrize("settings_overrides", [{"request_timeout_s": 0.3}])
+async def test_a_hung_request_times_out_and_its_retry_posts_nothing_twice(db, net, settings, pool, ctx) -> None:
+    """Issue 22, item 2: "Telegram" takes the post but never answers; the request is bounded in time."""
+    b = await make_broadcaster(db, net, settings, 1040, groups=1)
+    cycle_id = await start_cycle(pool, settings)
+    await net.hang(b.tg_user_id, 60)
+    await asyncio.wait_for(run_batch(ctx, cycle_id), 10)
+    [row] = await deliveries_of(db, cycle_id)
+    assert (row["status"], row["retry"]) == ("pending", 1)  # a TIMEOUT: retried, its retry counted
+    assert await total_posted(net, b.chat_ids) == 1  # the post reached Telegram; only the answer hung
+    await net.unhang(b.tg_user_id)
+    await db.execute("UPDATE deliveries SET next_attempt_at = now() WHERE id = %(id)s", {"id": row["id"]})
+    result = await run_batch(ctx, cycle_id)
+    [row] = await deliveries_of(db, cycle_id)
+    assert (result.outcome, row["status"], await total_posted(net, b.chat_ids)) == ("finished", "sent", 1)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"lease_s": 4, "send_pause_min_ms": 2000, "send_pause_max_ms": 2000}])
+async def test_a_batch_outliving_its_lease_gives_the_rest_back_unsent(db, net, settings, pool, ctx) -> None:
+    """Issue 22, item 2: with a 4 s lease and 2 s between sends, the third send would come after the
+    lease ran out (when the tick may have handed the row to another job): it is given back instead."""
+    b = await make_broadcaster(db, net, settings, 1041, groups=3)
+    cycle_id = await start_cycle(pool, settings)
+    result = await run_batch(ctx, cycle_id)
+    rows = await deliveries_of(db, cycle_id)  # in position order
+    assert [(r["status"], r["retry"]) for r in rows] == [("sent", 0), ("sent", 0), ("pending", 0)]
+    assert (result.outcome, result.sent, await total_posted(net, b.chat_ids)) == ("continued", 2, 2)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"batch_size": 1}])
+async def test_a_finished_cycle_leaves_no_continuation_counter(db, net, settings, pool, ctx, redis) -> None:
+    """Issue 22, item 5: `cycle-cont:<id>` goes with the cycle, not 8 days later."""
+    await make_broadcaster(db, net, settings, 1042, groups=2)
+    cycle_id = await start_cycle(pool, settings)
+    key = queues.cont_step_key(settings, cycle_id)
+    assert (await run_batch(ctx, cycle_id)).outcome == "continued"
+    assert await redis.exists(key) == 1
+    assert (await run_batch(ctx, cycle_id)).outcome == "finished"
+    assert await redis.exists(key) == 0

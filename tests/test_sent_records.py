@@ -108,3 +108,40 @@ async def test_a_cancelled_wait_still_writes_its_record(db, net, settings, pool)
     await recorder.close()
     [row] = await deliveries_of(db, cycle_id)
     assert (row["status"], row["tg_message_id"]) == ("sent", 31)
+
+
+async def test_a_job_timeout_in_the_records_linger_never_gives_back_a_posted_row(db, net, settings, pool, ctx) -> None:
+    """Issue 22, item 3: the batch is cancelled (its job timeout) while its "sent" record lingers."""
+    await make_broadcaster(db, net, settings, 2501, groups=1)
+    [cycle_id] = (await tick(pool, settings)).cycle_ids
+    ctx.sent_records = SentRecorder(pool, linger_s=0.5)
+    batch = asyncio.create_task(run_batch(ctx, cycle_id))
+    [row] = await deliveries_of(db, cycle_id)
+    for _ in range(200):  # until the post is made (its record lingers for 0.5 s from then)
+        if await net.posted(row["chat_id"]):
+            break
+        await asyncio.sleep(0.01)
+    batch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch
+    await ctx.sent_records.close()
+    [row] = await deliveries_of(db, cycle_id)
+    assert (row["status"], len(await net.posted(row["chat_id"]))) == ("sent", 1)
+
+
+async def test_a_record_for_a_row_given_back_meanwhile_leaves_its_groups_time_alone(db, net, settings, pool) -> None:
+    """Issue 22, item 2: the lease ran out and the tick gave the row back before its record came; the
+    row is sent again soon (same random_id), and its group's time must not push that resend an
+    interval out."""
+    await make_broadcaster(db, net, settings, 2601, groups=2)
+    [cycle_id] = (await tick(pool, settings)).cycle_ids
+    ids = await _claim_all(db, cycle_id)
+    await db.execute("UPDATE deliveries SET status = 'pending', lease_until = NULL WHERE id = %(id)s",
+                     {"id": ids[0]})
+    recorder = SentRecorder(pool, linger_s=0)
+    assert await recorder.record(ids[0], cycle_id, 41, utcnow()) == (False, True)
+    assert await recorder.record(ids[1], cycle_id, 42, utcnow()) == (True, True)
+    rows = {r["id"]: r for r in await deliveries_of(db, cycle_id)}
+    times = await _group_times(db, 2601)
+    assert (rows[ids[0]]["status"], times[rows[ids[0]]["chat_id"]]) == ("pending", None)
+    assert times[rows[ids[1]]["chat_id"]] is not None

@@ -119,3 +119,11 @@ def test_cli_exits_nonzero_with_one_line(tmp_path) -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "LEASE_S" in lines[0] and "soon" not in lines[0]
+
+
+def test_the_request_timeout_has_a_default_and_bounds() -> None:
+    assert load_settings(**REQUIRED).request_timeout_s == 20
+    assert load_settings(**REQUIRED, request_timeout_s=0.5).request_timeout_s == 0.5
+    for bad in (0, -1, 301):
+        with pytest.raises(SettingsError):
+            load_settings(**REQUIRED, request_timeout_s=bad)

@@ -147,3 +147,14 @@ async def test_one_connection_serves_many_sends(client_class: type[OfflineClient
             await conn.send_text(PEER, f"post {n}", [], n)
     [client] = client_class.built
     assert [r.random_id for r in _sent_requests(client)] == [0, 1, 2, 3, 4]
+
+
+async def test_a_request_telegram_never_answers_is_a_timeout(client_class: type[OfflineClient]) -> None:
+    """Issue 22, item 2: Telethon bounds its connects, not a request's answer; the gateway does."""
+    gateway = tg.TelethonGateway(api_id=1, api_hash="0" * 32, request_timeout_s=0.2)
+    async with gateway.connect("") as conn:
+        client = client_class.built[0]
+        client.wire.send = lambda request, ordered=False: asyncio.get_running_loop().create_future()  # type: ignore[method-assign]
+        with pytest.raises(GatewayError) as info:
+            await asyncio.wait_for(conn.send_text(PEER, "hi", [], 5), 5)
+    assert info.value.code == "TIMEOUT"

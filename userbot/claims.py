@@ -8,6 +8,11 @@ would otherwise leave one open on every replica that ever served the account.
 So a worker claims every account whose connection it keeps: a Redis key holding the worker's id,
 kept alive by a heartbeat (a dead worker's claims lapse within the TTL, as its sockets did). A worker
 that needs an account another one holds asks the holder to let go, and waits until it has.
+
+A claim lapses in Redis whether or not its holder noticed: a holder cut off from Redis (an outage, a
+partition) cannot renew it, and after the TTL another worker may take it. So a holder trusts a claim only
+for `trust_s` (the TTL less a safety margin) after the request that last confirmed it was sent, and
+closes the connection when that runs out (`userbot.clients.SenderCache`), before anyone else can take it.
 """
 
 from __future__ import annotations
@@ -91,6 +96,14 @@ class ConnectionClaims:
     def heartbeat_s(self) -> float:
         return self.ttl_ms / 3000
 
+    @property
+    def trust_s(self) -> float:
+        """How long after sending a request that confirmed a claim its holder may go on using the
+        connection: the TTL less a third of it. The margin covers closing the connections (seconds
+        on a saturated box), the watch's own period, and a heartbeat lost to a Redis hiccup: at the
+        heartbeat's pace a healthy holder confirms every ~10 s of the 20 s it may trust a claim."""
+        return self.ttl_ms * 2 / 3000
+
     def _key(self, name: str) -> str:
         return claim_key(self.prefix, name)
 
@@ -101,15 +114,17 @@ class ConnectionClaims:
         """Claim `name` if it is free or ours (refreshing it); False if another worker holds it."""
         return await self._claim(keys=[self._key(name)], args=[self.owner, self.ttl_ms]) == 1
 
-    async def take(self, name: str) -> None:
-        """Claim `name`, asking its holder to let go and waiting for it if need be. Raises
-        GatewayError("TIMEOUT") if it is still held after `wait_s`: the batch is retried later."""
+    async def take(self, name: str) -> float:
+        """Claim `name`, asking its holder to let go and waiting for it if need be; returns when (by
+        `clock`) the request that took it was sent, which is when its TTL started at the earliest.
+        Raises GatewayError("TIMEOUT") if it is still held after `wait_s`: the batch is retried later."""
         deadline = self._clock() + self.wait_s
         asked: set[bytes] = set()
         while True:
+            sent_at = self._clock()
             holder = await self._claim(keys=[self._key(name)], args=[self.owner, self.ttl_ms])
             if holder == 1:
-                return
+                return sent_at
             if holder not in asked:  # once per holder: a new holder may have come in meanwhile
                 asked.add(holder)
                 async with self.redis.pipeline(transaction=False) as pipe:

@@ -10,7 +10,11 @@ It is only a cache, bounded in time (an idle timeout longer than common broadcas
 every cycle of an account finds its connection) and in number (least recently used closed first,
 never one in use). A connection that proves broken (network trouble, a revoked session) is dropped
 so the next batch connects afresh; losing the whole cache costs reconnects, never a post. With
-several worker processes, `userbot.claims` keeps an account's connection open in one at a time.
+several worker processes, `userbot.claims` keeps an account's connection open in one at a time: a
+connection whose claim this process has not confirmed within the claim's trust time (`trust_s`: the TTL
+less a margin) is closed then, in use or not, because after the TTL another worker may take the claim and
+connect — two connections of one session, which Telegram ends with AUTH_KEY_DUPLICATED. A Redis outage
+longer than that costs this process its connections (reconnects later), never the session.
 """
 
 from __future__ import annotations
@@ -72,10 +76,18 @@ class SenderCacheStats:
 
 class _TrackedSender:
     """The cached connection as one batch sees it: the same calls, and a failure that breaks the
-    connection marks it, even when the batch catches the error and goes on."""
+    connection marks it, even when the batch catches the error and goes on. A connection closed for
+    an unconfirmed claim (or whose claim's trust ran out before the watch came round, as after the
+    process was frozen) refuses every call before it reaches Telegram."""
 
-    def __init__(self, entry: _Entry) -> None:
+    def __init__(self, entry: _Entry, trusted: Callable[[_Entry], bool]) -> None:
         self._entry = entry
+        self._trusted = trusted
+
+    def _check(self) -> None:
+        if self._entry.closed or not self._trusted(self._entry):
+            self._entry.broken = True
+            raise GatewayError("NETWORK", detail="the connection's claim is not confirmed")
 
     async def __aenter__(self) -> _TrackedSender:  # already connected: entering again is a no-op
         return self
@@ -88,6 +100,7 @@ class _TrackedSender:
             self._entry.broken = True
 
     async def send_text(self, peer: Peer, text: str, entities: list[dict[str, Any]], random_id: int) -> Sent:
+        self._check()
         try:
             return await self._entry.conn.send_text(peer, text, entities, random_id)
         except GatewayError as err:
@@ -95,6 +108,7 @@ class _TrackedSender:
             raise
 
     async def upload_media(self, media: OutgoingMedia) -> str:
+        self._check()
         try:
             return await self._entry.conn.upload_media(media)
         except GatewayError as err:
@@ -110,6 +124,7 @@ class _TrackedSender:
         entities: list[dict[str, Any]],
         random_id: int,
     ) -> Sent:
+        self._check()
         try:
             return await self._entry.conn.send_media(peer, media_handle, kind, caption, entities, random_id)
         except GatewayError as err:
@@ -148,9 +163,14 @@ class SenderCache:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
         self._locks: dict[str, asyncio.Lock] = {}  # one connect (or claim change) at a time per name
         self._open: Counter[str] = Counter()  # connections of each name not yet closed, cached or retired
+        self._unclosed: set[_Entry] = set()  # those connections themselves (a retired one may be in use)
+        # With claims: per name with a connection open, the clock time until which its claim is trusted
+        # (the last confirming request's send time + `claims.trust_s`); at that time it is closed.
+        self._trusted_until: dict[str, float] = {}
         self._asked: set[str] = set()  # names other workers want, let go of once nothing here is open
         self._maintainer: asyncio.Task[None] | None = None
         self._beater: asyncio.Task[None] | None = None  # the claims' heartbeat
+        self._watch: asyncio.Task[None] | None = None  # closes connections whose claim went unconfirmed
         self._next_sweep = self._next_heartbeat = clock()
         self._closed = False
         self._connects = self._reuses = self._closed_idle = self._closed_lru = self._dropped = 0
@@ -185,7 +205,7 @@ class SenderCache:
         entry = await self._acquire(name, session)
         error: BaseException | None = None
         try:
-            yield _TrackedSender(entry)
+            yield _TrackedSender(entry, self._trusted)
         except BaseException as exc:
             error = exc
             raise
@@ -215,10 +235,13 @@ class SenderCache:
         return len(idle)
 
     async def maintain(self) -> None:
-        """One round of upkeep: let go of what other workers asked for, keep the claims alive, and
-        sweep idle connections (these two when due)."""
+        """One round of upkeep: close what the claims no longer cover, let go of what other workers
+        asked for, keep the claims alive, and sweep idle connections (these two when due)."""
         now = self._clock()
         if self._claims is not None:
+            # Before the heartbeat: a claim unconfirmed past its trust may have lapsed, and another
+            # worker connected meanwhile; renewing it now would not undo that.
+            await self.close_unconfirmed()
             # The claims first: letting go of many accounts on a busy box takes a while, and a claim
             # that lapsed meanwhile would let another worker open the account's session beside ours.
             await self._heartbeat(now)
@@ -233,8 +256,43 @@ class SenderCache:
         if now < self._next_heartbeat:
             return
         self._next_heartbeat = now + self._claims.heartbeat_s
-        lost = await self._claims.refresh(n for n, count in self._open.items() if count)
+        names = [n for n, count in self._open.items() if count]
+        sent_at = self._clock()
+        lost = set(await self._claims.refresh(names))
+        for name in names:
+            if name not in lost:
+                self._confirm(name, sent_at)
         await asyncio.gather(*(self._lost(name) for name in lost))
+
+    async def close_unconfirmed(self) -> int:
+        """Close every connection whose claim was not confirmed within its trust time, in use or not
+        (its batch's next call fails as a network error and the delivery is retried); returns how
+        many. Needs no Redis: it is what keeps a session in one place while Redis is unreachable. The
+        claims are left to lapse."""
+        now = self._clock()
+        lapsed = [e for e in self._unclosed if not self._trusted(e, now)]
+        for entry in lapsed:
+            if self._entries.get(entry.name) is entry:
+                del self._entries[entry.name]
+            entry.retired = entry.broken = True
+        if lapsed:
+            log.warning("closing %d account connection(s): their claims went unconfirmed for %.0f s",
+                        len(lapsed), self._claims.trust_s if self._claims else 0)
+            self._dropped += len(lapsed)
+            await self._close_many(lapsed)
+        return len(lapsed)
+
+    def _trusted(self, entry: _Entry, now: float | None = None) -> bool:
+        if self._claims is None:
+            return True
+        until = self._trusted_until.get(entry.name)
+        return until is not None and (self._clock() if now is None else now) < until
+
+    def _confirm(self, name: str, sent_at: float) -> None:
+        assert self._claims is not None
+        if self._open[name]:
+            until = sent_at + self._claims.trust_s
+            self._trusted_until[name] = max(until, self._trusted_until.get(name, until))
 
     def start(self, every_s: float | None = None) -> None:
         """Run `maintain()` every `every_s` (default: half a second with claims, so another worker
@@ -245,17 +303,18 @@ class SenderCache:
             self._maintainer = asyncio.create_task(self._maintain_forever(period), name="sender-cache")
             if self._claims is not None:
                 self._beater = asyncio.create_task(self._heartbeat_forever(), name="sender-cache-claims")
+                self._watch = asyncio.create_task(self._watch_forever(), name="sender-cache-claims-watch")
 
     async def close_all(self) -> None:
         """Shut down: stop the upkeep, close every idle connection now and every one in use when its
         batch ends, and give up the claims of what was closed. No new work is taken after this."""
         self._closed = True
-        for task in (self._maintainer, self._beater):
+        for task in (self._maintainer, self._beater, self._watch):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._maintainer = self._beater = None
+        self._maintainer = self._beater = self._watch = None
         entries = list(self._entries.values())
         self._entries.clear()
         for entry in entries:
@@ -286,12 +345,16 @@ class SenderCache:
                 self._dropped += 1
                 await self._retire(entry)
                 entry = None
-            if entry is not None and self._claims is not None and not await self._claims.hold(name):
-                # Our claim lapsed (a stalled process) and another worker took the account: it has a
-                # connection open now, so ours must go before we may connect again.
-                self._dropped += 1
-                await self._retire(entry)
-                entry = None
+            if entry is not None and self._claims is not None:
+                sent_at = self._clock()
+                if await self._claims.hold(name):
+                    self._confirm(name, sent_at)
+                else:
+                    # Our claim lapsed (a stalled process) and another worker took the account: it has
+                    # a connection open now, so ours must go before we may connect again.
+                    self._dropped += 1
+                    await self._retire(entry)
+                    entry = None
             if entry is None:
                 entry = await self._connect(name, session, fingerprint)
                 if self._closed:  # shut down while connecting: serve this batch, then close
@@ -306,8 +369,7 @@ class SenderCache:
 
     async def _connect(self, name: str, session: str, fingerprint: bytes) -> _Entry:
         # Under the name's lock. A claim taken here is kept alive by the heartbeat once connected.
-        if self._claims is not None:
-            await self._claims.take(name)
+        claimed_at = await self._claims.take(name) if self._claims is not None else 0.0
         opener = self._gateway.connect(session)
         # The connection outlives the batch that opens it: the tasks it starts (Telethon's send and
         # receive loops) must not log with that batch's job and cycle ids (core/logs.py, `bind`).
@@ -323,6 +385,9 @@ class SenderCache:
         entry = _Entry(name, fingerprint, opener, conn, last_used=self._clock())
         self._entries[name] = entry
         self._open[name] += 1
+        self._unclosed.add(entry)
+        if self._claims is not None:
+            self._confirm(name, claimed_at)
         self._connects += 1
         log.debug("account %s: connected (%d open)", name, len(self._entries))
         return entry
@@ -398,18 +463,34 @@ class SenderCache:
         except Exception as exc:  # a connection that fails to close is gone all the same
             log.warning("closing an account connection failed: %s", type(exc).__name__)
         finally:
+            self._unclosed.discard(entry)
             self._open[entry.name] -= 1
             if not self._open[entry.name]:
                 del self._open[entry.name]
+                self._trusted_until.pop(entry.name, None)
 
     async def _heartbeat_forever(self) -> None:
         assert self._claims is not None
+        beat_s = self._claims.heartbeat_s
         while True:
-            await asyncio.sleep(self._claims.heartbeat_s / 2)
+            await asyncio.sleep(beat_s / 2)
             try:
-                await self._heartbeat(self._clock())
-            except Exception:  # Redis hiccup: the next beat tries again, well inside the claim's TTL
-                log.exception("account connection claims' heartbeat failed")
+                # Bounded: a Redis that stopped answering (no socket timeout) must not hold the beat.
+                await asyncio.wait_for(self._heartbeat(self._clock()), timeout=beat_s)
+            except Exception as exc:  # Redis hiccup: beat again at the next round, within the trust time
+                self._next_heartbeat = self._clock()
+                log.warning("account connection claims' heartbeat failed: %s", type(exc).__name__)
+
+    async def _watch_forever(self) -> None:
+        # Apart from the heartbeat and the upkeep, which wait on Redis: this one never does.
+        assert self._claims is not None
+        period_s = min(1.0, (self._claims.ttl_ms / 1000 - self._claims.trust_s) / 4)
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                await self.close_unconfirmed()
+            except Exception:
+                log.exception("closing account connections with unconfirmed claims failed")
 
     async def _maintain_forever(self, period_s: float) -> None:
         while True:

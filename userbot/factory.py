@@ -24,7 +24,7 @@ def fake_network(settings: Settings, redis: Redis) -> FakeTelegram:
 
 def build_gateway(settings: Settings, redis: Redis) -> AccountGateway:
     if settings.use_fake_gateway:
-        return FakeGateway(fake_network(settings, redis))
+        return FakeGateway(fake_network(settings, redis), request_timeout_s=settings.request_timeout_s)
     from userbot.telethon_gateway import TelethonGateway  # Telethon only where it is used
 
     if settings.api_id is None or settings.api_hash is None:
@@ -39,4 +39,5 @@ def build_gateway(settings: Settings, redis: Redis) -> AccountGateway:
         dc_address=address or None,
         dc_port=int(port or 443),
         public_key_pem=key,
+        request_timeout_s=settings.request_timeout_s,
     )

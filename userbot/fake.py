@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
 
@@ -40,6 +40,7 @@ _CODE_TTL_S = 300
 # the photo/document that message stored is what later sends reference (`Sent.media_handle`).
 UPLOAD_TTL_S = 1800
 _STORED_MEDIA_TTL_S = 8 * 24 * 3600  # longer than any cycle runs
+T = TypeVar("T")
 _RNG = random.Random()  # latency draws where the caller brings no generator of its own (benchmarks)
 
 
@@ -199,6 +200,19 @@ class FakeTelegram:
         """The next sends of this account fail with these error codes, one each (e.g. FLOOD_WAIT_30)."""
         await self.redis.rpush(f"{self.p}faults:{tg_user_id}", *codes)  # type: ignore[misc]
 
+    async def hang(self, tg_user_id: int, seconds: float) -> None:
+        """The account's requests reach "Telegram" (a send is posted) but are not answered for this
+        long: a hung request, which only the caller's timeout ends."""
+        await self.redis.set(f"{self.p}hang:{tg_user_id}", "1", px=max(1, int(seconds * 1000)))
+
+    async def unhang(self, tg_user_id: int) -> None:
+        await self.redis.delete(f"{self.p}hang:{tg_user_id}")
+
+    async def _held_answer(self, tg_user_id: int) -> None:
+        # Polled: the hang is set in Redis, from another process as often as not.
+        while await self.redis.exists(f"{self.p}hang:{tg_user_id}"):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
     async def kill_connection(self, tg_user_id: int) -> None:
         """The account's connection drops: its next send fails with a network error (retried)."""
         await self.fail_next(tg_user_id, "NETWORK")
@@ -310,8 +324,10 @@ return {'ok', tostring(message_id)}
 class FakeGateway:
     """`AccountGateway` over a `FakeTelegram`."""
 
-    def __init__(self, network: FakeTelegram) -> None:
+    def __init__(self, network: FakeTelegram, *, request_timeout_s: float | None = None) -> None:
         self.net = network
+        # Like the Telethon gateway's: a send or upload answered later than this is a TIMEOUT.
+        self.request_timeout_s = request_timeout_s
 
     @property
     def _r(self) -> Redis:
@@ -415,15 +431,25 @@ class FakeGateway:
         return found
 
     def connect(self, session: str) -> FakeSender:
-        return FakeSender(self.net, session)
+        return FakeSender(self.net, session, request_timeout_s=self.request_timeout_s)
 
 
 class FakeSender:
-    def __init__(self, network: FakeTelegram, session: str) -> None:
+    def __init__(self, network: FakeTelegram, session: str, *, request_timeout_s: float | None = None) -> None:
         self.net = network
         self.session = session
         self.uid = 0
         self.connected = False
+        self.request_timeout_s = request_timeout_s
+
+    async def _bounded(self, request: Awaitable[T]) -> T:
+        if self.request_timeout_s is None:
+            return await request
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                return await request
+        except TimeoutError:
+            raise GatewayError("TIMEOUT", detail="no answer in time") from None
 
     async def __aenter__(self) -> FakeSender:
         if self.net.latency.connect_ms:
@@ -451,6 +477,7 @@ class FakeSender:
         # The answer's trip back: a send is recorded when it reaches "Telegram", so a worker killed
         # while waiting here leaves a message it does not know about, as with the real one.
         await self.net._round_trip()
+        await self.net._held_answer(self.uid)
         status, value = result[0].decode(), result[1]
         if status == "ok":
             return Sent(message_id=int(value))
@@ -470,9 +497,12 @@ class FakeSender:
             raise GatewayError("MESSAGE_EMPTY")
         if len(text.encode("utf-16-le")) // 2 > 4096:
             raise GatewayError("MESSAGE_TOO_LONG")
-        return await self._send(peer, "text", text, entities, random_id)
+        return await self._bounded(self._send(peer, "text", text, entities, random_id))
 
     async def upload_media(self, media: OutgoingMedia) -> str:
+        return await self._bounded(self._upload(media))
+
+    async def _upload(self, media: OutgoingMedia) -> str:
         token = secrets.token_hex(8)
         await self.net.redis.incr(f"{self.net.p}uploads:{self.uid}")
         await self.net.redis.set(f"{self.net.p}upload:{self.uid}:{token}", media.kind, ex=UPLOAD_TTL_S)
@@ -481,6 +511,10 @@ class FakeSender:
 
     async def send_media(self, peer: Peer, media_handle: str, kind: Literal["photo", "video"], caption: str,
                          entities: list[dict[str, Any]], random_id: int) -> Sent:
+        return await self._bounded(self._send_media(peer, media_handle, kind, caption, entities, random_id))
+
+    async def _send_media(self, peer: Peer, media_handle: str, kind: Literal["photo", "video"], caption: str,
+                          entities: list[dict[str, Any]], random_id: int) -> Sent:
         if len(caption.encode("utf-16-le")) // 2 > 1024:
             raise GatewayError("MEDIA_CAPTION_TOO_LONG")
         try:

@@ -6,9 +6,11 @@ errors leave this module only as `GatewayError` (see `userbot.errors`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import struct
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -38,6 +40,9 @@ log = logging.getLogger(__name__)
 _GENERAL_TOPIC_ID = 1  # a forum's General topic takes plain messages, without reply_to
 _HANDLE_VERSION = 1
 _added_public_keys: set[str] = set()
+_UPLOAD_PART = 512 * 1024
+# Stored-media handles a connection remembers: a few cycles' worth (one or two per media cycle).
+STORED_MEDIA_MAX = 32
 
 
 # ---- pure helpers (unit-tested offline) ----------------------------------------------------------
@@ -309,10 +314,14 @@ class TelethonGateway:
         dc_address: str | None = None,
         dc_port: int = 443,
         public_key_pem: str | None = None,
+        request_timeout_s: float = 20.0,
     ) -> None:
         if (dc is None) != (dc_address is None):
             raise ValueError("dc and dc_address must be given together")
         self._api_id = api_id
+        # Telethon bounds its connects but never a request's answer: a hung one would hold its batch
+        # past the deliveries' lease (REQUEST_TIMEOUT_S, docs/runtime.md).
+        self.request_timeout_s = request_timeout_s
         self._api_hash = api_hash
         self._dc = dc
         self._dc_address = dc_address
@@ -450,8 +459,10 @@ class TelethonSender:
         self._session = session
         self._client: TelegramClient | None = None
         # upload handle → the handle of the photo/document Telegram stored on its first send, so a
-        # caller that sends the upload's handle again still references the stored media.
-        self._stored_media: dict[str, str] = {}
+        # caller that sends the upload's handle again still references the stored media. Bounded: the
+        # connection lives as long as the account is served, and every media cycle adds entries,
+        # while only the running cycle's are ever looked up (least recently used dropped first).
+        self._stored_media: OrderedDict[str, str] = OrderedDict()
 
     async def __aenter__(self) -> TelethonSender:
         # request_retries counts attempts after the first (Telethon's `retry_range`): 0 is exactly
@@ -493,7 +504,12 @@ class TelethonSender:
     async def _invoke(self, request: Any) -> Any:
         client = self._live_client()
         try:
-            return await client(request)
+            async with asyncio.timeout(self._gateway.request_timeout_s):
+                return await client(request)
+        except TimeoutError:
+            # Sent or not, unknown: a TIMEOUT is retried with the same random_id, and breaks the
+            # connection (userbot/clients.py), so the next batch connects afresh.
+            raise GatewayError("TIMEOUT", detail="no answer in time") from None
         except Exception as exc:
             raise to_gateway_error(exc) from exc
 
@@ -520,8 +536,14 @@ class TelethonSender:
 
     async def upload_media(self, media: OutgoingMedia) -> str:
         client = self._live_client()
+        parts = max(1, -(-len(media.data) // _UPLOAD_PART))
         try:
-            file = await client.upload_file(media.data, file_name=media.file_name)
+            # Telethon uploads in sequential parts of at most 512 KiB: the upload gets the request
+            # timeout for every 512 KiB.
+            async with asyncio.timeout(self._gateway.request_timeout_s * parts):
+                file = await client.upload_file(media.data, file_name=media.file_name)
+        except TimeoutError:
+            raise GatewayError("TIMEOUT", detail="upload not answered in time") from None
         except Exception as exc:
             raise to_gateway_error(exc) from exc
         return encode_media_handle(file, media.mime_type)
@@ -537,6 +559,8 @@ class TelethonSender:
     ) -> Sent:
         stored_key = f"{kind}:{media_handle}"
         handle = self._stored_media.get(stored_key, media_handle)
+        if stored_key in self._stored_media:
+            self._stored_media.move_to_end(stored_key)
         request = functions.messages.SendMediaRequest(
             peer=input_peer(peer),
             media=input_media(handle, kind),
@@ -554,4 +578,7 @@ class TelethonSender:
             # (and writes nothing) on every send; an expired reference is met by a re-upload.
             stored = handle
         self._stored_media[stored_key] = stored
+        self._stored_media.move_to_end(stored_key)
+        while len(self._stored_media) > STORED_MEDIA_MAX:
+            self._stored_media.popitem(last=False)
         return replace(sent, media_handle=stored)
