@@ -191,7 +191,7 @@ def worker_env(settings: Settings, **overrides: object) -> dict[str, str]:
     return env
 
 
-class WorkerProcess(subprocess.Popen):  # type: ignore[type-arg]
+class WorkerProcess(subprocess.Popen[bytes]):
     """A worker process whose output goes to a file, not a pipe: a pipe nobody reads until the process
     ends holds 64 KiB, and a worker that logs more than that meanwhile (a hundred batches do) blocks in
     its next log line, job loop included, until the test reads — the test would be measuring a worker
@@ -202,13 +202,13 @@ class WorkerProcess(subprocess.Popen):  # type: ignore[type-arg]
         self._read: bytes | None = None
         super().__init__(args, stdout=self._output, stderr=subprocess.STDOUT, **kwargs)
 
-    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[bytes, None]:
+    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[bytes, bytes]:
         self.wait(timeout)
         if self._read is None:
             self._output.seek(0)
             self._read = self._output.read()
             self._output.close()
-        return self._read, None
+        return self._read, b""  # stderr is in the output
 
 
 def spawn_worker(settings: Settings, *, burst: bool, **env_overrides: object) -> WorkerProcess:
