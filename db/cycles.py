@@ -44,16 +44,35 @@ async def cancel_open(conn: AsyncConnection, owner_id: int) -> int:
     return cancelled
 
 
-async def last_finished(conn: AsyncConnection, owner_id: int) -> Cycle | None:
+@dataclass(slots=True)
+class LastRounds:
+    """What the status says of past rounds: the last one that posted (or tried to), and a newer one a
+    Stop cancelled before it posted anything. The latter is not "the last round": it never ran."""
+
+    ran: Cycle | None
+    cancelled: Cycle | None
+
+
+async def last_rounds(conn: AsyncConnection, owner_id: int) -> LastRounds:
     cur = conn.cursor(row_factory=class_row(Cycle))
     await cur.execute(
         """
-        SELECT * FROM cycles WHERE owner_id = %(id)s AND finished_at IS NOT NULL
+        SELECT * FROM cycles WHERE owner_id = %(id)s AND finished_at IS NOT NULL AND sent + failed > 0
         ORDER BY finished_at DESC LIMIT 1
         """,
         {"id": owner_id},
     )
-    return await cur.fetchone()
+    ran = await cur.fetchone()
+    await cur.execute(
+        """
+        SELECT * FROM cycles
+        WHERE owner_id = %(id)s AND finished_at IS NOT NULL AND sent + failed = 0 AND status = 'cancelled'
+          AND id > %(after)s
+        ORDER BY id DESC LIMIT 1
+        """,
+        {"id": owner_id, "after": ran.id if ran is not None else 0},
+    )
+    return LastRounds(ran, await cur.fetchone())
 
 
 @dataclass(slots=True)

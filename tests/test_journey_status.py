@@ -33,10 +33,29 @@ async def test_a_round_stopped_before_sending_shows_as_stopped(tg: Telegram, db,
     assert (cycle["status"], cycle["sent"], cycle["failed"], cycle["cancelled"]) == ("cancelled", 0, 0, 2)
     await tg.press(running, "restart_bot")
     keys = tg.screen(running).keys
-    assert "menu.status_last_stopped" in keys and "menu.status_last_cycle" not in keys
+    assert {"menu.status_no_cycles", "menu.status_next_cancelled"} <= keys and "menu.status_last_cycle" not in keys
     await tg.press(admin, f"admin_user:{running.id}")
     keys = tg.screen(admin).keys
-    assert "admin.card_last_stopped" in keys and "admin.card_last_cycle" not in keys
+    assert {"admin.card_no_cycles", "admin.card_next_cancelled"} <= keys and "admin.card_last_cycle" not in keys
+
+
+async def test_stop_reports_the_round_that_ran_and_apart_that_the_next_was_cancelled(
+    tg: Telegram, db, pool, settings, running: TgUser, admin: TgUser
+) -> None:
+    now = utcnow()
+    [ran] = (await tick(pool, settings, now)).cycle_ids
+    await db.execute("UPDATE deliveries SET status = 'sent', sent_at = now() WHERE cycle_id = %(c)s", {"c": ran})
+    await db.execute("UPDATE cycles SET status = 'done', outcome = 'sent', sent = 2, finished_at = now() "
+                     "WHERE id = %(c)s", {"c": ran})
+    [queued] = (await tick(pool, settings, now + timedelta(minutes=11))).cycle_ids
+    await tg.press(running, "stop_broadcast")
+    assert (await cycle_row(db, queued))["status"] == "cancelled"
+    await tg.press(running, "restart_bot")
+    screen = tg.screen(running)
+    assert screen.has("menu.status_last_cycle", "menu.status_next_cancelled")
+    assert "menu.status_last_stopped_partly" not in screen.keys and "sent 2, failed 0" in screen.text
+    await tg.press(admin, f"admin_user:{running.id}")
+    assert tg.screen(admin).has("admin.card_last_cycle", "admin.card_next_cancelled")
 
 
 async def test_a_round_stopped_part_way_says_what_was_and_was_not_sent(tg: Telegram, db, pool, settings,
