@@ -370,12 +370,13 @@ async def _after_batch(
     ctx: JobContext, conn: AsyncConnection, cycle: Cycle, account: Account, state: _BatchState
 ) -> BatchResult:
     if state.revoked:
-        revoked_now = await accounts.revoke(conn, cycle.owner_id)
-        await broadcast.stop(conn, cycle.owner_id)
+        revoked_now = await accounts.revoke(conn, cycle.owner_id, account.login_id)
         if revoked_now:
-            # With the Log in button of the menu (`login`, handlers/callbacks.py `Login`).
+            await broadcast.stop(conn, cycle.owner_id)
+            # Once per login, not per Telegram account: logging in again and losing that session too
+            # is told again. With the Log in button of the menu (`login`, handlers/callbacks.py `Login`).
             await notify(conn, ctx.botapi, ctx.settings, cycle.owner_id, cause="session_ended",
-                         ref=str(account.tg_user_id), key="notices.session_ended",
+                         ref=f"login:{account.login_id}", key="notices.session_ended",
                          button=("menu.btn_login", "login"))
         return BatchResult("no_account", sent=state.sent, attempted=state.attempted)
     await _tell(ctx, conn, cycle, state)

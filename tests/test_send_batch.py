@@ -10,8 +10,9 @@ from datetime import timedelta
 import pytest
 from rq.registry import ScheduledJobRegistry
 
+from core.crypto import SecretBox
 from core.schedule import backoff_ms
-from db import configs
+from db import accounts, configs
 from handlers.callbacks import Login
 from jobs import queues
 from jobs.scheduler import tick
@@ -240,6 +241,31 @@ async def test_revoked_session_stops_everything_and_tells_the_user(
     assert Login.unpack("login") == Login()  # the id the bot's own factory reads
     assert await run_batch(ctx, cycle_id) is not None
     assert len(botapi.messages(b.user_id)) == 1
+
+
+async def test_a_session_lost_again_after_a_new_login_is_told_again(db, net, settings, pool, ctx, botapi) -> None:
+    b = await make_broadcaster(db, net, settings, 1019, groups=2)
+    await net.fail_next(b.tg_user_id, "AUTH_KEY_UNREGISTERED")
+    await run_batch(ctx, await start_cycle(pool, settings))
+    assert notice_keys(botapi, b.user_id) == [{"notices.session_ended"}]
+    # The user logs in again with the same Telegram account, and that session ends too within the week.
+    await accounts.store(db, b.user_id, tg_user_id=b.tg_user_id, phone=b.phone,
+                         session_enc=SecretBox(settings.session_keys).encrypt(b.session))
+    await configs.activate(db, b.user_id, 10, utcnow())
+    await make_due(db, b.user_id)
+    await net.fail_next(b.tg_user_id, "AUTH_KEY_UNREGISTERED")
+    assert (await run_batch(ctx, await start_cycle(pool, settings))).outcome == "no_account"
+    assert notice_keys(botapi, b.user_id) == [{"notices.session_ended"}, {"notices.session_ended"}]
+
+
+async def test_a_stale_batch_does_not_revoke_a_newer_login(db, net, settings, pool, ctx, botapi) -> None:
+    b = await make_broadcaster(db, net, settings, 1020, groups=2)
+    cur = await db.execute("SELECT login_id FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
+    [old_login] = await cur.fetchone()
+    await accounts.store(db, b.user_id, tg_user_id=b.tg_user_id, phone=b.phone, session_enc=b"new")
+    assert not await accounts.revoke(db, b.user_id, old_login)
+    cur = await db.execute("SELECT status FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
+    assert (await cur.fetchone())[0] == "active"
 
 
 async def test_peer_flood_pauses_the_account_and_tells_the_user(db, net, settings, pool, ctx, botapi) -> None:
