@@ -13,3 +13,12 @@ ALTER TABLE deliveries ADD COLUMN wait_until TIMESTAMPTZ;
 -- Why each group of a finished round was not posted to (chat id, title, reason, until, removed),
 -- kept on the round because its delivery rows are pruned when the next round is created.
 ALTER TABLE cycles ADD COLUMN failures JSONB NOT NULL DEFAULT '[]';
+
+-- The Telegram language code of a super admin who has no access row (they need none): the notices
+-- sent to them (access requests, payments) speak the language their updates carry, not the default.
+-- A person with a row keeps it there (bot_users.language_code), which wins.
+CREATE TABLE admin_languages (
+    user_id        BIGINT PRIMARY KEY,
+    language_code  TEXT NOT NULL,
+    updated_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+);
