@@ -7,12 +7,14 @@ then does. Times are shown in UTC with a relative part ("in 3 min") that needs n
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from psycopg import AsyncConnection
 
+from core import outcomes
 from core.i18n import Translator
 from core.schedule import cycle_jitter_ms, cycle_start
 from db import cycles, groups
@@ -103,7 +105,7 @@ def last_round_lines(tr: Translator, last: LastRounds, prefix: str) -> list[str]
     """The last round that ran, and apart from it a round a Stop cancelled before it posted; `prefix`
     names the screen's keys (`menu.status_`, `admin.card_`). A round queued ahead and cancelled is
     not the last round: reporting it as such hid what the round before it had done."""
-    lines = [last_ran_line(tr, last.ran, prefix)]
+    lines = [last_ran_line(tr, last.ran, prefix), *failure_lines(tr, last.ran, datetime.now(UTC))]
     if last.cancelled is not None:
         lines.append(tr(prefix + "next_cancelled", time=clock(last.cancelled.run_at, datetime.now(UTC))))
     return lines
@@ -117,6 +119,37 @@ def last_ran_line(tr: Translator, ran: Cycle | None, prefix: str) -> str:
         return tr(prefix + "last_stopped_partly", time=time, sent=ran.sent, failed=ran.failed,
                   cancelled=ran.cancelled)
     return tr(prefix + "last_cycle", sent=ran.sent, failed=ran.failed, time=time)
+
+
+FAILURES_SHOWN = 10  # a long list of groups would push the buttons off the screen
+
+
+def failure_lines(tr: Translator, ran: Cycle | None, now: datetime) -> list[str]:
+    """Why each group of the round was not posted to, one line per group: "failed 1" alone left the
+    user guessing. A slow mode says when it ends (Telegram's time, not a rounded duration); a group
+    taken off the list after its third failing round says so."""
+    if ran is None:
+        return []
+    lines = []
+    for failure in ran.failures[:FAILURES_SHOWN]:
+        reason = str(failure.get("reason") or "unknown")
+        until = failure.get("until")
+        if reason == "slowmode" and until:
+            why = tr("menu.why_slowmode_until", time=clock(datetime.fromisoformat(until), now))
+        else:
+            why = tr(f"menu.why_{reason}" if reason in _REASONS else "menu.why_unknown")
+        if failure.get("removed"):
+            why = tr("menu.why_removed", reason=why)
+        lines.append(tr("menu.failed_group", title=html.escape(str(failure.get("title") or "")), reason=why))
+    hidden = len(ran.failures) - FAILURES_SHOWN
+    if hidden > 0:
+        lines.append(tr("menu.failed_more", count=hidden))
+    return lines
+
+
+# The delivery failure reasons (core/outcomes.py) each with its own text; anything else reads "unknown".
+_REASONS = frozenset({outcomes.SLOWMODE, outcomes.FORBIDDEN, outcomes.UNREACHABLE, outcomes.TOPIC_CLOSED,
+                      outcomes.BAD_CONTENT, outcomes.RETRY_EXHAUSTED, outcomes.UNKNOWN})
 
 
 def status_lines(tr: Translator, view: Outlook, *, selected_groups: int) -> list[str]:

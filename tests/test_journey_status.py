@@ -3,15 +3,16 @@ Log in, and a flood pause that is over leaves no "paused until" badge on the san
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from jobs.scheduler import tick
+from jobs.send_batch import run_batch
 from sandbox.views import network_view
 from tests.harness import Telegram, TgUser
 from tests.journey_helpers import allow, log_in, make_groups
-from tests.runtime_helpers import cycle_row, utcnow
+from tests.runtime_helpers import config_row, cycle_row, deliveries_of, utcnow
 
 
 @pytest.fixture
@@ -104,3 +105,31 @@ async def test_a_pause_that_is_over_leaves_no_badge(tg: Telegram, db, net, pool,
     await db.execute("UPDATE accounts SET flood_until = %(t)s WHERE owner_id = %(o)s",
                      {"t": utcnow() - timedelta(seconds=1), "o": running.id})
     assert await badge() == (None, None)
+
+
+async def test_each_failed_group_says_why_in_the_menu_and_the_history(tg: Telegram, db, net, pool, settings, ctx,
+                                                                      running: TgUser) -> None:
+    [cycle_id] = (await tick(pool, settings, utcnow())).cycle_ids
+    slow, forbidden = await deliveries_of(db, cycle_id)
+    # The second group failed for good twice before: this third failing round takes it off the list.
+    await db.execute("UPDATE groups SET fail_streak = 2 WHERE owner_id = %(o)s AND chat_id = %(c)s",
+                     {"o": running.id, "c": forbidden["chat_id"]})
+    cur = await db.execute("SELECT tg_user_id FROM accounts WHERE owner_id = %(o)s", {"o": running.id})
+    [tg_user_id] = await cur.fetchone()
+    await net.fail_next(tg_user_id, "SLOWMODE_WAIT_900", "CHAT_WRITE_FORBIDDEN")  # 15 min > the 10 min interval
+    assert (await run_batch(ctx, cycle_id)).outcome == "finished"
+    failures = {f["chat_id"]: f for f in (await cycle_row(db, cycle_id))["failures"]}
+    assert (failures[slow["chat_id"]]["reason"], failures[slow["chat_id"]]["removed"]) == ("slowmode", False)
+    assert (failures[forbidden["chat_id"]]["reason"], failures[forbidden["chat_id"]]["removed"]) == ("forbidden", True)
+    until = datetime.fromisoformat(failures[slow["chat_id"]]["until"])
+
+    await tg.press(running, "restart_bot")
+    screen = tg.screen(running)
+    assert screen.has("menu.status_last_cycle", "menu.failed_group", "menu.why_slowmode_until", "menu.why_removed",
+                      "menu.why_forbidden")
+    assert f"{until.astimezone(UTC):%H:%M} UTC" in screen.text  # when the slow mode ends, not "15 min"
+
+    config = await config_row(db, running.id)
+    await tg.press(running, f"history_view:{config['message_id']}")
+    screen = tg.screen(running)
+    assert screen.has("history.view", "history.last_failures", "menu.why_slowmode_until", "menu.why_removed")

@@ -5,7 +5,7 @@ cycle summary, streaks, media reuse, notices."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rq.registry import ScheduledJobRegistry
@@ -189,12 +189,15 @@ async def test_long_flood_tells_the_user_once(db, net, settings, pool, ctx, bota
     cycle_id = await start_cycle(pool, settings)
     await net.fail_next(b.tg_user_id, "FLOOD_WAIT_900")
     await run_batch(ctx, cycle_id)
+    cur = await db.execute("SELECT flood_until FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
+    [until] = await cur.fetchone()
     await db.execute("UPDATE accounts SET flood_until = NULL")
     await db.execute("UPDATE deliveries SET next_attempt_at = now() - interval '1 second'")
     await net.fail_next(b.tg_user_id, "FLOOD_WAIT_900")
     await run_batch(ctx, cycle_id)
     assert [k for k in notice_keys(botapi, b.user_id) if "notices.long_flood" in k] == [{"notices.long_flood"}]
-    assert "15" in botapi.messages(b.user_id)[0]["text"]
+    # The time the wait ends, as Telegram gave it, rather than a rounded duration.
+    assert f"{until.astimezone(UTC):%H:%M} UTC" in botapi.messages(b.user_id)[0]["text"]
 
 
 async def test_slowmode_waits_for_that_group_only(db, net, settings, pool, ctx) -> None:
@@ -213,9 +216,15 @@ async def test_slowmode_longer_than_the_interval_fails_this_cycle(db, net, setti
     b = await make_broadcaster(db, net, settings, 1011, groups=1, interval_minutes=5)
     cycle_id = await start_cycle(pool, settings)
     await net.fail_next(b.tg_user_id, "SLOWMODE_WAIT_600")
+    before = utcnow()
     await run_batch(ctx, cycle_id)
     [row] = await deliveries_of(db, cycle_id)
     assert (row["status"], row["reason"]) == ("failed", "slowmode")
+    # When the slow mode ends is kept, on the delivery and on the finished round (whose deliveries go).
+    assert before + timedelta(seconds=600) <= row["wait_until"] <= utcnow() + timedelta(seconds=600)
+    [failure] = (await cycle_row(db, cycle_id))["failures"]
+    assert (failure["chat_id"], failure["reason"], failure["removed"]) == (b.chat_ids[0], "slowmode", False)
+    assert datetime.fromisoformat(failure["until"]) == row["wait_until"]
 
 
 @pytest.mark.parametrize("fault", ["connect", "send"])
