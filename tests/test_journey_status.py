@@ -133,3 +133,16 @@ async def test_each_failed_group_says_why_in_the_menu_and_the_history(tg: Telegr
     await tg.press(running, f"history_view:{config['message_id']}")
     screen = tg.screen(running)
     assert screen.has("history.view", "history.last_failures", "menu.why_slowmode_until", "menu.why_removed")
+
+
+async def test_posts_made_while_the_page_was_closed_still_show_their_cycle(net, db, pool, redis, settings, ctx,
+                                                                            running: TgUser) -> None:
+    await net.seed(make_groups(2))  # the page's groups panel lists the sandbox's seeded groups
+    [cycle_id] = (await tick(pool, settings, utcnow())).cycle_ids
+    assert (await run_batch(ctx, cycle_id)).outcome == "finished"
+    # Nobody looked at the page; the next round's creation prunes this round's delivery rows.
+    await db.execute("DELETE FROM deliveries WHERE cycle_id = %(c)s", {"c": cycle_id})
+    view = await network_view(net, pool, redis, settings.redis_prefix)
+    posts = [p for g in view["groups"] for p in g["posts"]]
+    assert len(posts) == 2
+    assert [(p["cycle"] or {}).get("cycle_id") for p in posts] == [cycle_id, cycle_id]
