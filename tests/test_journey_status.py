@@ -26,7 +26,7 @@ async def running(tg: Telegram, net, db, user: TgUser) -> TgUser:
     return user
 
 
-async def test_a_round_stopped_before_sending_shows_as_stopped(tg: Telegram, db, pool, settings,
+async def test_a_round_stopped_before_sending_is_told_as_the_next_round_cancelled(tg: Telegram, db, pool, settings,
                                                                running: TgUser, admin: TgUser) -> None:
     [cycle_id] = (await tick(pool, settings, utcnow())).cycle_ids
     await tg.press(running, "stop_broadcast")
