@@ -154,6 +154,7 @@ class Decision:
     stop_batch: bool = False  # nothing more is sent from this account in this job
     error: str | None = None  # kept on the delivery for `unknown`
     tell: Tell | None = None  # a notice for the user
+    wait_s: int | None = None  # failed on a group's slow mode: Telegram's wait, told as the time it ends
 
     @property
     def counts_toward_streak(self) -> bool:
@@ -187,7 +188,7 @@ def classify(error: SendFailure | None, *, retry: int, interval_s: int, key: str
         case Kind.SLOWMODE:
             wait_s = seconds or policy.slowmode_default_s
             if wait_s > interval_s:
-                return Decision(Kind.SLOWMODE, "failed", SLOWMODE, retry=retry)
+                return Decision(Kind.SLOWMODE, "failed", SLOWMODE, retry=retry, wait_s=wait_s)
             return Decision(Kind.SLOWMODE, "pending", retry=retry, retry_delay_ms=wait_s * 1000)
         case Kind.TRANSIENT | Kind.MEDIA_EXPIRED:
             if retry >= policy.max_retries:

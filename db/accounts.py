@@ -42,7 +42,8 @@ async def store(conn: AsyncConnection, owner_id: int, *, tg_user_id: int, phone:
         VALUES (%(owner)s, %(tg)s, %(phone)s, %(enc)s, 'active')
         ON CONFLICT (owner_id) DO UPDATE SET
             tg_user_id = EXCLUDED.tg_user_id, phone = EXCLUDED.phone, session_enc = EXCLUDED.session_enc,
-            status = 'active', flood_until = NULL, pause_reason = NULL, updated_at = now()
+            status = 'active', flood_until = NULL, pause_reason = NULL, updated_at = now(),
+            login_id = nextval('account_logins')
         """,
         {"owner": owner_id, "tg": tg_user_id, "phone": phone, "enc": session_enc},
     )
@@ -69,11 +70,15 @@ async def pause(conn: AsyncConnection, owner_id: int, until: datetime, reason: s
     )
 
 
-async def revoke(conn: AsyncConnection, owner_id: int) -> bool:
-    """The session stopped working (revoked, deactivated); returns whether it was active."""
+async def revoke(conn: AsyncConnection, owner_id: int, login_id: int) -> bool:
+    """The session of this login stopped working (revoked, deactivated); returns whether it was
+    active. A newer login of the owner is not touched: it is another session."""
     cur = await conn.execute(
-        "UPDATE accounts SET status = 'revoked', updated_at = now() WHERE owner_id = %(id)s AND status = 'active'",
-        {"id": owner_id},
+        """
+        UPDATE accounts SET status = 'revoked', updated_at = now()
+        WHERE owner_id = %(id)s AND login_id = %(login)s AND status = 'active'
+        """,
+        {"id": owner_id, "login": login_id},
     )
     return cur.rowcount == 1
 

@@ -10,6 +10,16 @@ from psycopg.rows import class_row
 
 from db.rows import Cycle
 
+# Why each group of a round was not posted to, kept on the round (its delivery rows are pruned when
+# the next round is created): the group's title as it is now, the reason, and a slow mode's end.
+_FAILURES = """
+    COALESCE((SELECT jsonb_agg(jsonb_build_object(
+                  'chat_id', d.chat_id, 'title', COALESCE(g.title, d.chat_id::text), 'reason', d.reason,
+                  'until', d.wait_until, 'removed', false) ORDER BY d.position)
+              FROM deliveries d LEFT JOIN groups g ON g.owner_id = d.owner_id AND g.chat_id = d.chat_id
+              WHERE d.cycle_id = c.id AND d.status = 'failed'), '[]'::jsonb)
+"""
+
 
 async def cancel_open(conn: AsyncConnection, owner_id: int) -> int:
     """Cancel the pending deliveries of the owner's running cycles; finish the cycles nothing is in
@@ -28,7 +38,7 @@ async def cancel_open(conn: AsyncConnection, owner_id: int) -> int:
         """
         UPDATE cycles c SET
             status = 'cancelled', outcome = 'cancelled', finished_at = now(),
-            sent = s.sent, failed = s.failed, cancelled = s.cancelled
+            sent = s.sent, failed = s.failed, cancelled = s.cancelled, failures = """ + _FAILURES + """
         FROM (
             SELECT cycle_id,
                    count(*) FILTER (WHERE status = 'sent') AS sent,
@@ -44,16 +54,35 @@ async def cancel_open(conn: AsyncConnection, owner_id: int) -> int:
     return cancelled
 
 
-async def last_finished(conn: AsyncConnection, owner_id: int) -> Cycle | None:
+@dataclass(slots=True)
+class LastRounds:
+    """What the status says of past rounds: the last one that posted (or tried to), and a newer one a
+    Stop cancelled before it posted anything. The latter is not "the last round": it never ran."""
+
+    ran: Cycle | None
+    cancelled: Cycle | None
+
+
+async def last_rounds(conn: AsyncConnection, owner_id: int) -> LastRounds:
     cur = conn.cursor(row_factory=class_row(Cycle))
     await cur.execute(
         """
-        SELECT * FROM cycles WHERE owner_id = %(id)s AND finished_at IS NOT NULL
+        SELECT * FROM cycles WHERE owner_id = %(id)s AND finished_at IS NOT NULL AND sent + failed > 0
         ORDER BY finished_at DESC LIMIT 1
         """,
         {"id": owner_id},
     )
-    return await cur.fetchone()
+    ran = await cur.fetchone()
+    await cur.execute(
+        """
+        SELECT * FROM cycles
+        WHERE owner_id = %(id)s AND finished_at IS NOT NULL AND sent + failed = 0 AND status = 'cancelled'
+          AND id > %(after)s
+        ORDER BY id DESC LIMIT 1
+        """,
+        {"id": owner_id, "after": ran.id if ran is not None else 0},
+    )
+    return LastRounds(ran, await cur.fetchone())
 
 
 @dataclass(slots=True)
@@ -150,12 +179,40 @@ async def finish(conn: AsyncConnection, cycle_id: int, finished_at: datetime) ->
                 ELSE 'failed'
             END,
             sent = s.sent, failed = s.failed, cancelled = s.cancelled, reasons = s.reasons,
-            finished_at = %(at)s
+            failures = """ + _FAILURES + """, finished_at = %(at)s
         FROM s
         WHERE c.id = %(id)s AND c.status = 'running' AND s.open = 0
         RETURNING c.*
         """,
         {"id": cycle_id, "at": finished_at},
+    )
+    return await cur.fetchone()
+
+
+async def mark_removed(conn: AsyncConnection, cycle_id: int, chat_ids: list[int]) -> None:
+    """The groups this round's failures took off the list: the status says so beside the reason."""
+    await conn.execute(
+        """
+        UPDATE cycles SET failures = (
+            SELECT COALESCE(jsonb_agg(CASE WHEN (f ->> 'chat_id')::bigint = ANY(%(chats)s)
+                                           THEN f || '{"removed": true}'::jsonb ELSE f END), '[]'::jsonb)
+            FROM jsonb_array_elements(failures) f)
+        WHERE id = %(id)s
+        """,
+        {"id": cycle_id, "chats": chat_ids},
+    )
+
+
+async def last_ran_with(conn: AsyncConnection, owner_id: int, message_id: int) -> Cycle | None:
+    """The latest finished round that posted (or tried to post) this message."""
+    cur = conn.cursor(row_factory=class_row(Cycle))
+    await cur.execute(
+        """
+        SELECT * FROM cycles
+        WHERE owner_id = %(o)s AND message_id = %(m)s AND finished_at IS NOT NULL AND sent + failed > 0
+        ORDER BY finished_at DESC LIMIT 1
+        """,
+        {"o": owner_id, "m": message_id},
     )
     return await cur.fetchone()
 

@@ -70,14 +70,15 @@ async def mark_sent_many(conn: AsyncConnection, rows: list[SentRow]) -> dict[int
     return {int(r[0]): (bool(r[1]), bool(r[2])) for r in await cur.fetchall()}
 
 
-async def mark_failed(conn: AsyncConnection, delivery_id: int, *, reason: str, error: str | None, retry: int) -> None:
+async def mark_failed(conn: AsyncConnection, delivery_id: int, *, reason: str, error: str | None, retry: int,
+                      wait_until: datetime | None = None) -> None:
     await conn.execute(
         """
         UPDATE deliveries SET status = 'failed', reason = %(reason)s, error = %(error)s, retry = %(retry)s,
-               lease_until = NULL, updated_at = now()
+               wait_until = %(until)s, lease_until = NULL, updated_at = now()
         WHERE id = %(id)s AND status = 'in_flight'
         """,
-        {"id": delivery_id, "reason": reason, "error": error, "retry": retry},
+        {"id": delivery_id, "reason": reason, "error": error, "retry": retry, "until": wait_until},
     )
 
 

@@ -96,7 +96,7 @@ async def upsert_accounts(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]
         FROM legacy_accounts
         ON CONFLICT (owner_id) DO UPDATE SET
             tg_user_id = EXCLUDED.tg_user_id, phone = EXCLUDED.phone, session_enc = EXCLUDED.session_enc,
-            status = EXCLUDED.status,
+            status = EXCLUDED.status, login_id = nextval('account_logins'),
             flood_until = GREATEST(accounts.flood_until, EXCLUDED.flood_until),
             pause_reason = COALESCE(EXCLUDED.pause_reason, accounts.pause_reason), updated_at = now()
         """
@@ -207,20 +207,22 @@ class ImportedAccount:
     legacy_id: str
     session_enc: bytes
     tg_user_id: int | None
+    login_id: int  # the login whose session is checked: a newer one is another session
 
 
 async def accounts_to_verify(conn: AsyncConnection, *, again: bool = False) -> list[ImportedAccount]:
     """Imported accounts still active in tgcast whose session was not (or, with `again`, was) checked."""
     cur = await conn.execute(
         """
-        SELECT a.owner_id, r.legacy_id, a.session_enc, a.tg_user_id
+        SELECT a.owner_id, r.legacy_id, a.session_enc, a.tg_user_id, a.login_id
         FROM legacy_rows r JOIN accounts a ON a.owner_id = r.owner_id
         WHERE r.kind = 'account' AND a.status = 'active' AND (%(again)s OR r.verified_at IS NULL)
         ORDER BY a.owner_id
         """,
         {"again": again},
     )
-    return [ImportedAccount(int(o), str(lid), bytes(enc), tg) for o, lid, enc, tg in await cur.fetchall()]
+    return [ImportedAccount(int(o), str(lid), bytes(enc), tg, int(login))
+            for o, lid, enc, tg, login in await cur.fetchall()]
 
 
 async def mark_verified(conn: AsyncConnection, owner_id: int, legacy_id: str, tg_user_id: int) -> int | None:

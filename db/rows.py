@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +41,7 @@ class Account:
     pause_reason: str | None
     created_at: datetime
     updated_at: datetime
+    login_id: int = 0  # one per login: what the "session ended" notice is remembered by
 
 
 @dataclass(slots=True)
@@ -120,6 +121,8 @@ class Cycle:
     lock_busy: int
     last_continuation: str | None
     created_at: datetime
+    # Per group not posted to: {"chat_id", "title", "reason", "until", "removed"} (db/cycles.py).
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -139,6 +142,7 @@ class Delivery:
     reason: str | None
     error: str | None
     updated_at: datetime
+    wait_until: datetime | None = None  # a slow mode's end, for a post that failed on it
 
 
 @dataclass(slots=True)

@@ -54,6 +54,34 @@ async def post_cycles(conn: AsyncConnection, random_ids: list[int]) -> list[Post
     return await cur.fetchall()
 
 
+@dataclass(slots=True)
+class CycleAt:
+    cycle_id: int
+    seq: int
+    owner_id: int
+    scheduled_at: datetime
+    media_id: int | None
+    finished: bool
+
+
+async def cycle_posting_at(conn: AsyncConnection, tg_user_id: int, at: datetime) -> CycleAt | None:
+    """The cycle of the bot user connected with this Telegram account that was sending at `at`: a
+    post's cycle once its delivery row is pruned. A post comes after its cycle's start and before
+    its finish."""
+    cur = conn.cursor(row_factory=class_row(CycleAt))
+    await cur.execute(
+        """
+        SELECT c.id AS cycle_id, c.seq, c.owner_id, c.scheduled_at, m.media_id,
+               c.finished_at IS NOT NULL AS finished
+        FROM accounts a JOIN cycles c ON c.owner_id = a.owner_id LEFT JOIN messages m ON m.id = c.message_id
+        WHERE a.tg_user_id = %(tg)s AND c.started_at <= %(at)s AND (c.finished_at IS NULL OR c.finished_at >= %(at)s)
+        ORDER BY c.id DESC LIMIT 1
+        """,
+        {"tg": tg_user_id, "at": at},
+    )
+    return await cur.fetchone()
+
+
 async def accounts(conn: AsyncConnection, limit: int = 50) -> list[SandboxAccount]:
     cur = conn.cursor(row_factory=class_row(SandboxAccount))
     await cur.execute(

@@ -73,6 +73,40 @@ async def set_language_code(conn: AsyncConnection, user_id: int, language_code: 
     )
 
 
+async def remember_admin_language_code(conn: AsyncConnection, user_id: int, language_code: str) -> None:
+    """A super admin without a row: their updates' language code, for the notices sent to them."""
+    await conn.execute(
+        """
+        INSERT INTO admin_languages (user_id, language_code) VALUES (%(id)s, %(lang)s)
+        ON CONFLICT (user_id) DO UPDATE SET language_code = EXCLUDED.language_code, updated_at = now()
+        WHERE admin_languages.language_code IS DISTINCT FROM EXCLUDED.language_code
+        """,
+        {"id": user_id, "lang": language_code},
+    )
+
+
+@dataclass(slots=True)
+class PersonLanguage:
+    language: str | None
+    language_code: str | None
+
+
+async def language_of(conn: AsyncConnection, user_id: int) -> PersonLanguage | None:
+    """What is known of a person's language (for `core.i18n.person_language`): their row's, else, for
+    a super admin without one, the code their updates carried; None when nothing is."""
+    cur = conn.cursor(row_factory=class_row(PersonLanguage))
+    await cur.execute(
+        """
+        SELECT language, language_code FROM bot_users WHERE user_id = %(id)s
+        UNION ALL
+        SELECT NULL, language_code FROM admin_languages
+        WHERE user_id = %(id)s AND NOT EXISTS (SELECT 1 FROM bot_users WHERE user_id = %(id)s)
+        """,
+        {"id": user_id},
+    )
+    return await cur.fetchone()
+
+
 async def set_language(conn: AsyncConnection, user_id: int, language: str) -> None:
     await conn.execute(
         "UPDATE bot_users SET language = %(lang)s, updated_at = now() WHERE user_id = %(id)s",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC
+from datetime import UTC, datetime
 
 from aiogram import Bot, Router
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup
@@ -14,13 +14,14 @@ from core.content import TEXT_LIMIT, preview, utf16_len
 from core.i18n import Translator
 from core.paging import page_of
 from core.settings import Settings
-from db import configs, messages
+from db import configs, cycles, messages
 from db.messages import HistoryEntry
 from handlers import callbacks as cb
 from handlers.broadcast import interval_keyboard
 from handlers.menu import button, require_login
 from handlers.message import as_html, saved_text
 from handlers.ui import show
+from services import rounds
 from services.messages import make_current
 
 PER_PAGE = 5
@@ -89,10 +90,16 @@ async def history_view(query: CallbackQuery, callback_data: cb.HistoryView, bot:
             await query.answer(tr("history.not_found"), show_alert=True)  # the same for others' ids: no leak
             return
         cycles_used, sent = await messages.usage(conn, found.id)
+        last = await cycles.last_ran_with(conn, query.from_user.id, found.id)
         media = await messages.get_media(conn, found.media_id) if found.media_id else None
     await query.answer()
     header = tr("history.view", date=f"{found.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
                 cycles=cycles_used, sent=sent)
+    if last is not None and last.failures and last.finished_at is not None:
+        # Which groups the message's last round missed, and why (the menu tells it for the last round).
+        now = datetime.now(UTC)
+        header = "\n".join([header, tr("history.last_failures", time=rounds.clock(last.finished_at, now)),
+                             *rounds.failure_lines(tr, last, now)])
     if media is not None:
         # What the groups will get: the media from the stored bytes (the file id may have expired)
         # with the caption and its formatting; the details and buttons follow.

@@ -60,7 +60,7 @@ async def user_menu_screen(conn: AsyncConnection, tr: Translator, user_id: int,
         return tr("menu.not_connected"), guest_keyboard(tr)
     config = await configs.get(conn, user_id)
     selected = await groups.count_selected(conn, user_id)
-    last = await cycles.last_finished(conn, user_id)
+    last = await cycles.last_rounds(conn, user_id)
     active = bool(config and config.active)
     view = await rounds.outlook(conn, config, account, jitter_max_ms=settings.jitter_max_ms)
     lines = [
@@ -72,7 +72,7 @@ async def user_menu_screen(conn: AsyncConnection, tr: Translator, user_id: int,
         tr("menu.status_interval", minutes=config.interval_minutes)
         if config and config.interval_minutes else tr("menu.status_interval_unset"),
         tr("menu.status_message_set") if config and config.message_id else tr("menu.status_message_missing"),
-        rounds.last_round_line(tr, last, "menu.status_"),
+        *rounds.last_round_lines(tr, last, "menu.status_"),
     ]
     return "\n".join(lines), account_keyboard(tr, active=active)
 

@@ -163,5 +163,5 @@ async def _progress(botapi: BotApiClient, ann: Announcement, text: str) -> None:
 
 
 async def _admin_translator(conn: AsyncConnection, settings: Settings, admin_id: int) -> Translator:
-    row = await users.get(conn, admin_id)
-    return Translator(person_language(row, settings.default_language))
+    known = await users.language_of(conn, admin_id)  # a super admin may have no row
+    return Translator(person_language(known, settings.default_language))

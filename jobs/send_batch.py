@@ -34,7 +34,7 @@ from jobs import queues
 from jobs.context import JobContext, loop_job
 from jobs.locks import AccountLock
 from jobs.notices import notify
-from services import access, broadcast
+from services import access, broadcast, rounds
 from services.metrics import Metrics
 from userbot.gateway import GatewayError, OutgoingMedia, Peer, SenderConnection, Sent
 
@@ -61,7 +61,6 @@ class _BatchState:
     revoked: bool = False
     stopped: bool = False
     tells: set[str] = field(default_factory=set)
-    pause_s: int = 0
     decisions: list[Decision] = field(default_factory=list)  # for metrics, written once per batch
     live: bool | None = None  # the cycle's liveness as of the last recorded send, if known
 
@@ -371,8 +370,9 @@ async def _apply(
     else:
         async with ctx.pool.connection() as conn:
             if decision.status == "failed":
+                until = now + timedelta(seconds=decision.wait_s) if decision.wait_s else None
                 await deliveries.mark_failed(conn, delivery.id, reason=decision.reason or outcomes.UNKNOWN,
-                                             error=decision.error, retry=decision.retry)
+                                             error=decision.error, retry=decision.retry, wait_until=until)
                 if decision.reason == outcomes.UNKNOWN and error is not None:
                     log.warning("cycle %s: unknown send failure %s", cycle.id, error.code)
             elif decision.status == "pending":
@@ -410,19 +410,19 @@ async def _pause_account(conn: AsyncConnection, cycle: Cycle, decision: Decision
     reason = "flood" if decision.kind is Kind.FLOOD else "peer_flood"
     await accounts.pause(conn, cycle.owner_id, until, reason)
     state.flood_until = max(state.flood_until or until, until)
-    state.pause_s = max(state.pause_s, decision.account_pause_s)
 
 
 async def _after_batch(
     ctx: JobContext, conn: AsyncConnection, cycle: Cycle, account: Account, state: _BatchState
 ) -> BatchResult:
     if state.revoked:
-        revoked_now = await accounts.revoke(conn, cycle.owner_id)
-        await broadcast.stop(conn, cycle.owner_id)
+        revoked_now = await accounts.revoke(conn, cycle.owner_id, account.login_id)
         if revoked_now:
-            # With the Log in button of the menu (`login`, handlers/callbacks.py `Login`).
+            await broadcast.stop(conn, cycle.owner_id)
+            # Once per login, not per Telegram account: logging in again and losing that session too
+            # is told again. With the Log in button of the menu (`login`, handlers/callbacks.py `Login`).
             await notify(conn, ctx.botapi, ctx.settings, cycle.owner_id, cause="session_ended",
-                         ref=str(account.tg_user_id), key="notices.session_ended",
+                         ref=f"login:{account.login_id}", key="notices.session_ended",
                          button=("menu.btn_login", "login"))
         return BatchResult("no_account", sent=state.sent, attempted=state.attempted)
     await _tell(ctx, conn, cycle, state)
@@ -465,13 +465,16 @@ async def _step(ctx: JobContext, cycle_id: int) -> int:
 
 
 async def _tell(ctx: JobContext, conn: AsyncConnection, cycle: Cycle, state: _BatchState) -> None:
-    minutes = max(1, -(-state.pause_s // 60))
+    # A pause is told as the time it ends, as Telegram gave it: a wait of 90 s rounded to "2 min" was
+    # not what Telegram said.
+    now = utcnow()
+    until = rounds.clock(state.flood_until or now, now)
     for tell in sorted(state.tells):
         key = {"bad_content": "notices.bad_content", "long_flood": "notices.long_flood",
                "account_paused": "notices.account_paused"}.get(tell)
         if key is not None:
             await notify(conn, ctx.botapi, ctx.settings, cycle.owner_id, cause=tell, ref=str(cycle.id), key=key,
-                         minutes=minutes)
+                         time=until)
 
 
 async def finish_cycle(ctx: JobContext, conn: AsyncConnection, cycle_id: int) -> Cycle | None:
@@ -483,6 +486,8 @@ async def finish_cycle(ctx: JobContext, conn: AsyncConnection, cycle_id: int) ->
     log.info("cycle %s finished: %s (sent %s, failed %s)", cycle_id, finished.outcome, finished.sent,
              finished.failed)
     removed = await cycles.apply_streaks(conn, cycle_id, sorted(outcomes.STREAK_REASONS), STREAK_LIMIT)
+    if removed:
+        await cycles.mark_removed(conn, cycle_id, [group.chat_id for group in removed])
     for group in removed:
         await notify(conn, ctx.botapi, ctx.settings, finished.owner_id, cause="group_removed",
                      ref=f"{group.chat_id}:{cycle_id}", key="notices.group_removed",

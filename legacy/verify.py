@@ -130,8 +130,8 @@ async def _verify_one(settings: Settings, gateway: AccountGateway, box: SecretBo
         async with conn.transaction():
             holder = await store.mark_verified(conn, account.owner_id, account.legacy_id, tg_user_id)
             if holder is not None:
-                await accounts.revoke(conn, account.owner_id)
-                await stop(conn, account.owner_id)
+                if await accounts.revoke(conn, account.owner_id, account.login_id):
+                    await stop(conn, account.owner_id)
                 report.outcomes["taken"] += 1
                 report.notes.append((account.owner_id, "taken", f"held by user {holder}"))
                 return
@@ -145,7 +145,8 @@ async def _verify_one(settings: Settings, gateway: AccountGateway, box: SecretBo
 async def _needs_login(settings: Settings, account: store.ImportedAccount, report: VerifyReport, code: str) -> None:
     async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
         async with conn.transaction():
-            await accounts.revoke(conn, account.owner_id)
-            await stop(conn, account.owner_id)
+            # Only this login's session: a user who logged in again meanwhile keeps the new one.
+            if await accounts.revoke(conn, account.owner_id, account.login_id):
+                await stop(conn, account.owner_id)
     report.outcomes["needs_login"] += 1
     report.notes.append((account.owner_id, "needs_login", code))

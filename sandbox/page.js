@@ -353,7 +353,8 @@ function renderCodes(codes) {
 async function refreshNetwork() {
   let view;
   try {
-    view = await (await fetch(`${API}/network`)).json();
+    // Login codes reach only their phone's owner: the page asks for the current user's alone.
+    view = await (await fetch(`${API}/network?user=${currentUser().id}`)).json();
   } catch (e) {
     return;
   }

@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 from db import sandbox as sandbox_db
 from sandbox.chats import SandboxBotAPI
 from sandbox.entities import render_html
+from sandbox.logins import codes_of
 from sandbox.payments import payment_view
-from userbot.fake import FakeTelegram
+from userbot.fake import FakeTelegram, PostedMessage
 
 _MEDIA_KINDS = ("photo", "video", "animation", "document", "audio", "voice")
 
@@ -119,10 +120,13 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-async def _cycles(pool: AsyncConnectionPool, redis: Redis, prefix: str, random_ids: list[int]) -> dict[int, Any]:
+async def _cycles(pool: AsyncConnectionPool, redis: Redis, prefix: str, posts: list[PostedMessage]) -> dict[int, Any]:
     """Cycle of each post by its random id; remembered in Redis because the deliveries of finished
-    cycles are pruned, and the page should keep saying which cycle posted what."""
+    cycles are pruned, and the page should keep saying which cycle posted what. A post whose
+    delivery was pruned before the page saw it (the page was closed) is found by its account and
+    time: the cycle of that account that was sending when it was posted."""
     key = f"{prefix}sandbox:post-cycles"
+    random_ids = sorted({p.random_id for p in posts})
     found: dict[int, Any] = {}
     if random_ids:
         cached = await redis.hmget(key, [str(r) for r in random_ids])  # type: ignore[misc]
@@ -130,20 +134,33 @@ async def _cycles(pool: AsyncConnectionPool, redis: Redis, prefix: str, random_i
             if raw is not None:
                 found[rid] = json.loads(raw)
     missing = [r for r in random_ids if r not in found]
-    if missing:
-        async with pool.connection() as conn:
-            rows = await sandbox_db.post_cycles(conn, missing)
-        for row in rows:
+    if not missing:
+        return found
+    async with pool.connection() as conn:
+        for row in await sandbox_db.post_cycles(conn, missing):
             info = {"cycle_id": row.cycle_id, "seq": row.seq, "owner_id": row.owner_id,
                     "scheduled_at": _iso(row.scheduled_at), "retry": row.retry, "media_id": row.media_id}
             found[row.random_id] = info
             if row.delivery_status == "sent":
                 await redis.hset(key, str(row.random_id), json.dumps(info))  # type: ignore[misc]
+        for post in posts:
+            if post.random_id in found:
+                continue
+            cycle = await sandbox_db.cycle_posting_at(conn, post.from_tg_user_id, datetime.fromtimestamp(post.at, UTC))
+            if cycle is None:
+                continue
+            info = {"cycle_id": cycle.cycle_id, "seq": cycle.seq, "owner_id": cycle.owner_id,
+                    "scheduled_at": _iso(cycle.scheduled_at), "retry": None, "media_id": cycle.media_id}
+            found[post.random_id] = info
+            if cycle.finished:  # while the cycle runs, its rows are still there to ask next time
+                await redis.hset(key, str(post.random_id), json.dumps(info))  # type: ignore[misc]
     return found
 
 
-async def network_view(net: FakeTelegram, pool: AsyncConnectionPool, redis: Redis, prefix: str) -> dict[str, Any]:
-    codes = await net.codes()
+async def network_view(net: FakeTelegram, pool: AsyncConnectionPool, redis: Redis, prefix: str,
+                       user_id: int | None = None) -> dict[str, Any]:
+    """`user_id`: the page's user; only the login codes sent to their phones are shown."""
+    codes = await codes_of(net, redis, prefix, user_id)
     async with pool.connection() as conn:
         accounts = await sandbox_db.accounts(conn)
     account_views = []
@@ -159,7 +176,7 @@ async def network_view(net: FakeTelegram, pool: AsyncConnectionPool, redis: Redi
         })
     seeded = await net.seeded_groups()
     posted = {g.chat_id: await net.posted(g.chat_id) for g in seeded}
-    cycles = await _cycles(pool, redis, prefix, sorted({p.random_id for ps in posted.values() for p in ps}))
+    cycles = await _cycles(pool, redis, prefix, [p for ps in posted.values() for p in ps])
     groups = []
     for g in seeded:
         groups.append({

@@ -27,7 +27,7 @@ from api.webhook import SECRET_HEADER
 from core.phone import normalize_phone
 from core.settings import Settings
 from db import messages
-from sandbox import payments
+from sandbox import logins, payments
 from sandbox.botapi import create_app as create_fake_botapi
 from sandbox.botapi import normalize_params
 from sandbox.chats import ChatStore, SandboxBotAPI
@@ -169,8 +169,11 @@ class Sandbox:
         return Response(media.data, media_type=_content_type(media.data), headers={"Cache-Control": "max-age=86400"})
 
     async def network(self, request: Request) -> JSONResponse:
+        """`?user=<id>`: the page's user, the only one whose login codes it shows."""
         state = app_state(request)
-        view = await network_view(self.net, state.pool, state.redis, self.settings.redis_prefix)
+        raw = request.query_params.get("user", "")
+        user_id = int(raw) if raw.isdigit() else None
+        view = await network_view(self.net, state.pool, state.redis, self.settings.redis_prefix, user_id)
         return JSONResponse(view)
 
     # ---- acting as the user -----------------------------------------------------------------------
@@ -231,6 +234,9 @@ class Sandbox:
             content = text_content(str(body.get("text") or ""))
         except (BadInput, MarkupError) as e:
             return _error(str(e))
+        redis, prefix, text = app_state(request).redis, self.settings.redis_prefix, str(content.get("text") or "")
+        await logins.expire_sent_codes(self.net, redis, prefix, user["id"], text)  # before the bot reads it
+        await logins.remember_phone(redis, prefix, user["id"], text)
         return await self._incoming(request, user, content)
 
     async def media(self, request: Request) -> JSONResponse:
@@ -260,6 +266,8 @@ class Sandbox:
             content = contact_content(user, str(body.get("phone") or ""))
         except BadInput as e:
             return _error(str(e))
+        await logins.remember_phone(app_state(request).redis, self.settings.redis_prefix, user["id"],
+                                    str(body.get("phone") or ""))
         return await self._incoming(request, user, content)
 
     async def press(self, request: Request) -> JSONResponse:

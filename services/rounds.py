@@ -7,16 +7,18 @@ then does. Times are shown in UTC with a relative part ("in 3 min") that needs n
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from psycopg import AsyncConnection
 
+from core import outcomes
 from core.i18n import Translator
 from core.schedule import cycle_jitter_ms, cycle_start
 from db import cycles, groups
-from db.cycles import OpenRound
+from db.cycles import LastRounds, OpenRound
 from db.rows import Account, Config, Cycle
 
 
@@ -99,18 +101,55 @@ def when(tr: Translator, at: datetime, now: datetime) -> dict[str, str]:
     return {"time": clock(at, now), "relative": relative(tr, at, now)}
 
 
-def last_round_line(tr: Translator, last: Cycle | None, prefix: str) -> str:
-    """The last finished round as one status line; `prefix` names the screen's keys (`menu.status_`,
-    `admin.card_`). A round stopped before or while sending says so, never "sent 0, failed 0"."""
-    if last is None or last.finished_at is None:
+def last_round_lines(tr: Translator, last: LastRounds, prefix: str) -> list[str]:
+    """The last round that ran, and apart from it a round a Stop cancelled before it posted; `prefix`
+    names the screen's keys (`menu.status_`, `admin.card_`). A round queued ahead and cancelled is
+    not the last round: reporting it as such hid what the round before it had done."""
+    lines = [last_ran_line(tr, last.ran, prefix), *failure_lines(tr, last.ran, datetime.now(UTC))]
+    if last.cancelled is not None:
+        lines.append(tr(prefix + "next_cancelled", time=clock(last.cancelled.run_at, datetime.now(UTC))))
+    return lines
+
+
+def last_ran_line(tr: Translator, ran: Cycle | None, prefix: str) -> str:
+    if ran is None or ran.finished_at is None:
         return tr(prefix + "no_cycles")
-    time = f"{last.finished_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-    if last.status == "cancelled" or last.cancelled > 0:
-        if last.sent + last.failed == 0:
-            return tr(prefix + "last_stopped", time=time)
-        return tr(prefix + "last_stopped_partly", time=time, sent=last.sent, failed=last.failed,
-                  cancelled=last.cancelled)
-    return tr(prefix + "last_cycle", sent=last.sent, failed=last.failed, time=time)
+    time = f"{ran.finished_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    if ran.cancelled > 0:
+        return tr(prefix + "last_stopped_partly", time=time, sent=ran.sent, failed=ran.failed,
+                  cancelled=ran.cancelled)
+    return tr(prefix + "last_cycle", sent=ran.sent, failed=ran.failed, time=time)
+
+
+FAILURES_SHOWN = 10  # a long list of groups would push the buttons off the screen
+
+
+def failure_lines(tr: Translator, ran: Cycle | None, now: datetime) -> list[str]:
+    """Why each group of the round was not posted to, one line per group: "failed 1" alone left the
+    user guessing. A slow mode says when it ends (Telegram's time, not a rounded duration); a group
+    taken off the list after its third failing round says so."""
+    if ran is None:
+        return []
+    lines = []
+    for failure in ran.failures[:FAILURES_SHOWN]:
+        reason = str(failure.get("reason") or "unknown")
+        until = failure.get("until")
+        if reason == "slowmode" and until:
+            why = tr("menu.why_slowmode_until", time=clock(datetime.fromisoformat(until), now))
+        else:
+            why = tr(f"menu.why_{reason}" if reason in _REASONS else "menu.why_unknown")
+        if failure.get("removed"):
+            why = tr("menu.why_removed", reason=why)
+        lines.append(tr("menu.failed_group", title=html.escape(str(failure.get("title") or "")), reason=why))
+    hidden = len(ran.failures) - FAILURES_SHOWN
+    if hidden > 0:
+        lines.append(tr("menu.failed_more", count=hidden))
+    return lines
+
+
+# The delivery failure reasons (core/outcomes.py) each with its own text; anything else reads "unknown".
+_REASONS = frozenset({outcomes.SLOWMODE, outcomes.FORBIDDEN, outcomes.UNREACHABLE, outcomes.TOPIC_CLOSED,
+                      outcomes.BAD_CONTENT, outcomes.RETRY_EXHAUSTED, outcomes.UNKNOWN})
 
 
 def status_lines(tr: Translator, view: Outlook, *, selected_groups: int) -> list[str]:

@@ -133,7 +133,8 @@ def broadcast_a_photo(live: LiveSandbox, user: dict[str, Any], phone: str, png: 
         say(c, admin, f"/adduser {user['id']} 30")
         press(c, user, "login")
         assert c.post("/sandbox/api/contact", json={"user": user, "phone": phone}).json()["ok"]
-        code = next(x["code"] for x in c.get("/sandbox/api/network").json()["codes"] if x["phone"] == phone)
+        code = next(x["code"] for x in c.get(f"/sandbox/api/network?user={user['id']}").json()["codes"]
+                    if x["phone"] == phone)
         say(c, user, " ".join(code))
         say(c, user, "/import_groups")
         say(c, user, "/menu")

@@ -93,6 +93,19 @@ async def test_user_card_shows_the_user_and_buttons(tg: Telegram, db, admin: TgU
                                 f"admin_block:{TARGET}", "admin_panel:all:0"]
 
 
+async def test_a_pending_users_card_says_access_was_not_granted(tg: Telegram, db, admin: TgUser) -> None:
+    newcomer = TgUser(TARGET, first_name="New", language_code="en")
+    await tg.send(newcomer, "/start")  # a pending row, its expiry set in the past at creation
+    row = await users.get(db, TARGET)
+    assert row is not None and row.status == "pending" and row.expires_at is not None
+    await tg.press(admin, f"admin_user:{TARGET}")
+    screen = tg.screen(admin)
+    assert screen.has("admin.card_not_granted") and "admin.card_expiry" not in screen.keys
+    await users.set_access(db, TARGET, status="active", expires_at=datetime.now(UTC) - timedelta(days=1))
+    await tg.press(admin, f"admin_user:{TARGET}")
+    assert tg.screen(admin).has("admin.card_expiry")  # an expired grant keeps its date
+
+
 async def test_unknown_user_card_is_a_toast(tg: Telegram, db, admin: TgUser) -> None:
     await tg.press(admin, "admin_user:12345")
     assert "admin.user_not_found" in tg.toast_keys()

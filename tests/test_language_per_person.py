@@ -62,6 +62,24 @@ async def test_without_a_choice_the_stored_code_follows_the_updates_so_notices_m
     assert {lang for lang in LANGUAGES if "access.new_request" in message_keys(told[0], lang)} == {"en"}
 
 
+@pytest.mark.parametrize("settings_overrides", [{"default_language": "uz"}])
+async def test_an_admin_without_a_row_gets_notices_in_the_language_they_write(
+    tg: Telegram, db, settings, botapi, admin: TgUser
+) -> None:
+    # A super admin needs no access row; their language must still be stored when they write, so the
+    # notices of new requests (and payments, refunds) reach them in it, not in the default.
+    assert await users.get(db, admin.id) is None and admin.language_code == "en"
+    await tg.send(admin, "/id")
+    assert await users.get(db, admin.id) is None  # still no access row: an admin needs none
+    known = await users.language_of(db, admin.id)
+    assert known is not None and known.language_code == "en"
+    newcomer = TgUser(700_000_453, first_name="Nodira", language_code="uz")
+    await tg.send(newcomer, "/start")
+    told = [m["text"] for m in botapi.messages(admin.id) if str(newcomer.id) in m.get("text", "")]
+    assert len(told) == 1
+    assert {lang for lang in LANGUAGES if "access.new_request" in message_keys(told[0], lang)} == {"en"}
+
+
 @pytest.mark.parametrize(
     ("chosen", "stored", "update", "expected"),
     [

@@ -174,8 +174,9 @@ async def test_two_step_account_and_login_codes_panel(live: LiveSandbox, fake_ne
         assert made["ok"] and made["two_step"] and made["phone"] == "+998901112233"
         assert c.post("/sandbox/api/account", json={"phone": "12"}).status_code == 400
         gateway = FakeGateway(fake_net)
+        assert c.post("/sandbox/api/send", json={"user": USER, "text": "+998901112233"}).json()["ok"]
         sent = await gateway.send_code("+998901112233")
-        codes = c.get("/sandbox/api/network").json()["codes"]
+        codes = c.get(f"/sandbox/api/network?user={USER_ID}").json()["codes"]
         assert codes == [{"phone": "+998901112233", "code": await fake_net.last_code("+998901112233")}]
         code = codes[0]["code"]
     # The password set on the page is the one the emulated account asks for.
@@ -264,3 +265,41 @@ def test_a_posted_photo_is_served_for_the_groups_panel(live: LiveSandbox) -> Non
         image = c.get(post["media"]["url"])
         assert image.status_code == 200 and image.content == PNG and image.headers["content-type"] == "image/png"
         assert c.get("/sandbox/api/media/999999999").status_code == 404
+
+
+async def test_login_codes_show_only_to_the_user_whose_phone_it_is(live: LiveSandbox, fake_net: FakeTelegram) -> None:
+    other = {"id": USER_ID + 1, "first_name": "Other", "language_code": "en"}
+    gateway = FakeGateway(fake_net)
+    with live.client() as c:
+        for who, phone in ((USER, "+998901112244"), (other, "+998901112255")):
+            assert c.post("/sandbox/api/account", json={"phone": phone}).json()["ok"]
+            assert c.post("/sandbox/api/contact", json={"user": who, "phone": phone}).json()["ok"]
+            await gateway.send_code(phone)
+        mine = c.get(f"/sandbox/api/network?user={USER_ID}").json()["codes"]
+        theirs = c.get(f"/sandbox/api/network?user={other['id']}").json()["codes"]
+        nobody = c.get("/sandbox/api/network").json()["codes"]
+    assert [x["phone"] for x in mine] == ["+998901112244"]
+    assert [x["phone"] for x in theirs] == ["+998901112255"]
+    assert nobody == []
+
+
+def test_a_code_sent_unspaced_expires_and_the_bot_says_so(live: LiveSandbox) -> None:
+    from tests.sandbox_server import press, say
+
+    admin = {"id": SANDBOX_ADMIN_ID, "first_name": "Admin", "language_code": "en"}
+    phone = "+998901112266"
+    with live.client() as c:
+        say(c, USER, "/start")
+        say(c, admin, f"/adduser {USER_ID} 30")
+        assert c.post("/sandbox/api/account", json={"phone": phone}).json()["ok"]
+        press(c, USER, "login")
+        assert c.post("/sandbox/api/contact", json={"user": USER, "phone": phone}).json()["ok"]
+        [code] = [x["code"] for x in c.get(f"/sandbox/api/network?user={USER_ID}").json()["codes"]]
+        say(c, USER, code)  # as it is, unspaced: Telegram expires it before the bot can use it
+        assert "login.code_expired" in _bot_keys(_chat(live))
+        assert c.get(f"/sandbox/api/network?user={USER_ID}").json()["codes"] == []
+        # The way back works: the phone again, a new code, typed with spaces.
+        assert c.post("/sandbox/api/contact", json={"user": USER, "phone": phone}).json()["ok"]
+        [code] = [x["code"] for x in c.get(f"/sandbox/api/network?user={USER_ID}").json()["codes"]]
+        say(c, USER, " ".join(code))
+        assert "login.success" in _bot_keys(_chat(live))

@@ -197,3 +197,14 @@ def _test_names(file_name: str) -> frozenset[str]:
     tree = ast.parse(path.read_text())
     return frozenset(node.name for node in ast.walk(tree)
                      if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef))
+
+
+def test_the_docs_say_choosing_the_interval_starts_the_broadcast() -> None:
+    """As the product does (test_journey_broadcast.py::test_preset_interval_starts_the_broadcast): no
+    document may send a newcomer looking for a Start to press after picking the interval."""
+    start_after_interval = re.compile(r"interval\W+(?:\w+\W+){0,3}(?:and|then)\s+press\s+\W*Start", re.IGNORECASE)
+    for path in (ROOT / "README.md", DOCS / "bot.md"):
+        text = " ".join(path.read_text().split())
+        assert not start_after_interval.search(text), f"{path.name} says to press Start after the interval"
+    bot = " ".join((DOCS / "bot.md").read_text().split())
+    assert "Choosing the interval (`set_interval:<m>`, or a number after `set_interval_custom`) is what starts" in bot

@@ -5,13 +5,14 @@ cycle summary, streaks, media reuse, notices."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rq.registry import ScheduledJobRegistry
 
+from core.crypto import SecretBox
 from core.schedule import backoff_ms
-from db import configs
+from db import accounts, configs
 from handlers.callbacks import Login
 from jobs import queues
 from jobs.scheduler import tick
@@ -188,12 +189,15 @@ async def test_long_flood_tells_the_user_once(db, net, settings, pool, ctx, bota
     cycle_id = await start_cycle(pool, settings)
     await net.fail_next(b.tg_user_id, "FLOOD_WAIT_900")
     await run_batch(ctx, cycle_id)
+    cur = await db.execute("SELECT flood_until FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
+    [until] = await cur.fetchone()
     await db.execute("UPDATE accounts SET flood_until = NULL")
     await db.execute("UPDATE deliveries SET next_attempt_at = now() - interval '1 second'")
     await net.fail_next(b.tg_user_id, "FLOOD_WAIT_900")
     await run_batch(ctx, cycle_id)
     assert [k for k in notice_keys(botapi, b.user_id) if "notices.long_flood" in k] == [{"notices.long_flood"}]
-    assert "15" in botapi.messages(b.user_id)[0]["text"]
+    # The time the wait ends, as Telegram gave it, rather than a rounded duration.
+    assert f"{until.astimezone(UTC):%H:%M} UTC" in botapi.messages(b.user_id)[0]["text"]
 
 
 async def test_slowmode_waits_for_that_group_only(db, net, settings, pool, ctx) -> None:
@@ -212,9 +216,15 @@ async def test_slowmode_longer_than_the_interval_fails_this_cycle(db, net, setti
     b = await make_broadcaster(db, net, settings, 1011, groups=1, interval_minutes=5)
     cycle_id = await start_cycle(pool, settings)
     await net.fail_next(b.tg_user_id, "SLOWMODE_WAIT_600")
+    before = utcnow()
     await run_batch(ctx, cycle_id)
     [row] = await deliveries_of(db, cycle_id)
     assert (row["status"], row["reason"]) == ("failed", "slowmode")
+    # When the slow mode ends is kept, on the delivery and on the finished round (whose deliveries go).
+    assert before + timedelta(seconds=600) <= row["wait_until"] <= utcnow() + timedelta(seconds=600)
+    [failure] = (await cycle_row(db, cycle_id))["failures"]
+    assert (failure["chat_id"], failure["reason"], failure["removed"]) == (b.chat_ids[0], "slowmode", False)
+    assert datetime.fromisoformat(failure["until"]) == row["wait_until"]
 
 
 @pytest.mark.parametrize("fault", ["connect", "send"])
@@ -240,6 +250,31 @@ async def test_revoked_session_stops_everything_and_tells_the_user(
     assert Login.unpack("login") == Login()  # the id the bot's own factory reads
     assert await run_batch(ctx, cycle_id) is not None
     assert len(botapi.messages(b.user_id)) == 1
+
+
+async def test_a_session_lost_again_after_a_new_login_is_told_again(db, net, settings, pool, ctx, botapi) -> None:
+    b = await make_broadcaster(db, net, settings, 1019, groups=2)
+    await net.fail_next(b.tg_user_id, "AUTH_KEY_UNREGISTERED")
+    await run_batch(ctx, await start_cycle(pool, settings))
+    assert notice_keys(botapi, b.user_id) == [{"notices.session_ended"}]
+    # The user logs in again with the same Telegram account, and that session ends too within the week.
+    await accounts.store(db, b.user_id, tg_user_id=b.tg_user_id, phone=b.phone,
+                         session_enc=SecretBox(settings.session_keys).encrypt(b.session))
+    await configs.activate(db, b.user_id, 10, utcnow())
+    await make_due(db, b.user_id)
+    await net.fail_next(b.tg_user_id, "AUTH_KEY_UNREGISTERED")
+    assert (await run_batch(ctx, await start_cycle(pool, settings))).outcome == "no_account"
+    assert notice_keys(botapi, b.user_id) == [{"notices.session_ended"}, {"notices.session_ended"}]
+
+
+async def test_a_stale_batch_does_not_revoke_a_newer_login(db, net, settings, pool, ctx, botapi) -> None:
+    b = await make_broadcaster(db, net, settings, 1020, groups=2)
+    cur = await db.execute("SELECT login_id FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
+    [old_login] = await cur.fetchone()
+    await accounts.store(db, b.user_id, tg_user_id=b.tg_user_id, phone=b.phone, session_enc=b"new")
+    assert not await accounts.revoke(db, b.user_id, old_login)
+    cur = await db.execute("SELECT status FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
+    assert (await cur.fetchone())[0] == "active"
 
 
 async def test_peer_flood_pauses_the_account_and_tells_the_user(db, net, settings, pool, ctx, botapi) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -228,6 +229,19 @@ class FakeTelegram:
                 found[key.decode().removeprefix(f"{self.p}lastcode:")] = code.decode()
         return found
 
+    async def expire_code_if_sent(self, phone: str, text: str) -> bool:
+        """The phone's owner sent `text` somewhere: Telegram expires a login code it finds in a
+        message as it is (unspaced), so a code typed "12345" fails where "1 2 3 4 5" works."""
+        code = await self.last_code(phone)
+        if code is None or re.search(rf"(?<!\d){code}(?!\d)", text) is None:
+            return False
+        code_hash = await self.redis.get(f"{self.p}codehash:{phone}")
+        keys = [f"{self.p}lastcode:{phone}", f"{self.p}codehash:{phone}"]
+        if code_hash is not None:
+            keys.append(f"{self.p}code:{code_hash.decode()}")
+        await self.redis.delete(*keys)
+        return True
+
     async def seeded_groups(self) -> list[FakeGroup]:
         groups = [await self._group(chat_id) for chat_id in sorted(await self._seeded_groups())]
         return [g for g in groups if g is not None]
@@ -345,6 +359,7 @@ class FakeGateway:
         p = self.net.p
         await self._r.set(f"{p}code:{code_hash}", json.dumps({"phone": phone, "code": code}), ex=_CODE_TTL_S)
         await self._r.set(f"{p}lastcode:{phone}", code, ex=_CODE_TTL_S)
+        await self._r.set(f"{p}codehash:{phone}", code_hash, ex=_CODE_TTL_S)
         await self._r.set(f"{p}temp:{temp}", phone, ex=_CODE_TTL_S * 2)
         return CodeSent(phone_code_hash=code_hash, temp_session=temp)
 

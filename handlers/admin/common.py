@@ -12,7 +12,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, TelegramObject
 
-from core.i18n import Translator, person_language
+from core.i18n import LanguageRow, Translator, person_language
 from core.settings import Settings
 from db.rows import BotUser
 from handlers import callbacks as cb
@@ -47,8 +47,8 @@ def day(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d") if moment else "—"
 
 
-def translator_for(row: BotUser | None, settings: Settings) -> Translator:
-    """The language of someone other than the presser (the user an admin acts on)."""
+def translator_for(row: LanguageRow | None, settings: Settings) -> Translator:
+    """The language of someone other than the presser (the user an admin acts on, an admin told)."""
     return Translator(person_language(row, settings.default_language))
 
 

@@ -84,6 +84,14 @@ async def panel_screen(conn: AsyncConnection, tr: Translator, view: cb.UserFilte
     return "\n".join(lines), kb.as_markup()
 
 
+def _access_line(tr: Translator, row: BotUser) -> str:
+    # A pending row carries an expiry in the past only so that it is not allowed; shown as a date it
+    # read as access that had been granted until then.
+    if row.status == "pending":
+        return tr("admin.card_not_granted")
+    return tr("admin.card_permanent") if row.expires_at is None else tr("admin.card_expiry", date=day(row.expires_at))
+
+
 async def card_screen(conn: AsyncConnection, tr: Translator, user_id: int) -> tuple[str, InlineKeyboardMarkup] | None:
     row = await users.get(conn, user_id)
     if row is None:
@@ -91,18 +99,18 @@ async def card_screen(conn: AsyncConnection, tr: Translator, user_id: int) -> tu
     now = datetime.now(UTC)
     account = await accounts.get_active(conn, user_id)
     config = await configs.get(conn, user_id)
-    last = await cycles.last_finished(conn, user_id)
+    last = await cycles.last_rounds(conn, user_id)
     lines = [
         tr("admin.card_title", name=html.escape(row.display_name)),
         tr("admin.card_username", username=f"@{html.escape(row.username)}" if row.username else "—"),
         tr("admin.card_id", id=row.user_id),
         tr("admin.card_status", status=tr(_status_key(row, now))),
-        tr("admin.card_permanent") if row.expires_at is None else tr("admin.card_expiry", date=day(row.expires_at)),
+        _access_line(tr, row),
         tr("admin.card_account", phone=html.escape(mask_phone(account.phone))) if account
         else tr("admin.card_no_account"),
         tr("admin.card_broadcast_on") if config and config.active else tr("admin.card_broadcast_off"),
         tr("admin.card_groups", count=await groups.count_selected(conn, user_id)),
-        rounds.last_round_line(tr, last, "admin.card_"),
+        *rounds.last_round_lines(tr, last, "admin.card_"),
     ]
     kb = InlineKeyboardBuilder()
     kb.row(button(tr("admin.btn_week"), cb.AdminAddWeek(id=user_id)),

@@ -156,8 +156,8 @@ async def _notify_admins(bot: Bot, settings: Settings, pool: AsyncConnectionPool
         admin_ids = await super_admin_ids(conn, settings)
     for admin_id in admin_ids:
         async with pool.connection() as conn:
-            admin_row = await users.get(conn, admin_id)
-        tr = Translator(person_language(admin_row, settings.default_language))
+            known = await users.language_of(conn, admin_id)  # a super admin may have no row
+        tr = Translator(person_language(known, settings.default_language))
         text = tr(
             "access.new_request",
             name=html.escape(row.display_name),

@@ -46,6 +46,10 @@ class ContextMiddleware(BaseMiddleware):
                     row = dataclasses.replace(row, language_code=user.language_code)
                 # Also where a username listed in ADMIN_USERNAMES is resolved to this id, on first sight.
                 is_admin = await access.super_admin(conn, settings, user.id, username=user.username)
+                if row is None and is_admin and user.language_code:
+                    # A super admin needs no row, but their language must be kept somewhere: the
+                    # notices sent to them (requests, payments) speak what their replies speak.
+                    await users.remember_admin_language_code(conn, user.id, user.language_code)
         data["user_row"] = row
         data["is_admin"] = is_admin
         lang = person_language(row, settings.default_language, user.language_code if user else None)

@@ -100,7 +100,7 @@ async def _notify_admins(bot: Bot, pool: AsyncConnectionPool, settings: Settings
                          renewal: bool) -> None:
     async with pool.connection() as conn:
         admin_ids = await super_admin_ids(conn, settings)
-        admins = {admin_id: await users.get(conn, admin_id) for admin_id in admin_ids}
+        admins = {admin_id: await users.language_of(conn, admin_id) for admin_id in admin_ids}
     payment, row = grant.payment, grant.row
     for admin_id, admin_row in admins.items():
         tr = translator_for(admin_row, settings)
