@@ -111,7 +111,7 @@ async def test_a_cancelled_wait_still_writes_its_record(db, net, settings, pool)
 
 
 async def test_a_job_timeout_in_the_records_linger_never_gives_back_a_posted_row(db, net, settings, pool, ctx) -> None:
-    """Issue 22, item 3: the batch is cancelled (its job timeout) while its "sent" record lingers."""
+    """the batch is cancelled (its job timeout) while its "sent" record lingers."""
     await make_broadcaster(db, net, settings, 2501, groups=1)
     [cycle_id] = (await tick(pool, settings)).cycle_ids
     ctx.sent_records = SentRecorder(pool, linger_s=0.5)
@@ -130,7 +130,7 @@ async def test_a_job_timeout_in_the_records_linger_never_gives_back_a_posted_row
 
 
 async def test_a_record_for_a_row_given_back_meanwhile_leaves_its_groups_time_alone(db, net, settings, pool) -> None:
-    """Issue 22, item 2: the lease ran out and the tick gave the row back before its record came; the
+    """the lease ran out and the tick gave the row back before its record came; the
     row is sent again soon (same random_id), and its group's time must not push that resend an
     interval out."""
     await make_broadcaster(db, net, settings, 2601, groups=2)

@@ -150,7 +150,7 @@ async def test_one_connection_serves_many_sends(client_class: type[OfflineClient
 
 
 async def test_a_request_telegram_never_answers_is_a_timeout(client_class: type[OfflineClient]) -> None:
-    """Issue 22, item 2: Telethon bounds its connects, not a request's answer; the gateway does."""
+    """Telethon bounds its connects, not a request's answer; the gateway does."""
     gateway = tg.TelethonGateway(api_id=1, api_hash="0" * 32, request_timeout_s=0.2)
     async with gateway.connect("") as conn:
         client = client_class.built[0]
