@@ -107,8 +107,9 @@ async def start(
         targets = conn.cursor(row_factory=class_row(Target))
         await targets.execute(
             """
-            SELECT g.chat_id, g.kind, g.access_hash, g.topic_id
+            SELECT g.chat_id, g.kind, g.access_hash, g.topic_id, g.last_message_id, cf.pile_up
             FROM deliveries d JOIN groups g ON g.owner_id = d.owner_id AND g.chat_id = d.chat_id
+                 JOIN configs cf ON cf.owner_id = d.owner_id
             WHERE d.cycle_id = %(cycle)s AND d.status = 'in_flight'
             """,
             params,

@@ -61,6 +61,17 @@ async def deactivate(conn: AsyncConnection, owner_id: int) -> bool:
     return await cur.fetchone() is not None
 
 
+async def set_pile_up(conn: AsyncConnection, owner_id: int, mode: str) -> None:
+    """The broadcast's no-pile-up rule (core/pile_up.py); it applies from the next batch."""
+    await conn.execute(
+        """
+        INSERT INTO configs (owner_id, pile_up) VALUES (%(id)s, %(mode)s)
+        ON CONFLICT (owner_id) DO UPDATE SET pile_up = EXCLUDED.pile_up, updated_at = now()
+        """,
+        {"id": owner_id, "mode": mode},
+    )
+
+
 async def set_interval(conn: AsyncConnection, owner_id: int, interval_minutes: int) -> None:
     """Remember the interval without starting (something else the start needs is still missing)."""
     await conn.execute(

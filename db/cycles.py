@@ -38,12 +38,14 @@ async def cancel_open(conn: AsyncConnection, owner_id: int) -> int:
         """
         UPDATE cycles c SET
             status = 'cancelled', outcome = 'cancelled', finished_at = now(),
-            sent = s.sent, failed = s.failed, cancelled = s.cancelled, failures = """ + _FAILURES + """
+            sent = s.sent, failed = s.failed, cancelled = s.cancelled, skipped = s.skipped,
+            failures = """ + _FAILURES + """
         FROM (
             SELECT cycle_id,
                    count(*) FILTER (WHERE status = 'sent') AS sent,
                    count(*) FILTER (WHERE status = 'failed') AS failed,
                    count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+                   count(*) FILTER (WHERE status = 'skipped') AS skipped,
                    count(*) FILTER (WHERE status = 'in_flight') AS in_flight
             FROM deliveries GROUP BY cycle_id
         ) s
@@ -67,7 +69,7 @@ async def last_rounds(conn: AsyncConnection, owner_id: int) -> LastRounds:
     cur = conn.cursor(row_factory=class_row(Cycle))
     await cur.execute(
         """
-        SELECT * FROM cycles WHERE owner_id = %(id)s AND finished_at IS NOT NULL AND sent + failed > 0
+        SELECT * FROM cycles WHERE owner_id = %(id)s AND finished_at IS NOT NULL AND sent + failed + skipped > 0
         ORDER BY finished_at DESC LIMIT 1
         """,
         {"id": owner_id},
@@ -76,8 +78,8 @@ async def last_rounds(conn: AsyncConnection, owner_id: int) -> LastRounds:
     await cur.execute(
         """
         SELECT * FROM cycles
-        WHERE owner_id = %(id)s AND finished_at IS NOT NULL AND sent + failed = 0 AND status = 'cancelled'
-          AND id > %(after)s
+        WHERE owner_id = %(id)s AND finished_at IS NOT NULL AND sent + failed + skipped = 0
+          AND status = 'cancelled' AND id > %(after)s
         ORDER BY id DESC LIMIT 1
         """,
         {"id": owner_id, "after": ran.id if ran is not None else 0},
@@ -105,7 +107,7 @@ async def open_round(conn: AsyncConnection, owner_id: int) -> OpenRound | None:
         """
         SELECT c.id, c.message_id, c.run_at, c.started_at,
                count(d.id)::int AS total,
-               (count(*) FILTER (WHERE d.status IN ('sent', 'failed', 'cancelled')))::int AS done,
+               (count(*) FILTER (WHERE d.status IN ('sent', 'failed', 'cancelled', 'skipped')))::int AS done,
                min(d.next_attempt_at) FILTER (WHERE d.status = 'pending') AS next_post_at
         FROM cycles c LEFT JOIN deliveries d ON d.cycle_id = c.id
         WHERE c.owner_id = %(id)s AND c.status = 'running'
@@ -164,6 +166,7 @@ async def finish(conn: AsyncConnection, cycle_id: int, finished_at: datetime) ->
             SELECT count(*) FILTER (WHERE status = 'sent') AS sent,
                    count(*) FILTER (WHERE status = 'failed') AS failed,
                    count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+                   count(*) FILTER (WHERE status = 'skipped') AS skipped,
                    count(*) FILTER (WHERE status IN ('pending', 'in_flight')) AS open,
                    COALESCE((SELECT jsonb_object_agg(reason, n) FROM (
                        SELECT reason, count(*) AS n FROM deliveries
@@ -171,14 +174,16 @@ async def finish(conn: AsyncConnection, cycle_id: int, finished_at: datetime) ->
             FROM deliveries WHERE cycle_id = %(id)s
         )
         UPDATE cycles c SET
-            status = CASE WHEN s.cancelled > 0 AND s.sent + s.failed = 0 THEN 'cancelled' ELSE 'done' END,
+            -- A group skipped by the pile-up rule is done as asked: it counts with the sent ones.
+            status = CASE WHEN s.cancelled > 0 AND s.sent + s.failed + s.skipped = 0 THEN 'cancelled'
+                          ELSE 'done' END,
             outcome = CASE
-                WHEN s.sent + s.failed = 0 AND s.cancelled > 0 THEN 'cancelled'
-                WHEN s.sent > 0 AND s.failed = 0 AND s.cancelled = 0 THEN 'sent'
-                WHEN s.sent > 0 THEN 'partial'
+                WHEN s.sent + s.failed + s.skipped = 0 AND s.cancelled > 0 THEN 'cancelled'
+                WHEN s.sent + s.skipped > 0 AND s.failed = 0 AND s.cancelled = 0 THEN 'sent'
+                WHEN s.sent + s.skipped > 0 THEN 'partial'
                 ELSE 'failed'
             END,
-            sent = s.sent, failed = s.failed, cancelled = s.cancelled, reasons = s.reasons,
+            sent = s.sent, failed = s.failed, cancelled = s.cancelled, skipped = s.skipped, reasons = s.reasons,
             failures = """ + _FAILURES + """, finished_at = %(at)s
         FROM s
         WHERE c.id = %(id)s AND c.status = 'running' AND s.open = 0

@@ -51,8 +51,12 @@ async def mark_sent_many(conn: AsyncConnection, rows: list[SentRow]) -> dict[int
             WHERE d.id = v.id AND d.status = 'in_flight'
             RETURNING d.id
         ), posted AS (
-            UPDATE groups g SET last_sent_at = GREATEST(g.last_sent_at, p.at)
-            FROM (SELECT d.owner_id, d.chat_id, max(v.at) AS at
+            -- The post's message id too (no pile-up's "previous post"), unless Telegram gave none
+            -- (a de-duplicated resend answers 0): then the last known id stays.
+            UPDATE groups g SET last_sent_at = GREATEST(g.last_sent_at, p.at),
+                   last_message_id = CASE WHEN p.mid > 0 AND (g.last_sent_at IS NULL OR p.at >= g.last_sent_at)
+                                          THEN p.mid ELSE g.last_message_id END
+            FROM (SELECT d.owner_id, d.chat_id, max(v.at) AS at, (array_agg(v.mid ORDER BY v.at DESC))[1] AS mid
                   FROM v JOIN deliveries d ON d.id = v.id
                   WHERE d.status <> 'pending'
                   GROUP BY d.owner_id, d.chat_id) p
@@ -68,6 +72,18 @@ async def mark_sent_many(conn: AsyncConnection, rows: list[SentRow]) -> dict[int
          "mids": [r.tg_message_id for r in rows], "ats": [r.sent_at for r in rows]},
     )
     return {int(r[0]): (bool(r[1]), bool(r[2])) for r in await cur.fetchall()}
+
+
+async def mark_skipped(conn: AsyncConnection, delivery_id: int, reason: str) -> None:
+    """Not posted this round, by the broadcast's own rule (the previous post still on top): neither
+    sent nor failed. The group's spacing and previous post stay as they were."""
+    await conn.execute(
+        """
+        UPDATE deliveries SET status = 'skipped', reason = %(reason)s, lease_until = NULL, updated_at = now()
+        WHERE id = %(id)s AND status = 'in_flight'
+        """,
+        {"id": delivery_id, "reason": reason},
+    )
 
 
 async def mark_failed(conn: AsyncConnection, delivery_id: int, *, reason: str, error: str | None, retry: int,
@@ -141,6 +157,8 @@ class Target:
     kind: str
     access_hash: int | None
     topic_id: int | None
+    last_message_id: int | None = None  # the broadcast's previous post here
+    pile_up: str = "off"  # the broadcast's rule (core/pile_up.py)
 
 
 async def cycle_media(conn: AsyncConnection, media_id: int) -> Media | None:

@@ -57,6 +57,7 @@ class Group:
     last_failure: str | None
     added_at: datetime
     last_sent_at: datetime | None = None  # the broadcast's last post here (per-group spacing)
+    last_message_id: int | None = None  # that post's Telegram message id (docs/runtime.md, "No pile-up")
 
 
 @dataclass(slots=True)
@@ -96,6 +97,7 @@ class Config:
     cycle: int
     last_scheduled_at: datetime | None
     updated_at: datetime
+    pile_up: str = "off"  # off, skip, replace (docs/runtime.md, "No pile-up")
 
 
 @dataclass(slots=True)
@@ -123,6 +125,7 @@ class Cycle:
     created_at: datetime
     # Per group not posted to: {"chat_id", "title", "reason", "until", "removed"} (db/cycles.py).
     failures: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0  # groups skipped because the previous post was still the last message
 
 
 @dataclass(slots=True)

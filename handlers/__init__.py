@@ -11,7 +11,7 @@ from aiogram import Router
 
 def build_router() -> Router:
     # Imported here so that a worker importing `handlers.callbacks` does not pull every router in.
-    from handlers import admin, broadcast, fallback, groups, guide, history, language, login, menu, message
+    from handlers import admin, broadcast, fallback, groups, guide, history, language, login, menu, message, pile_up
 
     root = Router(name="tgcast")
     # Feature routers first; the fallback must only see what none of them took. The menu's commands
@@ -23,6 +23,7 @@ def build_router() -> Router:
         login.make_router(),
         groups.make_router(),
         broadcast.make_router(),
+        pile_up.make_router(),
         message.make_router(),
         history.make_router(),
         guide.make_router(),

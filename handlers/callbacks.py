@@ -146,6 +146,16 @@ class StopBroadcast(CallbackData, prefix="stop_broadcast"):
     pass
 
 
+class PileUpMenu(CallbackData, prefix="pile_up_menu"):
+    """The broadcast's no-pile-up rule: the screen."""
+
+
+class PileUp(CallbackData, prefix="pile_up"):
+    """Choose the rule: `mode` one of off, skip, replace (core/pile_up.py); anything else is refused."""
+
+    mode: str
+
+
 # ---- history -------------------------------------------------------------------------------------
 
 

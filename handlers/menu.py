@@ -45,6 +45,7 @@ def account_keyboard(tr: Translator, *, active: bool) -> InlineKeyboardMarkup:
     else:
         kb.row(button(tr("menu.btn_start"), cb.StartBroadcast()))
     kb.row(button(tr("menu.btn_groups"), cb.SelectGroups()), button(tr("menu.btn_message"), cb.SendMessage()))
+    kb.row(button(tr("menu.btn_pile_up"), cb.PileUpMenu()))
     kb.row(button(tr("menu.btn_history"), cb.SentMessages()), button(tr("menu.btn_refresh"), cb.RestartBot()))
     kb.row(button(tr("menu.btn_guide"), cb.FullManual()), button(tr("menu.btn_logout"), cb.Logout()))
     return kb.as_markup()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from psycopg import AsyncConnection
 
-from core import outcomes
+from core import outcomes, pile_up
 from core.logs import bind
 from core.outcomes import Decision, Kind, Policy
 from core.schedule import (
@@ -29,6 +29,7 @@ from core.schedule import (
     send_pause_s,
 )
 from db import accounts, batches, cycles, deliveries
+from db.deliveries import Target
 from db.rows import Account, Cycle, Delivery, Media, Message
 from jobs import queues
 from jobs.context import JobContext, loop_job
@@ -222,16 +223,25 @@ async def _send_claimed(
                                 target.access_hash if target else None, target.topic_id if target else None)
                     error: GatewayError | None = None
                     sent: Sent | None = None
+                    skipped = False
                     state.attempted += 1
                     try:
-                        sent = await _send_one(ctx, cycle, sender, peer, message, delivery)
+                        skipped = await _pile_up_skips(sender, peer, target)
+                        if not skipped:
+                            sent = await _send_one(ctx, cycle, sender, peer, message, delivery)
                     except GatewayError as exc:
                         error = exc
                     except Exception as exc:  # a bug or an unmapped failure: keep the batch going
                         log.warning("send to %s failed: %s", delivery.chat_id, type(exc).__name__)
                         error = GatewayError("UNKNOWN", None, type(exc).__name__)
+                    # The pile-up check was a request to Telegram too: the pacing holds for it.
                     paused_until = utcnow() + timedelta(seconds=send_pause_s(
                         ctx.settings.send_pause_min_ms, ctx.settings.send_pause_max_ms))
+                    if skipped:
+                        open_ids.remove(delivery.id)
+                        async with ctx.pool.connection() as conn:
+                            await deliveries.mark_skipped(conn, delivery.id, pile_up.STILL_ON_TOP)
+                        continue
                     decision = outcomes.classify(error, retry=delivery.retry, interval_s=cycle.interval_minutes * 60,
                                                  key=str(delivery.id), policy=Policy.of(ctx.settings))
                     if decision.status == "sent":
@@ -264,6 +274,26 @@ async def _send_claimed(
             await asyncio.wait([giving_back])
             raise
         await _record(ctx, state.decisions)
+
+
+async def _pile_up_skips(sender: SenderConnection, peer: Peer, target: Target | None) -> bool:
+    """The broadcast's no-pile-up rule, before a post (core/pile_up.py): True when the group is skipped
+    this round because the previous post is still its last message; with `replace`, the previous post
+    is deleted first. At most one request; a refusal to delete is no reason not to post."""
+    if target is None:
+        return False
+    previous = target.last_message_id
+    step = pile_up.step_before_post(target.pile_up, previous)
+    if step is pile_up.Step.CHECK_LAST and previous is not None:
+        return pile_up.still_on_top(previous, await sender.last_message_id(peer))
+    if step is pile_up.Step.DELETE_PREVIOUS and previous is not None:
+        try:
+            await sender.delete_message(peer, previous)
+        except GatewayError as exc:
+            if exc.code not in pile_up.DELETE_REFUSALS:
+                raise
+            log.info("group %s: the previous post was not deleted (%s); posting", peer.chat_id, exc.code)
+    return False
 
 
 async def _give_back(ctx: JobContext, cycle: Cycle, open_ids: list[int], state: _BatchState) -> None:

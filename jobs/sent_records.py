@@ -53,6 +53,11 @@ class SentRecorder:
         self._flusher: asyncio.Task[None] | None = None
         self.statements = 0  # written statements, for tests
 
+    @property
+    def waiting(self) -> int:
+        """Records not yet written (lingering, or waiting for the statement under way)."""
+        return len(self._waiting)
+
     async def record(self, delivery_id: int, cycle_id: int, tg_message_id: int, sent_at: datetime) -> tuple[bool, bool]:
         future: asyncio.Future[tuple[bool, bool]] = asyncio.get_running_loop().create_future()
         self._waiting.append((SentRow(delivery_id, cycle_id, tg_message_id, sent_at), future))

@@ -320,7 +320,7 @@ function renderGroup(g, accounts) {
   for (const p of [...g.posts].reverse()) {
     const cycle = p.cycle ? `cycle #${p.cycle.seq} (id ${p.cycle.cycle_id}, user ${p.cycle.owner_id})` : "cycle: unknown";
     const head = `${new Date(p.at * 1000).toLocaleTimeString()} · ${p.kind} · ${cycle} · msg ${p.message_id}` +
-      ` · random_id ${p.random_id}`;
+      ` · random_id ${p.random_id}` + (p.deleted ? " · deleted (no pile-up: replaced)" : "");
     const parts = [el("div", { class: "post-head", text: head })];
     if (p.media) {
       const media = p.media.kind === "photo" ? el("img", { src: p.media.url, alt: "photo", loading: "lazy" })
@@ -328,7 +328,7 @@ function renderGroup(g, accounts) {
       parts.push(el("div", { class: "post-media" }, [media]));
     }
     parts.push(el("div", { class: "post-body", html: p.html }));
-    box.appendChild(el("div", { class: "post", "data-random-id": p.random_id }, parts));
+    box.appendChild(el("div", { class: p.deleted ? "post deleted" : "post", "data-random-id": p.random_id }, parts));
   }
   return box;
 }

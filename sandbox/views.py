@@ -186,7 +186,8 @@ async def network_view(net: FakeTelegram, pool: AsyncConnectionPool, redis: Redi
             "posts": [
                 {"message_id": p.message_id, "at": p.at, "kind": p.kind, "from_tg_user_id": p.from_tg_user_id,
                  "random_id": str(p.random_id), "topic_id": p.topic_id, "html": render_html(p.text, p.entities),
-                 "cycle": cycles.get(p.random_id), "media": _post_media(p.kind, cycles.get(p.random_id))}
+                 "cycle": cycles.get(p.random_id), "media": _post_media(p.kind, cycles.get(p.random_id)),
+                 "deleted": p.deleted}
                 for p in posted[g.chat_id]
             ],
         })

@@ -106,6 +106,8 @@ def last_round_lines(tr: Translator, last: LastRounds, prefix: str) -> list[str]
     names the screen's keys (`menu.status_`, `admin.card_`). A round queued ahead and cancelled is
     not the last round: reporting it as such hid what the round before it had done."""
     lines = [last_ran_line(tr, last.ran, prefix), *failure_lines(tr, last.ran, datetime.now(UTC))]
+    if last.ran is not None and last.ran.skipped > 0:  # by the no-pile-up rule: not failures
+        lines.append(tr.n(prefix + "skipped_on_top", last.ran.skipped, count=last.ran.skipped))
     if last.cancelled is not None:
         lines.append(tr(prefix + "next_cancelled", time=clock(last.cancelled.run_at, datetime.now(UTC))))
     return lines

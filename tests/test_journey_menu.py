@@ -13,7 +13,7 @@ from tests.harness import Telegram, TgUser
 from tests.journey_helpers import allow, fsm_state, log_in, make_groups
 
 GUEST_MENU = ["login", "full_manual"]
-ACCOUNT_MENU = ["start_broadcast", "select_groups", "send_message", "sent_messages", "restart_bot",
+ACCOUNT_MENU = ["start_broadcast", "select_groups", "send_message", "pile_up_menu", "sent_messages", "restart_bot",
                 "full_manual", "logout"]
 
 

@@ -311,7 +311,7 @@ async def test_a_duplicate_send_carries_no_media_handle(fake_client: type[FakeCl
 async def test_a_long_lived_connection_remembers_a_bounded_number_of_stored_media(
     fake_client: type[FakeClient],
 ) -> None:
-    """A connection serves an account for its whole life, a media cycle a minute."""
+    """a connection serves an account for its whole life, a media cycle a minute."""
     fake_client.behaviour["send"] = lambda client: _updates(
         _channel_message(40, types.MessageMediaPhoto(photo=_photo(b"ref"))))
     async with GW.connect("") as conn:

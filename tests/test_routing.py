@@ -120,7 +120,7 @@ def test_own_queue_first_and_in_the_same_slots_as_the_shared_queue(settings: Set
 
 def test_a_stalled_job_loop_lets_the_workers_liveness_key_lapse(settings: Settings, sync_redis: SyncRedis,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """The main thread alone answering is not liveness; the job loop must answer."""
+    """the main thread alone answering is not liveness; the job loop must answer."""
     monkeypatch.setattr(routing, "LOOP_STALL_S", 0.3)
     own = Queue(routing.personal_queue_name(settings, "w-stall"), connection=sync_redis)
     shared = queues.broadcast_queue(settings, sync_redis)

@@ -303,3 +303,14 @@ def test_a_code_sent_unspaced_expires_and_the_bot_says_so(live: LiveSandbox) -> 
         [code] = [x["code"] for x in c.get(f"/sandbox/api/network?user={USER_ID}").json()["codes"]]
         say(c, USER, " ".join(code))
         assert "login.success" in _bot_keys(_chat(live))
+
+
+async def test_a_deleted_post_shows_as_deleted_in_the_groups_panel(live: LiveSandbox, fake_net: FakeTelegram) -> None:
+    chat = -1001000000001  # a seeded group
+    kept = await fake_net.post_as(chat, 7_001_234_568, "still here")
+    gone = await fake_net.post_as(chat, 7_001_234_568, "replaced")
+    await fake_net.redis.sadd(f"{fake_net.p}deleted:{chat}", gone)  # type: ignore[misc]
+    with live.client() as c:
+        groups = c.get("/sandbox/api/network").json()["groups"]
+    posts = {p["message_id"]: p for p in next(g for g in groups if g["chat_id"] == chat)["posts"]}
+    assert (posts[kept]["deleted"], posts[gone]["deleted"]) == (False, True)

@@ -471,7 +471,7 @@ async def test_a_batch_claims_what_falls_due_while_its_own_pacing_runs(db, net, 
 
 @pytest.mark.parametrize("settings_overrides", [{"request_timeout_s": 0.3}])
 async def test_a_hung_request_times_out_and_its_retry_posts_nothing_twice(db, net, settings, pool, ctx) -> None:
-    """"Telegram" takes the post but never answers; the request is bounded in time."""
+    """The emulated Telegram takes the post but never answers; the request is bounded in time."""
     b = await make_broadcaster(db, net, settings, 1040, groups=1)
     cycle_id = await start_cycle(pool, settings)
     await net.hang(b.tg_user_id, 60)
@@ -488,7 +488,7 @@ async def test_a_hung_request_times_out_and_its_retry_posts_nothing_twice(db, ne
 
 @pytest.mark.parametrize("settings_overrides", [{"lease_s": 4, "send_pause_min_ms": 2000, "send_pause_max_ms": 2000}])
 async def test_a_batch_outliving_its_lease_gives_the_rest_back_unsent(db, net, settings, pool, ctx) -> None:
-    """With a 4 s lease and 2 s between sends, the third send would come after the
+    """with a 4 s lease and 2 s between sends, the third send would come after the
     lease ran out (when the tick may have handed the row to another job): it is given back instead."""
     b = await make_broadcaster(db, net, settings, 1041, groups=3)
     cycle_id = await start_cycle(pool, settings)

@@ -107,6 +107,22 @@ class _TrackedSender:
             self._note(err)
             raise
 
+    async def last_message_id(self, peer: Peer) -> int | None:
+        self._check()
+        try:
+            return await self._entry.conn.last_message_id(peer)
+        except GatewayError as err:
+            self._note(err)
+            raise
+
+    async def delete_message(self, peer: Peer, message_id: int) -> bool:
+        self._check()
+        try:
+            return await self._entry.conn.delete_message(peer, message_id)
+        except GatewayError as err:
+            self._note(err)
+            raise
+
     async def upload_media(self, media: OutgoingMedia) -> str:
         self._check()
         try:

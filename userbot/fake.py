@@ -65,6 +65,7 @@ class PostedMessage:
     random_id: int
     at: float
     topic_id: int | None = None
+    deleted: bool = False  # deleted since (the group's history no longer shows it)
 
 
 class FakeTelegram:
@@ -118,12 +119,33 @@ class FakeTelegram:
         return code.decode() if code else None
 
     async def posted(self, chat_id: int) -> list[PostedMessage]:
+        """Every message of the group in order (this emulator's history of it), deleted ones marked."""
         raw = await self.redis.lrange(f"{self.p}posted:{chat_id}", 0, -1)  # type: ignore[misc]
+        deleted = {int(m) for m in await self.redis.smembers(f"{self.p}deleted:{chat_id}")}  # type: ignore[misc]
         found = []
         for entry in raw:  # "<message id>|<json>": the script numbers the message
             message_id, _, body = entry.decode().partition("|")
-            found.append(PostedMessage(message_id=int(message_id), **json.loads(body)))
+            found.append(PostedMessage(message_id=int(message_id), **json.loads(body),
+                                       deleted=int(message_id) in deleted))
         return found
+
+    async def post_as(self, chat_id: int, tg_user_id: int, text: str, *, topic_id: int | None = None) -> int:
+        """Someone else (another member) writes in the group: the group's history goes on."""
+        message_id = int(await self.redis.incr(f"{self.p}msgid:{chat_id}"))
+        body = {"chat_id": chat_id, "from_tg_user_id": tg_user_id, "kind": "text", "text": text, "entities": [],
+                "random_id": 0, "at": time.time(), "topic_id": topic_id}
+        await self.redis.rpush(f"{self.p}posted:{chat_id}", f"{message_id}|{json.dumps(body)}")  # type: ignore[misc]
+        return message_id
+
+    async def last_message(self, chat_id: int, topic_id: int | None = None) -> PostedMessage | None:
+        """The group's (or the topic's) last message not deleted, as its history shows it."""
+        shown = [m for m in await self.posted(chat_id)
+                 if not m.deleted and (topic_id is None or m.topic_id == topic_id)]
+        return shown[-1] if shown else None
+
+    async def forbid_delete(self, chat_id: int) -> None:
+        """Deleting in this group is refused (MESSAGE_DELETE_FORBIDDEN), as Telegram may."""
+        await self.redis.set(f"{self.p}nodelete:{chat_id}", 1)
 
     async def upload_count(self, tg_user_id: int) -> int:
         return int(await self.redis.get(f"{self.p}uploads:{tg_user_id}") or 0)
@@ -513,6 +535,38 @@ class FakeSender:
         if len(text.encode("utf-16-le")) // 2 > 4096:
             raise GatewayError("MESSAGE_TOO_LONG")
         return await self._bounded(self._send(peer, "text", text, entities, random_id))
+
+    async def last_message_id(self, peer: Peer) -> int | None:
+        return await self._bounded(self._last_message_id(peer))
+
+    async def _last_message_id(self, peer: Peer) -> int | None:
+        await self._may_ask(peer)
+        last = await self.net.last_message(peer.chat_id, peer.topic_id)
+        return last.message_id if last is not None else None
+
+    async def delete_message(self, peer: Peer, message_id: int) -> bool:
+        return await self._bounded(self._delete_message(peer, message_id))
+
+    async def _delete_message(self, peer: Peer, message_id: int) -> bool:
+        await self._may_ask(peer)
+        target = next((m for m in await self.net.posted(peer.chat_id) if m.message_id == message_id), None)
+        if target is None or target.deleted:
+            return False  # Telegram answers a delete of nothing with nothing deleted
+        if target.from_tg_user_id != self.uid or await self.net.redis.exists(f"{self.net.p}nodelete:{peer.chat_id}"):
+            raise GatewayError("MESSAGE_DELETE_FORBIDDEN")
+        await self.net.redis.sadd(f"{self.net.p}deleted:{peer.chat_id}", message_id)  # type: ignore[misc]
+        return True
+
+    async def _may_ask(self, peer: Peer) -> None:
+        """What Telegram checks before any request of the account about a group: the session, an
+        account-wide flood wait, membership. One round trip's latency."""
+        await self.net._round_trip()
+        await self.net.session_user(self.session)
+        flood = await self.net.redis.pttl(f"{self.net.p}flood:{self.uid}")
+        if flood > 0:
+            raise GatewayError("FLOOD_WAIT_X", -(-flood // 1000))
+        if not await self.net.redis.sismember(f"{self.net.p}member:{self.uid}", str(peer.chat_id)):  # type: ignore[misc]
+            raise GatewayError("CHANNEL_PRIVATE" if peer.chat_id < -10**12 else "CHAT_ID_INVALID")
 
     async def upload_media(self, media: OutgoingMedia) -> str:
         return await self._bounded(self._upload(media))

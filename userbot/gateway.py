@@ -134,6 +134,15 @@ class SenderConnection(Protocol):
 
     async def send_text(self, peer: Peer, text: str, entities: list[dict[str, Any]], random_id: int) -> Sent: ...
 
+    async def last_message_id(self, peer: Peer) -> int | None:
+        """The id of the group's (or the topic's) last message; None when it has none. One request."""
+        ...
+
+    async def delete_message(self, peer: Peer, message_id: int) -> bool:
+        """Delete one message of this account's in the group; False when it was gone already. A message
+        the account may not delete raises MESSAGE_DELETE_FORBIDDEN. One request."""
+        ...
+
     async def upload_media(self, media: OutgoingMedia) -> str:
         """Upload the file; returns an opaque handle for `send_media` (JSON text). An upload is
         kept by the server only for a while and may be accepted for one message only: after the

@@ -522,6 +522,29 @@ class TelethonSender:
             raise
         return Sent(message_id=sent_message_id(result, request.random_id)), result
 
+    async def last_message_id(self, peer: Peer) -> int | None:
+        target = input_peer(peer)
+        history = dict(offset_id=0, offset_date=None, add_offset=0, limit=1, max_id=0, min_id=0, hash=0)
+        if peer.topic_id is not None and peer.topic_id != _GENERAL_TOPIC_ID:
+            request: Any = functions.messages.GetRepliesRequest(peer=target, msg_id=peer.topic_id, **history)
+        else:
+            request = functions.messages.GetHistoryRequest(peer=target, **history)
+        result = await self._invoke(request)
+        for message in getattr(result, "messages", None) or []:
+            if not isinstance(message, types.MessageEmpty):
+                return int(message.id)
+        return None
+
+    async def delete_message(self, peer: Peer, message_id: int) -> bool:
+        target = input_peer(peer)
+        if isinstance(target, types.InputPeerChannel):
+            request: Any = functions.channels.DeleteMessagesRequest(
+                channel=types.InputChannel(target.channel_id, target.access_hash), id=[message_id])
+        else:
+            request = functions.messages.DeleteMessagesRequest(id=[message_id], revoke=True)
+        result = await self._invoke(request)
+        return bool(getattr(result, "pts_count", 0))  # 0: nothing was there to delete
+
     async def send_text(self, peer: Peer, text: str, entities: list[dict[str, Any]], random_id: int) -> Sent:
         request = functions.messages.SendMessageRequest(
             peer=input_peer(peer),
