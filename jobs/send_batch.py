@@ -378,8 +378,11 @@ async def _wait_until(ctx: JobContext, at: datetime) -> bool:
         if left is not None:  # the stop is known and comes later: nothing else can wake us
             await asyncio.sleep(delay)
             continue
+        # `asyncio.timeout`, not `wait_for`: Python 3.11's wait_for can swallow the batch's own cancel
+        # (its job timeout, a stopping worker's deadline) when the stop is set at the same moment.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.changed.wait(), delay)
+            async with asyncio.timeout(delay):
+                await stop.changed.wait()
 
 
 async def _apply(

@@ -249,3 +249,16 @@ async def test_a_slow_round_of_letting_go_never_lets_the_other_claims_lapse(net:
         assert kept_uid in holder and await net.open_connections(kept_uid) == 1
     finally:
         await holder.close_all()
+
+
+async def test_close_all_ends_whenever_its_cancel_meets_the_heartbeat(net: FakeTelegram, redis: Redis) -> None:
+    """The claims' heartbeat loop must end when `close_all` cancels it, also when the cancel comes as a
+    beat finishes (Python 3.11's `asyncio.wait_for` swallowed such a cancel, the loop went on, and
+    `close_all` waited for it for ever: a worker's shutdown, a test's teardown)."""
+    for attempt in range(200):
+        cache = SenderCache(FakeGateway(net), claims=ConnectionClaims(redis, PREFIX, f"w{attempt}", ttl_s=0.006))
+        cache.start(every_s=0.001)  # a beat every millisecond: the cancel meets one sooner or later
+        await asyncio.sleep(attempt % 7 / 1000)
+        closing = asyncio.create_task(cache.close_all())
+        done, _ = await asyncio.wait({closing}, timeout=5)
+        assert done, f"close_all still waiting for the heartbeat loop (attempt {attempt})"

@@ -492,7 +492,10 @@ class SenderCache:
             await asyncio.sleep(beat_s / 2)
             try:
                 # Bounded: a Redis that stopped answering (no socket timeout) must not hold the beat.
-                await asyncio.wait_for(self._heartbeat(self._clock()), timeout=beat_s)
+                # `asyncio.timeout`, not `wait_for`: Python 3.11's wait_for swallows a cancel that comes
+                # as the beat ends, and this loop then outlives `close_all`, which waits for it for ever.
+                async with asyncio.timeout(beat_s):
+                    await self._heartbeat(self._clock())
             except Exception as exc:  # Redis hiccup: beat again at the next round, within the trust time
                 self._next_heartbeat = self._clock()
                 log.warning("account connection claims' heartbeat failed: %s", type(exc).__name__)
