@@ -203,7 +203,7 @@ async def ops_page(request: Request) -> Response:
     if token is None:
         return PlainTextResponse(_DISABLED, status_code=404)
     if not _authorized(request, token):
-        # An old bookmark with ?token= is told why it no longer opens the page (the value is ignored).
+        # A bookmark with ?token= is told why it does not open the page (the value is ignored).
         note = "Tokens in the address are not accepted; sign in here." if "token" in request.query_params else None
         return _login_form(note)
     try:

@@ -17,7 +17,7 @@ from rq import Queue
 
 from api.state import AppState
 from services.gauges import last_tick_key, queue_names
-from services.metrics import METRICS, Family, Metrics, MetricSpec, Sample, bucket_for, escape_label, render
+from services.metrics import METRICS, Family, Metrics, MetricSpec, Sample, bucket_for, render
 from tests.harness import WEBHOOK_SECRET, Telegram, TgUser
 
 _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
@@ -432,7 +432,6 @@ def test_label_values_are_escaped() -> None:
     assert 'tgcast_x_total{reason="a \\"quoted\\" \\\\ back\\nslash"} 2' in text
     assert "# HELP tgcast_x_total help with \\\\ and\\nnewline" in text
     assert parse(text)[("tgcast_x_total", frozenset({("reason", tricky)}))] == 2
-    assert escape_label("plain") == "plain"
 
 
 @pytest.mark.parametrize(("observed", "bucket"), [(0.0, "0.5"), (0.5, "0.5"), (0.51, "1.0"), (1800, "1800.0"),
