@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
 
+from core.content import CAPTION_LIMIT, TEXT_LIMIT, utf16_len
 from userbot.gateway import (
     CodeSent,
     GatewayError,
@@ -532,7 +533,7 @@ class FakeSender:
     async def send_text(self, peer: Peer, text: str, entities: list[dict[str, Any]], random_id: int) -> Sent:
         if not text.strip():
             raise GatewayError("MESSAGE_EMPTY")
-        if len(text.encode("utf-16-le")) // 2 > 4096:
+        if utf16_len(text) > TEXT_LIMIT:
             raise GatewayError("MESSAGE_TOO_LONG")
         return await self._bounded(self._send(peer, "text", text, entities, random_id))
 
@@ -584,7 +585,7 @@ class FakeSender:
 
     async def _send_media(self, peer: Peer, media_handle: str, kind: Literal["photo", "video"], caption: str,
                           entities: list[dict[str, Any]], random_id: int) -> Sent:
-        if len(caption.encode("utf-16-le")) // 2 > 1024:
+        if utf16_len(caption) > CAPTION_LIMIT:
             raise GatewayError("MEDIA_CAPTION_TOO_LONG")
         try:
             handle = json.loads(media_handle)
