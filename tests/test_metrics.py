@@ -376,6 +376,12 @@ def test_computed_counters_cannot_be_recorded() -> None:
         _Recorder(_Accumulator(), "x:").inc("tgcast_payments_total", plan="week")
 
 
+def test_the_gauges_count_the_queues_the_jobs_use(settings) -> None:
+    from jobs.queues import announce_queue_name, broadcast_queue_name
+
+    assert queue_names(settings) == [broadcast_queue_name(settings), announce_queue_name(settings)]
+
+
 async def test_queue_gauges_follow_rq(client, settings) -> None:
     broadcast, announce = queue_names(settings)
     before = await scrape(client)
