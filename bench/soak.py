@@ -6,11 +6,14 @@ real `tgcast web` (serving /tick and the webhook), real `tgcast worker` processe
 PRIVATE PostgreSQL and two PRIVATE Redis servers (the service's, and the emulated Telegram's, so
 flushing the first does not erase "Telegram"). Meanwhile, at random points, the harness
 (a) SIGKILLs a worker and starts a new one, (b) flushes the service's Redis, (c) restarts PostgreSQL,
-(d) redelivers webhook updates. Then the faults stop, the run settles (lease + retries, still
+(d) redelivers webhook updates; and on a fixed timeline (bench/soak_outages.py) it stops Redis for 45 s
+(data kept) and for 120 s (back empty), stops PostgreSQL for 60 s, freezes a worker for 40 s and has
+"Telegram" stop answering one account for 3 minutes. Then the faults stop, the run settles (lease + retries, still
 ticking), and the table is computed from the database, the delivery ledger and what the emulator
-accepted. Exit status 1 on any duplicate, loss, early or overlapping cycle.
+accepted. Exit status 1 on any duplicate, loss, early or overlapping cycle, an account's session open
+twice at once, or a post re-sent after "Telegram" forgot its random_id.
 
-    python -m bench.soak [--minutes 6] [--broadcasters 300] [--groups 5] [--workers 3] [--doc]
+    python -m bench.soak [--minutes 8] [--broadcasters 300] [--groups 5] [--workers 3] [--doc]
 """
 
 from __future__ import annotations
@@ -32,17 +35,35 @@ import httpx
 import psycopg
 
 from bench.common import BOT_TOKEN, ROOT, SESSION_KEY, TICK_TOKEN, WEBHOOK_SECRET, free_port, spawn, stop, wait_http
-from bench.seed import USER_BASE, seed
-from bench.soak_ledger import Ledger, Verdict, judge, lag_summary, read_cycles, read_posts
+from bench.seed import TG_BASE, USER_BASE, seed
+from bench.soak_ledger import Ledger, Post, Verdict, judge, lag_summary, read_cycles, read_peaks, read_posts
+from bench.soak_outages import (
+    OutageLog,
+    Planned,
+    freeze_for,
+    hang_account,
+    plan_for,
+    process_died,
+    stop_postgres_for,
+    stop_redis_for,
+)
 from bench.soak_services import PrivatePostgres, PrivateRedis
 from core.crypto import SecretBox
 
-LEASE_S = 20
+# The lease keeps production's proportion to the request bound (REQUEST_TIMEOUT_S + 5 s fits in a
+# quarter of it: 25 of 120 there, 10 of 40 here), so a hung request cannot outlive its lease.
+LEASE_S = 40
+# A pause of at least 100 ms turns on the sent records' group commit (a 50 ms linger, as in
+# production), so PostgreSQL going away finds records waiting.
 TUNING = {
-    "MIN_INTERVAL_MINUTES": "1", "JITTER_MAX_MS": "3000", "SEND_PAUSE_MIN_MS": "0", "SEND_PAUSE_MAX_MS": "50",
+    "MIN_INTERVAL_MINUTES": "1", "JITTER_MAX_MS": "3000", "SEND_PAUSE_MIN_MS": "100", "SEND_PAUSE_MAX_MS": "150",
     "LEASE_S": str(LEASE_S), "LOCK_TTL_S": "10", "CONT_DELAY_MS": "500", "CONT_JITTER_MS": "500",
-    "RETRY_BASE_MS": "1000", "RETRY_MAX_MS": "10000",
+    "RETRY_BASE_MS": "1000", "RETRY_MAX_MS": "10000", "REQUEST_TIMEOUT_S": "5",
+    # Telegram promises no duration for its de-duplication: a resend a whole interval later must not
+    # rely on it, so the emulator forgets a random_id after one interval.
+    "FAKE_RANDOM_ID_TTL_S": "60",
 }
+FAKE_PREFIX = "tgcast:fake:"
 SETTLE_MAX_S = LEASE_S + 150  # lease + retries + a tick or two + a cycle's own duration
 
 
@@ -66,6 +87,11 @@ class Faults:
     recovery_s: list[float] = field(default_factory=list)  # PostgreSQL back → /health 200 again
     tick_ok: int = 0
     tick_failed: int = 0
+    outages: OutageLog = field(default_factory=OutageLog)
+    posts_while_pg_stopped: int = 0  # accepted by "Telegram" while the 60 s stop's records had to wait
+    hung_posts: int = 0  # posts of the hung account accepted while it went unanswered
+    hung_sent_recorded: int = 0  # of those, recorded sent (a repeat answered after the hang)
+    connections_closed_by_exit: int = 0  # left open by a worker that died, closed as its sockets went
 
 
 class Soak:
@@ -85,6 +111,13 @@ class Soak:
         self.lock = threading.Lock()
         self.witness: subprocess.Popen[bytes] | None = None
         self.witness_alive = False
+        # One outage of a service at a time: the random flushes and restarts wait for a long stop, and
+        # no worker is killed or started while one lasts (a worker started into a 2-minute outage gives
+        # up after STARTUP_WAIT_S, which a platform would meet with restarts; what is judged here is
+        # whether the running ones ride it out).
+        self.redis_busy = threading.Lock()
+        self.pg_busy = threading.Lock()
+        self.long_outage = threading.Event()
 
     # ---- processes ---------------------------------------------------------------------------------
 
@@ -107,12 +140,24 @@ class Soak:
         with self.lock:
             self.workers.append(proc)
 
+    def gone(self, proc: subprocess.Popen[bytes]) -> None:
+        """A worker process ended (killed or not): its sockets closed with it, so "Telegram" sees its
+        connections end (the emulator only counts what the process told it)."""
+        try:
+            self.faults.connections_closed_by_exit += process_died(self.fake_redis.url, FAKE_PREFIX, proc.pid)
+        except Exception as exc:  # the emulator's Redis is never taken away: say so if it was anyway
+            print(f"soak: could not close the connections of pid {proc.pid}: {exc}", flush=True)
+
     # ---- fault threads -------------------------------------------------------------------------------
 
     def killer(self) -> None:
         fault_s = self.args.minutes * 60
         mean = min(5.5, fault_s / 60)  # at least 50 kills over the default run
         while not self.stop_faults.wait(self.rng.uniform(0.4 * mean, 1.6 * mean)):
+            while self.long_outage.is_set() and not self.stop_faults.wait(1.0):
+                pass
+            if self.stop_faults.is_set():
+                break
             with self.lock:
                 # The witness (first worker) is never killed: it must live through every flush and
                 # restart and still carry the settle phase alone.
@@ -121,6 +166,7 @@ class Soak:
             if victim is not None:
                 victim.send_signal(signal.SIGKILL)
                 victim.wait()
+                self.gone(victim)
                 with self.lock:
                     self.workers.remove(victim)
                 self.faults.kills += 1
@@ -135,6 +181,7 @@ class Soak:
                 for w in dead:
                     self.workers.remove(w)
             for w in dead:
+                self.gone(w)
                 self.faults.unexpected_exits.append(f"worker pid {w.pid} exit {w.returncode}")
                 self.start_worker()
             if self.web.poll() is not None and "web" not in self.faults.unexpected_exits:
@@ -142,22 +189,55 @@ class Soak:
 
     def flusher(self) -> None:
         while not self.stop_faults.wait(self.rng.uniform(40, 80)):
-            self.redis.flushall()
-            self.flush_times.append(time.time())
-            self.faults.flushes += 1
+            with self.redis_busy:
+                self.redis.flushall()
+                self.flush_times.append(time.time())
+                self.faults.flushes += 1
 
     def pg_restarter(self) -> None:
         while not self.stop_faults.wait(self.rng.uniform(45, 80)):
-            self.pg_down.set()
-            stopped = time.time()
-            self.pg.stop("fast")
-            time.sleep(self.rng.uniform(4, 8))
-            self.pg.start()
-            started = time.time()
-            self.pg_down.clear()
-            self.outages.append((stopped, started))
-            self.faults.pg_restarts += 1
-            self.faults.pg_down_s += started - stopped
+            with self.pg_busy:
+                self.pg_down.set()
+                stopped, started = stop_postgres_for(self.pg, self.rng.uniform(4, 8))
+                self.pg_down.clear()
+                self.outages.append((stopped, started))
+                self.faults.pg_restarts += 1
+                self.faults.pg_down_s += started - stopped
+
+    def outager(self, plan: list[Planned]) -> None:
+        """The long outages, one after another at their planned times (bench/soak_outages.py)."""
+        begun = time.monotonic()
+        log = self.faults.outages
+        for planned in plan:
+            if self.stop_faults.wait(max(0.0, begun + planned.at_s - time.monotonic())):
+                return
+            print(f"soak: {planned.kind} for {planned.seconds:g} s", flush=True)
+            if planned.kind == "hang":
+                # An account that surely broadcasts (every seeded one does), drawn from the run's seed.
+                tg_user_id = TG_BASE + self.rng.randrange(self.args.broadcasters)
+                log.hangs.append((tg_user_id, *hang_account(self.fake_redis.url, FAKE_PREFIX, tg_user_id,
+                                                            planned.seconds)))
+            elif planned.kind == "freeze":
+                # The witness: it is never killed, so the SIGCONT surely comes, and it has to carry the
+                # settle alone afterwards.
+                assert self.witness is not None
+                log.freezes.append((self.witness.pid, *freeze_for(self.witness, planned.seconds, self.stop_all)))
+            elif planned.kind == "postgres":
+                with self.pg_busy:
+                    self.long_outage.set()
+                    self.pg_down.set()
+                    log.postgres.append(stop_postgres_for(self.pg, planned.seconds))
+                    self.pg_down.clear()
+                    self.long_outage.clear()
+            else:
+                keep = planned.kind == "redis-kept"
+                with self.redis_busy:
+                    self.long_outage.set()
+                    stopped, started = stop_redis_for(self.redis, planned.seconds, keep_data=keep)
+                    if not keep:
+                        self.flush_times.append(started)  # back empty: de-duplication records are gone
+                    log.redis.append((stopped, started, keep))
+                    self.long_outage.clear()
 
     def redeliverer(self) -> None:
         """Idempotent updates only (/id): after a Redis flush the de-duplication record is gone, so
@@ -236,9 +316,10 @@ class Soak:
         # A 503 (with Retry-After: Telegram redelivers) is the webhook's answer while PostgreSQL is
         # down or the pool is reconnecting; anywhere else it is a defect.
         margin = 10.0
+        windows = self.outages + self.faults.outages.windows()
         self.faults.webhook_5xx_outside_outages = sum(
             1 for t in self.faults.webhook_5xx_at
-            if not any(stopped - 1 <= t <= started + margin for stopped, started in self.outages)
+            if not any(stopped - 1 <= t <= started + margin for stopped, started in windows)
         )
         for stopped, started in self.outages:
             during = [s for t, s in self.health if stopped <= t <= started]
@@ -275,7 +356,8 @@ class Soak:
             wait_http(f"http://127.0.0.1:{self.web_port}/health")
             ledger = Ledger(self.database_url)
             observers = [self.ticker, self.health_poller, self.watchdog, lambda: ledger.run(self.stop_all)]
-            faulty = [self.killer, self.flusher, self.pg_restarter, self.redeliverer]
+            plan = plan_for(a.minutes * 60)
+            faulty = [self.killer, self.flusher, self.pg_restarter, self.redeliverer, lambda: self.outager(plan)]
             threads = [threading.Thread(target=f, daemon=True) for f in [*observers, *faulty]]
             for t in threads:
                 t.start()
@@ -292,6 +374,7 @@ class Soak:
                 self.workers = [self.witness]
             for w in others:
                 stop(w)
+                self.gone(w)
             print("soak: faults stopped; settling with the witness worker alone", flush=True)
             settled = self.settle(cut)
             self.witness_alive = self.witness.poll() is None
@@ -311,16 +394,30 @@ class Soak:
             self.diagnose_unfinished(cut)
             cycles = read_cycles(self.database_url)
             posts = read_posts(self.fake_redis.url)
+            peaks = read_peaks(self.fake_redis.url)
         finally:
             self.pg.remove()
             self.redis.remove()
             self.fake_redis.remove()
         self.health_verdict()
-        verdict = judge(cycles, ledger, posts, cut)
+        self.outage_evidence(posts, ledger)
+        verdict = judge(cycles, ledger, posts, cut, peaks)
         f = self.faults
         ok = (verdict.ok and not f.unexpected_exits and not f.handled_twice_without_flush and self.witness_alive
               and not f.webhook_5xx_outside_outages)
         return ok, self.table(verdict, ledger, settled)
+
+    def outage_evidence(self, posts: list[Post], ledger: Ledger) -> None:
+        """What the long outages met: posts made while PostgreSQL was stopped (and in the second
+        before, whose records were on their way), and the hung account's posts during its hang."""
+        log = self.faults.outages
+        for stopped, started in log.postgres:
+            self.faults.posts_while_pg_stopped += sum(1 for p in posts if stopped - 1 <= p.at <= started)
+        for tg_user_id, since, until in log.hangs:
+            hung = [p for p in posts if p.sender == tg_user_id and since <= p.at <= until]
+            self.faults.hung_posts += len(hung)
+            self.faults.hung_sent_recorded += sum(
+                1 for p in hung if (d := ledger.by_rid.get(p.random_id)) is not None and d.status == "sent")
 
     def diagnose_unfinished(self, cut: datetime) -> None:
         """For a cycle still running after the settle: its deliveries, the job that should carry it and
@@ -389,6 +486,11 @@ class Soak:
             ("overlapping cycles", _mark(v.overlapping)),
             ("group posted twice < interval apart", _mark(v.too_close)),
             ("cycles still running at the end", str(v.unfinished_cycles)),
+            ("most connections of one account open at once (accounts above 1)",
+             f"{v.peak_connections} ({_mark(v.sessions_doubled)})"),
+            ("re-sends of a post after \"Telegram\" forgot its random_id (60 s)",
+             _mark(v.resends) + (f" (gaps {min(v.resend_gaps_s):.0f}–{max(v.resend_gaps_s):.0f} s)"
+                                 if v.resend_gaps_s else "")),
             ("start lag (started_at − scheduled_at)", lag_summary(v.lag_ms)),
             ("(a) workers SIGKILLed and replaced", str(f.kills)),
             ("(b) Redis FLUSHALL", str(f.flushes)),
@@ -396,6 +498,7 @@ class Soak:
             ("(d) webhook posts incl. redeliveries / 5xx (503 while PostgreSQL is down, by design) / other errors",
              f"{f.redeliveries} / {f.webhook_5xx} ({_mark(f.webhook_5xx_outside_outages)} outside) / "
              f"{f.webhook_other}"),
+            *self.outage_rows(),
             ("(d) handled again: after a flush / without a flush",
              f"{f.handled_again_after_flush} / {_mark(f.handled_twice_without_flush)}"),
             ("witness worker (never killed) alive at the end, settled alone",
@@ -407,7 +510,29 @@ class Soak:
             ("processes that exited on their own", _mark(len(f.unexpected_exits)) +
              (f" ({'; '.join(f.unexpected_exits)})" if f.unexpected_exits else "")),
             ("ledger snapshots ok / during outages", f"{ledger.snapshots} / {ledger.failed_snapshots}"),
+            ("connections closed by a worker's exit (the OS closes a dead process's sockets)",
+             str(f.connections_closed_by_exit)),
         ]
+
+    def outage_rows(self) -> list[tuple[str, str]]:
+        f = self.faults
+        log = f.outages
+        kept = [(a, b) for a, b, k in log.redis if k]
+        empty = [(a, b) for a, b, k in log.redis if not k]
+        hangs = "; ".join(f"account {uid}, {until - since:.0f} s" for uid, since, until in log.hangs) or "not run"
+        return [
+            ("(e) Redis stopped, data kept (SHUTDOWN SAVE, restarted from the dump)", _windows(kept)),
+            ("(e) Redis stopped, back empty (SHUTDOWN NOSAVE)", _windows(empty)),
+            ("(f) PostgreSQL stopped (fast) / posts accepted in the second before and while down",
+             f"{_windows(log.postgres)} / {f.posts_while_pg_stopped}"),
+            ("(g) witness worker frozen (SIGSTOP, then SIGCONT)", _windows([(a, b) for _, a, b in log.freezes])),
+            ("(h) Telegram stops answering one account / its posts meanwhile (recorded sent)",
+             f"{hangs} / {f.hung_posts} ({f.hung_sent_recorded})"),
+        ]
+
+
+def _windows(spans: list[tuple[float, float]]) -> str:
+    return ", ".join(f"{b - a:.0f} s" for a, b in spans) or "not run"
 
 
 def _mark(n: int) -> str:
@@ -441,7 +566,7 @@ def markdown(rows: list[tuple[str, str]], command: str, ok: bool) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak")
-    parser.add_argument("--minutes", type=float, default=6)
+    parser.add_argument("--minutes", type=float, default=8)
     parser.add_argument("--broadcasters", type=int, default=300)
     parser.add_argument("--groups", type=int, default=5)
     parser.add_argument("--workers", type=int, default=3)
