@@ -91,6 +91,7 @@ class Faults:
     posts_while_pg_stopped: int = 0  # accepted by "Telegram" while the 60 s stop's records had to wait
     hung_posts: int = 0  # posts of the hung account accepted while it went unanswered
     hung_sent_recorded: int = 0  # of those, recorded sent (a repeat answered after the hang)
+    gave_up_starting: int = 0  # started just before a long outage, exited at start-up (restarted after)
     connections_closed_by_exit: int = 0  # left open by a worker that died, closed as its sockets went
 
 
@@ -107,6 +108,7 @@ class Soak:
         self.health: list[tuple[float, int]] = []
         self.outages: list[tuple[float, float]] = []  # (stopped at, started again at)
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.log_of: dict[int, Path] = {}
         self.worker_no = itertools.count()
         self.lock = threading.Lock()
         self.witness: subprocess.Popen[bytes] | None = None
@@ -115,9 +117,9 @@ class Soak:
         # no worker is killed or started while one lasts (a worker started into a 2-minute outage gives
         # up after STARTUP_WAIT_S, which a platform would meet with restarts; what is judged here is
         # whether the running ones ride it out).
-        self.redis_busy = threading.Lock()
-        self.pg_busy = threading.Lock()
+        self.service_busy = threading.Lock()  # one service away at a time: each outage's effects its own
         self.long_outage = threading.Event()
+        self.fault_start = 0.0
 
     # ---- processes ---------------------------------------------------------------------------------
 
@@ -136,9 +138,20 @@ class Soak:
 
     def start_worker(self) -> None:
         n = next(self.worker_no)
-        proc = spawn([sys.executable, "-m", "tgcast_cli", "worker"], self.env(), self.logs / f"worker{n}.log")
+        log = self.logs / f"worker{n}.log"
+        proc = spawn([sys.executable, "-m", "tgcast_cli", "worker"], self.env(), log)
         with self.lock:
             self.workers.append(proc)
+            self.log_of[proc.pid] = log
+
+    def gave_up_starting(self, proc: subprocess.Popen[bytes]) -> bool:
+        """A worker started just before a long outage, which gave up waiting for Redis or PostgreSQL at
+        start (STARTUP_WAIT_S, exit 2): what the start-up check is for, not a worker dying in service."""
+        log = self.log_of.get(proc.pid)
+        if proc.returncode != 2 or log is None or not log.exists():
+            return False
+        lines = log.read_text(errors="replace").strip().splitlines()
+        return bool(lines) and lines[-1].startswith("tgcast: cannot reach")
 
     def gone(self, proc: subprocess.Popen[bytes]) -> None:
         """A worker process ended (killed or not): its sockets closed with it, so "Telegram" sees its
@@ -163,12 +176,14 @@ class Soak:
                 # restart and still carry the settle phase alone.
                 alive = [w for w in self.workers if w.poll() is None and w is not self.witness]
                 victim = self.rng.choice(alive) if alive else None
+                # Out of the list before the signal: the watchdog must not take its death for an
+                # exit of its own.
+                if victim is not None:
+                    self.workers.remove(victim)
             if victim is not None:
                 victim.send_signal(signal.SIGKILL)
                 victim.wait()
                 self.gone(victim)
-                with self.lock:
-                    self.workers.remove(victim)
                 self.faults.kills += 1
             self.start_worker()
 
@@ -182,21 +197,27 @@ class Soak:
                     self.workers.remove(w)
             for w in dead:
                 self.gone(w)
-                self.faults.unexpected_exits.append(f"worker pid {w.pid} exit {w.returncode}")
+                if self.gave_up_starting(w):
+                    self.faults.gave_up_starting += 1
+                else:
+                    self.faults.unexpected_exits.append(f"worker pid {w.pid} exit {w.returncode}")
+                # As a platform would restart it, but not into the outage it just gave up on.
+                while self.long_outage.is_set() and not self.stop_all.wait(1.0):
+                    pass
                 self.start_worker()
             if self.web.poll() is not None and "web" not in self.faults.unexpected_exits:
                 self.faults.unexpected_exits.append("web")
 
     def flusher(self) -> None:
         while not self.stop_faults.wait(self.rng.uniform(40, 80)):
-            with self.redis_busy:
+            with self.service_busy:
                 self.redis.flushall()
                 self.flush_times.append(time.time())
                 self.faults.flushes += 1
 
     def pg_restarter(self) -> None:
         while not self.stop_faults.wait(self.rng.uniform(45, 80)):
-            with self.pg_busy:
+            with self.service_busy:
                 self.pg_down.set()
                 stopped, started = stop_postgres_for(self.pg, self.rng.uniform(4, 8))
                 self.pg_down.clear()
@@ -223,7 +244,7 @@ class Soak:
                 assert self.witness is not None
                 log.freezes.append((self.witness.pid, *freeze_for(self.witness, planned.seconds, self.stop_all)))
             elif planned.kind == "postgres":
-                with self.pg_busy:
+                with self.service_busy:
                     self.long_outage.set()
                     self.pg_down.set()
                     log.postgres.append(stop_postgres_for(self.pg, planned.seconds))
@@ -231,7 +252,7 @@ class Soak:
                     self.long_outage.clear()
             else:
                 keep = planned.kind == "redis-kept"
-                with self.redis_busy:
+                with self.service_busy:
                     self.long_outage.set()
                     stopped, started = stop_redis_for(self.redis, planned.seconds, keep_data=keep)
                     if not keep:
@@ -362,6 +383,7 @@ class Soak:
             for t in threads:
                 t.start()
             print(f"soak: {a.broadcasters} broadcasters × {a.groups} groups, faults for {a.minutes} min", flush=True)
+            self.fault_start = time.time()
             self.stop_faults.wait(a.minutes * 60)
             self.stop_faults.set()
             for t in threads[len(observers):]:
@@ -401,6 +423,7 @@ class Soak:
             self.fake_redis.remove()
         self.health_verdict()
         self.outage_evidence(posts, ledger)
+        self.diagnose_resends(posts, ledger)
         verdict = judge(cycles, ledger, posts, cut, peaks)
         f = self.faults
         ok = (verdict.ok and not f.unexpected_exits and not f.handled_twice_without_flush and self.witness_alive
@@ -418,6 +441,39 @@ class Soak:
             self.faults.hung_posts += len(hung)
             self.faults.hung_sent_recorded += sum(
                 1 for p in hung if (d := ledger.by_rid.get(p.random_id)) is not None and d.status == "sent")
+
+    def diagnose_resends(self, posts: list[Post], ledger: Ledger) -> None:
+        """Each random_id posted twice, with where its first post fell among the outages: what a fix
+        needs, written before the private servers go (artifacts/soak/resends.txt)."""
+        log = self.faults.outages
+        windows = ([(f"redis-{'kept' if k else 'empty'}", a, b) for a, b, k in log.redis]
+                   + [("postgres-60s", a, b) for a, b in log.postgres]
+                   + [("pg-restart", a, b) for a, b in self.outages]
+                   + [("freeze", a, b) for _, a, b in log.freezes]
+                   + [("hang", a, b) for _, a, b in log.hangs]
+                   + [("flush", t, t) for t in self.flush_times])
+        by_key: dict[tuple[int, int], list[float]] = {}
+        for p in posts:
+            by_key.setdefault((p.sender, p.random_id), []).append(p.at)
+        lines = []
+        for (sender, rid), times in sorted(by_key.items(), key=lambda kv: min(kv[1])):
+            if len(times) < 2:
+                continue
+            times.sort()
+            d = ledger.by_rid.get(rid)
+            near = [f"{name} {a - self.fault_start:.0f}..{b - self.fault_start:.0f}"
+                    for name, a, b in windows if a - 60 <= times[0] <= b + 5]
+            lines.append(f"rid {rid} sender {sender} delivery {d.id if d else '?'} cycle {d.cycle_id if d else '?'}"
+                         f" chat {d.chat_id if d else '?'} status {d.status if d else '?'}: posted at "
+                         + ", ".join(f"{t - self.fault_start:.1f}" for t in times)
+                         + f" s; near: {'; '.join(near) or 'none'}")
+        (self.logs / "resends.txt").write_text("\n".join(lines) + "\n")
+        for line in lines[:15]:
+            print(f"soak: resent {line}", flush=True)
+        # The traffic around the long PostgreSQL stop, in 5 s buckets, to read "records waiting" from.
+        for stopped, _ in log.postgres:
+            buckets = [sum(1 for p in posts if stopped + k <= p.at < stopped + k + 5) for k in range(-30, 90, 5)]
+            print(f"soak: posts per 5 s from 30 s before the PostgreSQL stop: {buckets}", flush=True)
 
     def diagnose_unfinished(self, cut: datetime) -> None:
         """For a cycle still running after the settle: its deliveries, the job that should carry it and
@@ -507,6 +563,8 @@ class Soak:
              f"{f.health_503_s} of {f.health_polls} / {f.outages_seen_503} of {f.pg_restarts}"),
             ("/health: back to 200 after PostgreSQL started", _recovery(f.recovery_s)),
             ("ticks ok / failed (failures expected during outages)", f"{f.tick_ok} / {f.tick_failed}"),
+            ("workers started just before a long outage that gave up at start-up (exit 2, restarted after)",
+             str(f.gave_up_starting)),
             ("processes that exited on their own", _mark(len(f.unexpected_exits)) +
              (f" ({'; '.join(f.unexpected_exits)})" if f.unexpected_exits else "")),
             ("ledger snapshots ok / during outages", f"{ledger.snapshots} / {ledger.failed_snapshots}"),
