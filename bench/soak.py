@@ -109,6 +109,7 @@ class Soak:
         self.outages: list[tuple[float, float]] = []  # (stopped at, started again at)
         self.workers: list[subprocess.Popen[bytes]] = []
         self.log_of: dict[int, Path] = {}
+        self.kill_times: list[float] = []
         self.worker_no = itertools.count()
         self.lock = threading.Lock()
         self.witness: subprocess.Popen[bytes] | None = None
@@ -182,6 +183,7 @@ class Soak:
                     self.workers.remove(victim)
             if victim is not None:
                 victim.send_signal(signal.SIGKILL)
+                self.kill_times.append(time.time())
                 victim.wait()
                 self.gone(victim)
                 self.faults.kills += 1
@@ -452,6 +454,7 @@ class Soak:
                    + [("freeze", a, b) for _, a, b in log.freezes]
                    + [("hang", a, b) for _, a, b in log.hangs]
                    + [("flush", t, t) for t in self.flush_times])
+        kills = [("kill", t, t) for t in self.kill_times]
         by_key: dict[tuple[int, int], list[float]] = {}
         for p in posts:
             by_key.setdefault((p.sender, p.random_id), []).append(p.at)
@@ -463,10 +466,12 @@ class Soak:
             d = ledger.by_rid.get(rid)
             near = [f"{name} {a - self.fault_start:.0f}..{b - self.fault_start:.0f}"
                     for name, a, b in windows if a - 60 <= times[0] <= b + 5]
+            near += [f"kill {t - self.fault_start:.1f}" for name, t, _ in kills if 0 <= t - times[0] <= 2]
+            seen = " > ".join(f"{status} {t - self.fault_start:.0f}" for t, status in ledger.history.get(rid, []))
             lines.append(f"rid {rid} sender {sender} delivery {d.id if d else '?'} cycle {d.cycle_id if d else '?'}"
                          f" chat {d.chat_id if d else '?'} status {d.status if d else '?'}: posted at "
                          + ", ".join(f"{t - self.fault_start:.1f}" for t in times)
-                         + f" s; near: {'; '.join(near) or 'none'}")
+                         + f" s; near: {'; '.join(near) or 'none'}; row seen: {seen}")
         (self.logs / "resends.txt").write_text("\n".join(lines) + "\n")
         for line in lines[:15]:
             print(f"soak: resent {line}", flush=True)
@@ -635,7 +640,8 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     ok, rows = Soak(args, logs).run()
     command = (f"python -m bench.soak --minutes {args.minutes:g} --broadcasters {args.broadcasters} "
-               f"--groups {args.groups} --workers {args.workers}")
+               f"--groups {args.groups} --workers {args.workers}"
+               + (f" --seed {args.seed}" if args.seed is not None else ""))
     text = markdown(rows, command, ok)
     (logs / "report.md").write_text(text)
     print(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ class Ledger:
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self.by_rid: dict[int, Delivery] = {}
+        self.history: dict[int, list[tuple[float, str]]] = {}
         self.snapshots = 0
         self.failed_snapshots = 0
         self._lock = threading.Lock()
@@ -50,8 +52,13 @@ class Ledger:
         except psycopg.Error:
             self.failed_snapshots += 1  # PostgreSQL is down: nothing can change meanwhile either
             return
+        at = time.time()
         with self._lock:
             for did, cycle_id, owner_id, chat_id, status, rid in rows:
+                known = self.by_rid.get(rid)
+                if known is None or known.status != status:
+                    # Each change of a row, as seen by the snapshots: what a resend's diagnosis reads.
+                    self.history.setdefault(rid, []).append((at, status))
                 self.by_rid[rid] = Delivery(did, cycle_id, owner_id, chat_id, status)
             self.snapshots += 1
 
