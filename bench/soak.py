@@ -362,6 +362,7 @@ class Soak:
         web_proc: subprocess.Popen[bytes] | None = None
         api = None
         threads: list[threading.Thread] = []
+        cut = datetime.now(UTC)
         try:
             self.pg.init()
             self.database_url = self.pg.database("tgcast_soak")
@@ -376,7 +377,8 @@ class Soak:
             for _ in range(a.workers):
                 self.start_worker()
             self.witness = self.workers[0]
-            wait_http(f"http://127.0.0.1:{self.web_port}/health")
+            # Generous: on a shared, loaded box the web process's imports alone took over 30 s once.
+            wait_http(f"http://127.0.0.1:{self.web_port}/health", timeout=120)
             ledger = Ledger(self.database_url)
             observers = [self.ticker, self.health_poller, self.watchdog, lambda: ledger.run(self.stop_all)]
             plan = plan_for(a.minutes * 60)
@@ -406,6 +408,12 @@ class Soak:
             self.stop_all.set()
             for t in threads[:len(observers)]:
                 t.join()
+        except BaseException:
+            # The private servers go with a failed start too (they would outlive the harness).
+            self.pg.remove()
+            self.redis.remove()
+            self.fake_redis.remove()
+            raise
         finally:
             self.stop_faults.set()
             self.stop_all.set()
