@@ -36,7 +36,17 @@ import psycopg
 
 from bench.common import BOT_TOKEN, ROOT, SESSION_KEY, TICK_TOKEN, WEBHOOK_SECRET, free_port, spawn, stop, wait_http
 from bench.seed import TG_BASE, USER_BASE, seed
-from bench.soak_ledger import Ledger, Post, Verdict, judge, lag_summary, read_cycles, read_peaks, read_posts
+from bench.soak_ledger import (
+    Ledger,
+    Post,
+    Verdict,
+    judge,
+    lag_summary,
+    read_cycles,
+    read_peak_times,
+    read_peaks,
+    read_posts,
+)
 from bench.soak_outages import (
     OutageLog,
     Planned,
@@ -427,6 +437,7 @@ class Soak:
             cycles = read_cycles(self.database_url)
             posts = read_posts(self.fake_redis.url)
             peaks = read_peaks(self.fake_redis.url)
+            peak_times = read_peak_times(self.fake_redis.url)
         finally:
             self.pg.remove()
             self.redis.remove()
@@ -434,6 +445,7 @@ class Soak:
         self.health_verdict()
         self.outage_evidence(posts, ledger)
         self.diagnose_resends(posts, ledger)
+        self.diagnose_peaks(peaks, peak_times)
         verdict = judge(cycles, ledger, posts, cut, peaks)
         f = self.faults
         ok = (verdict.ok and not f.unexpected_exits and not f.handled_twice_without_flush and self.witness_alive
@@ -451,6 +463,30 @@ class Soak:
             self.faults.hung_posts += len(hung)
             self.faults.hung_sent_recorded += sum(
                 1 for p in hung if (d := ledger.by_rid.get(p.random_id)) is not None and d.status == "sent")
+
+    def diagnose_peaks(self, peaks: dict[int, int], times: dict[int, float]) -> None:
+        """Each account that had two connections open at once, with when, among the outages
+        (artifacts/soak/peaks.txt)."""
+        log = self.faults.outages
+        windows = ([(f"redis-{'kept' if k else 'empty'}", a, b) for a, b, k in log.redis]
+                   + [("postgres-60s", a, b) for a, b in log.postgres]
+                   + [("pg-restart", a, b) for a, b in self.outages]
+                   + [("freeze", a, b) for _, a, b in log.freezes]
+                   + [("hang", a, b) for _, a, b in log.hangs]
+                   + [("flush", t, t) for t in self.flush_times]
+                   + [("kill", t, t) for t in self.kill_times])
+        lines = []
+        for uid, peak in sorted(peaks.items(), key=lambda kv: times.get(kv[0], 0)):
+            if peak < 2:
+                continue
+            at = times.get(uid, 0.0)
+            near = [f"{name} {a - self.fault_start:.0f}..{b - self.fault_start:.0f}"
+                    for name, a, b in windows if a - 5 <= at <= b + 60]
+            lines.append(f"account {uid}: {peak} open at {at - self.fault_start:.1f} s; "
+                         f"near: {'; '.join(near) or 'none'}")
+        (self.logs / "peaks.txt").write_text("\n".join(lines) + "\n")
+        for line in lines[:15]:
+            print(f"soak: peak {line}", flush=True)
 
     def diagnose_resends(self, posts: list[Post], ledger: Ledger) -> None:
         """Each random_id posted twice, with where its first post fell among the outages: what a fix

@@ -85,6 +85,15 @@ def read_posts(fake_redis_url: str, prefix: str = "tgcast:fake:") -> list[Post]:
     return posts
 
 
+def read_peak_times(fake_redis_url: str, prefix: str = "tgcast:fake:") -> dict[int, float]:
+    """Per account: when (unix time, the emulator's clock) it reached its peak of open connections."""
+    times: dict[int, float] = {}
+    with Redis.from_url(fake_redis_url) as r:
+        for key in r.scan_iter(f"{prefix}peak_at:*", count=1000):
+            times[int(key.decode().rpartition(":")[2])] = float(r.get(key) or 0)
+    return times
+
+
 def read_peaks(fake_redis_url: str, prefix: str = "tgcast:fake:") -> dict[int, int]:
     """Per account (Telegram user id): the most of its connections the emulator ever saw open at once."""
     peaks: dict[int, int] = {}

@@ -338,6 +338,8 @@ redis.call('INCR', p .. 'open')
 local now_open = redis.call('INCR', p .. 'open:' .. uid)
 if now_open > tonumber(redis.call('GET', p .. 'peak:' .. uid) or '0') then
   redis.call('SET', p .. 'peak:' .. uid, now_open)
+  local t = redis.call('TIME')
+  redis.call('SET', p .. 'peak_at:' .. uid, t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
 end
 """
 
