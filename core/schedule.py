@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 _RANDOM_ID_SPAN = 1 << 62  # signed 63-bit: [-2^62, 2^62) fits Telegram's int64 and PostgreSQL's BIGINT
@@ -65,6 +66,29 @@ def lease_allows_send(now: datetime, lease_until: datetime | None, request_timeo
         return True
     margin_s = min(request_timeout_s + SEND_RECORD_MARGIN_S, lease_s / 4)
     return now + timedelta(seconds=margin_s) < lease_until
+
+
+# Of a warm shutdown's WORKER_SHUTDOWN_S, the end is kept for the exit itself: the queue's hand-over,
+# closing the account connections (each gives its claim up), the pool.
+SHUTDOWN_EXIT_RESERVE_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownPlan:
+    """Seconds after the signal of a warm shutdown."""
+
+    send_s: float  # batches start no send from then on; they give the rest back and end
+    cancel_s: float  # batches still running then (a hung request, a wait) are cancelled
+
+
+def shutdown_plan(worker_shutdown_s: float, request_timeout_s: float) -> ShutdownPlan:
+    """docs/worker.md, "Shutdown". The exit keeps the last fifth of WORKER_SHUTDOWN_S (5 s at most);
+    batches still running before that are cancelled, so a send may start only while its request
+    (bounded by REQUEST_TIMEOUT_S) would end before the cancel, and at most in the first half of the
+    time left, so that a long REQUEST_TIMEOUT_S still lets the batches send for a while."""
+    cancel_s = worker_shutdown_s - min(SHUTDOWN_EXIT_RESERVE_S, worker_shutdown_s / 5)
+    send_s = cancel_s - min(request_timeout_s, cancel_s / 2)
+    return ShutdownPlan(send_s, cancel_s)
 
 
 def continuation_delay_ms(cont_delay_ms: int, cont_jitter_ms: int, cycle_id: int, step: int) -> int:

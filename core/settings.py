@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     # Every request to Telegram from a send batch (a send, each 512 KiB part of an upload) is bounded by
     # this; a request that takes longer is a TIMEOUT, retried with the same random_id.
     request_timeout_s: float = Field(default=20, gt=0, le=300)
+    # A warm shutdown (the first SIGTERM) ends within this: platforms SIGKILL ~30 s after SIGTERM, so the
+    # worker stops sending, gives back what its batches have not sent and hands its queue over before
+    # then (docs/worker.md, "Shutdown").
+    worker_shutdown_s: float = Field(default=25, ge=2, le=600)
 
     # Operations
     redis_prefix: str = "tgcast:"  # every key of ours (FSM, locks, caches); RQ keeps its own "rq:" keys

@@ -25,7 +25,7 @@ from db import announcements, users
 from db.rows import Announcement
 from jobs import queues
 from jobs.botapi import BotApiClient, BotApiError
-from jobs.context import JobContext
+from jobs.context import JobContext, WorkerStop, WorkerStopping
 from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -41,27 +41,27 @@ def run_announcement(announcement_id: int, settings: Settings | None = None) -> 
 
 
 async def _on_job_loop(ctx: JobContext, announcement_id: int) -> dict[str, int]:
-    return await _main(announcement_id, ctx.settings)
+    return await _main(announcement_id, ctx.settings, stop=ctx.stop)
 
 
 # The concurrent worker runs the body on its job loop, in the announcement slot (jobs/worker.py).
 run_announcement.loop_body = _on_job_loop  # type: ignore[attr-defined]
 
 
-async def _main(announcement_id: int, settings: Settings) -> dict[str, int]:
+async def _main(announcement_id: int, settings: Settings, stop: WorkerStop | None = None) -> dict[str, int]:
     # Its job id follows from the announcement, so lines carry it whichever worker runs the job.
     with bind(job_id=queues.announce_job_id(announcement_id)):
-        return await _announce(announcement_id, settings)
+        return await _announce(announcement_id, settings, stop)
 
 
-async def _announce(announcement_id: int, settings: Settings) -> dict[str, int]:
+async def _announce(announcement_id: int, settings: Settings, stop: WorkerStop | None) -> dict[str, int]:
     token = settings.bot_token_value()
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
         async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
             async with BotApiClient(token, settings.bot_api_base, timeout=15) as botapi:
                 row = await deliver(conn, botapi, settings, announcement_id,
-                                    metrics=Metrics(redis, settings.redis_prefix))
+                                    metrics=Metrics(redis, settings.redis_prefix), stop=stop)
     finally:
         await redis.aclose()
     if row is None:
@@ -89,7 +89,8 @@ class Pacer:
 
 
 async def deliver(conn: AsyncConnection, botapi: BotApiClient, settings: Settings, announcement_id: int, *,
-                  progress_every: float = PROGRESS_EVERY_S, metrics: Metrics | None = None) -> Announcement | None:
+                  progress_every: float = PROGRESS_EVERY_S, metrics: Metrics | None = None,
+                  stop: WorkerStop | None = None) -> Announcement | None:
     audience = await users.counts(conn)
     ann = await announcements.start(conn, announcement_id, audience.active)
     if ann is None:
@@ -100,6 +101,10 @@ async def deliver(conn: AsyncConnection, botapi: BotApiClient, settings: Setting
     last_progress = time.monotonic()
     while ids := await users.allowed_ids_after(conn, last, CHUNK):
         for user_id in ids:
+            if stop is not None and not stop.allows_send():
+                # The worker is stopping (docs/worker.md, "Shutdown"): between two users, where the
+                # resume point is saved, rather than cancelled in a send that may have reached the user.
+                raise WorkerStopping(f"announcement {ann.id}: the worker stops; resumes after user {last}")
             outcome = await _send_one(botapi, pacer, ann, user_id)
             if outcome == "sent":
                 delivered += 1

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Concatenate, ParamSpec, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
@@ -38,6 +39,8 @@ from userbot.factory import build_gateway
 from userbot.gateway import AccountGateway
 from userbot.sender_cache import SenderCache
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -49,6 +52,27 @@ POOL_MAX = 8
 
 def bot_api_client(settings: Settings) -> BotApiClient:
     return BotApiClient(settings.bot_token_value(), settings.bot_api_base, timeout=15)
+
+
+class WorkerStopping(Exception):
+    """A job body ended early because its worker is stopping, with its work left for another worker:
+    the worker puts the job back on its queue instead of recording a failure."""
+
+
+@dataclass(slots=True)
+class WorkerStop:
+    """A warm shutdown as the job loop's batches see it (docs/worker.md, "Shutdown"): no send starts
+    at or after `send_until` (time.monotonic()); `changed` wakes the batches waiting for a delivery's
+    time, which then stop waiting when the stop comes first. Set on the job loop only."""
+
+    send_until: float | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def allows_send(self) -> bool:
+        return self.send_until is None or time.monotonic() < self.send_until
+
+    def seconds_left(self) -> float | None:
+        return None if self.send_until is None else self.send_until - time.monotonic()
 
 
 @dataclass(slots=True)
@@ -65,6 +89,7 @@ class JobContext:
     # This worker process's own broadcast queue (jobs/routing.py), where its batches enqueue their
     # continuations; None outside a routing worker (the shared queue then).
     home_queue: str | None = None
+    stop: WorkerStop = field(default_factory=WorkerStop)
 
 
 async def open_context(settings: Settings, stack: AsyncExitStack) -> JobContext:
@@ -102,6 +127,8 @@ class ProcessRuntime:
         self._context: JobContext | None = None
         self._opening: asyncio.Lock | None = None
         self._pinged_at: float | None = None  # the main thread's ping the loop has not answered yet
+        self._send_until: float | None = None  # a warm shutdown's, for a context opened after it
+        self._tasks: set[asyncio.Task[object]] = set()  # the submitted bodies still running
 
     def answers(self, within_s: float) -> bool:
         """Whether the job loop answers: False once the main thread's last ping has waited `within_s`
@@ -140,16 +167,49 @@ class ProcessRuntime:
             async with self._opening:  # hundreds of first jobs at once open one context
                 if self._context is None:
                     self._context = await open_context(self._settings or load_settings(), self._stack)
+                    self._apply_stop()
         return self._context
 
     async def _with_context(self, body: Callable[[JobContext], Awaitable[T]]) -> T:
-        return await body(await self.context())
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            return await body(await self.context())
+        finally:
+            self._tasks.discard(task)
 
-    def close(self) -> None:
+    def stop_sending(self, send_until: float) -> None:
+        """A warm shutdown began: no send starts at or after `send_until` (time.monotonic()).
+        Thread-safe."""
+        self._send_until = send_until
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._apply_stop)
+
+    def _apply_stop(self) -> None:
+        if self._context is not None and self._send_until is not None:
+            self._context.stop.send_until = self._send_until
+            self._context.stop.changed.set()
+
+    def cancel_all(self) -> None:
+        """Cancel every body still running (a warm shutdown's deadline): each one's own cleanup
+        (`finally`) runs, and its future ends cancelled once that is done. Thread-safe."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(lambda: [task.cancel() for task in list(self._tasks)])
+
+    def close(self, timeout: float = 60) -> None:
+        """Close the context (account connections first, then the pool) within `timeout` seconds;
+        past that the process goes on without waiting (a warm shutdown's deadline): what was not
+        closed ends with the process."""
         if self._loop.is_closed():
             return
         if self._context is not None:
-            asyncio.run_coroutine_threadsafe(self._stack.aclose(), self._loop).result(timeout=60)
+            closing = asyncio.run_coroutine_threadsafe(self._stack.aclose(), self._loop)
+            try:
+                closing.result(timeout=timeout)
+            except concurrent.futures.TimeoutError:
+                log.warning("closing the job loop's connections took over %.0f s; leaving them", timeout)
+                return
             self._context = None
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
@@ -176,10 +236,10 @@ def runtime() -> ProcessRuntime:
     return current
 
 
-def close_runtime() -> None:
+def close_runtime(timeout: float = 60) -> None:
     current: ProcessRuntime | None = getattr(_local, "runtime", None)
     if current is not None:
-        current.close()
+        current.close(timeout)
         _local.runtime = None
 
 

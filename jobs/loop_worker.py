@@ -15,8 +15,11 @@ the queue while slots are free. docs/worker.md explains the design and the alter
 - A job's timeout cancels that job's task only (`asyncio.wait_for`), never its neighbours; no SIGALRM.
 - One account never runs two batches at once anywhere: that is the send batch's own account lock,
   not this class's business.
-- Warm shutdown (first SIGTERM/SIGINT): stop taking jobs, let the running ones finish, exit. A second
-  signal exits at once; what was in flight comes back through leases (docs/runtime.md, "Recovery").
+- Warm shutdown (first SIGTERM/SIGINT): stop taking jobs, let the running ones finish, exit, all within
+  `shutdown_s` (WORKER_SHUTDOWN_S) when it is given: the batches stop sending and give the rest back
+  in time (`ProcessRuntime.stop_sending`), the ones still running near the end are cancelled and put
+  back on their queue. A second signal exits at once; what was in flight comes back through leases
+  (docs/runtime.md, "Recovery").
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
-from jobs.context import JobContext, ProcessRuntime
+from core.schedule import shutdown_plan
+from jobs.context import JobContext, ProcessRuntime, WorkerStopping
 from jobs.context import runtime as current_runtime
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,9 @@ log = logging.getLogger(__name__)
 # (finished jobs, heartbeats, a stop request). BLPOP/BLMOVE take whole seconds.
 WAIT_S = 1
 HEARTBEAT_EVERY_S = 10.0
+# After a stopping worker cancels its last jobs, how long it waits for their clean-up (giving their rows
+# back) before it exits without them, at most.
+CANCELLED_SETTLE_S = 2.0
 
 
 @dataclass(slots=True)
@@ -68,8 +75,12 @@ class LoopWorker(SimpleWorker):
 
     def __init__(self, queues: Sequence[Queue], *, limits: dict[str, int] | None = None,
                  pools: dict[str, str] | None = None, runtime: ProcessRuntime | None = None,
-                 **kwargs: Any) -> None:
+                 shutdown_s: float | None = None, request_timeout_s: float = 20.0, **kwargs: Any) -> None:
         super().__init__(list(queues), **kwargs)
+        # A warm shutdown's bound (None: running jobs are waited for however long they take).
+        self.shutdown_s = shutdown_s
+        self.request_timeout_s = request_timeout_s
+        self._stopping_since: float | None = None
         self.limits = dict(limits or {})  # by pool; a queue not named runs one job at a time
         self.pools = dict(pools or {})  # queue name -> the pool (a queue name in `limits`) its jobs count in
         self.runtime = runtime or current_runtime()
@@ -133,19 +144,54 @@ class LoopWorker(SimpleWorker):
         """Called once the running jobs have ended, before the worker deregisters."""
 
     def _shutdown(self) -> None:
-        """Warm shutdown from the signal handler: never raise there (the loop may be in the middle of
-        Redis bookkeeping); the loop sees the flag within a second and drains."""
+        """Warm shutdown from the signal handler: never raise or wait there (the loop may be in the
+        middle of Redis bookkeeping); the loop sees the flag within a second and drains."""
         self._stop_requested = True
+        if self._stopping_since is None:
+            self._stopping_since = time.monotonic()
+            if self.shutdown_s is not None:
+                plan = shutdown_plan(self.shutdown_s, self.request_timeout_s)
+                self.runtime.stop_sending(self._stopping_since + plan.send_s)
         self.set_shutdown_requested_date()
-        log.info("Worker %s: warm shutdown: finishing %s running jobs (signal again for a cold one)",
-                 self.name, len(self._running))
+        log.info("Worker %s: warm shutdown: finishing %s running jobs%s (signal again for a cold one)",
+                 self.name, len(self._running),
+                 f" within {self.shutdown_s:g} s" if self.shutdown_s is not None else "")
         if self.scheduler:
-            self.stop_scheduler()
+            # Asked only: a scheduler in the middle of a Redis call would hold the signal handler.
+            # The teardown waits for it, within what is left of the shutdown's time.
+            self.scheduler.request_stop()
+
+    def shutdown_left(self) -> float | None:
+        """Seconds left of a warm shutdown's bound; None when there is none."""
+        if self.shutdown_s is None or self._stopping_since is None:
+            return None
+        return self._stopping_since + self.shutdown_s - time.monotonic()
 
     def _drain(self) -> None:
+        """Wait for the running jobs to end. Within a warm shutdown's bound, those still running at
+        the plan's cancel time are cancelled (their own clean-up gives their rows back) and put back
+        on their queue; those whose clean-up does not end soon after are left to the leases."""
+        cancel_at = give_up_at = None
+        if self.shutdown_s is not None and self._stopping_since is not None:
+            cancel_at = self._stopping_since + shutdown_plan(self.shutdown_s, self.request_timeout_s).cancel_s
+            give_up_at = cancel_at + min(CANCELLED_SETTLE_S, (self.shutdown_s - (cancel_at - self._stopping_since)) / 2)
+        cancelled = False
         while self._running:
+            wait = float(WAIT_S)
+            if cancel_at is not None and give_up_at is not None:
+                clock = time.monotonic()
+                if not cancelled and clock >= cancel_at:
+                    log.warning("Worker %s: %s jobs still running %.1f s into the shutdown: cancelled, put back",
+                                self.name, len(self._running), clock - (self._stopping_since or clock))
+                    self.runtime.cancel_all()
+                    cancelled = True
+                if clock >= give_up_at:
+                    log.error("Worker %s: %s cancelled jobs did not end; exiting without them (their rows "
+                              "come back with their leases)", self.name, len(self._running))
+                    return
+                wait = max(0.01, min(wait, (give_up_at if cancelled else cancel_at) - clock))
             try:
-                job_id = self._finished.get(timeout=WAIT_S)
+                job_id = self._finished.get(timeout=wait)
             except threadqueue.Empty:
                 self._beat()
                 continue
@@ -240,7 +286,13 @@ class LoopWorker(SimpleWorker):
             return
         self._in_pool[self._pool(running.queue)] -= 1
         job, q, execution, future = running.job, running.queue, running.execution, running.future
+        if future.cancelled():  # only a stopping worker cancels a job's task (`_drain`)
+            self._put_back(job, q, execution, WorkerStopping("cancelled by the worker's warm shutdown"))
+            return
         error = future.exception()
+        if isinstance(error, WorkerStopping):
+            self._put_back(job, q, execution, error)
+            return
         try:
             if error is None:
                 self._finalize_success(job, q, execution, future.result())
@@ -252,6 +304,19 @@ class LoopWorker(SimpleWorker):
             raise  # the loop retries the bookkeeping of later jobs; this one's lease covers it
         except Exception:  # a job hash gone with a Redis flush, say: the database still has the truth
             log.exception("Worker %s: bookkeeping of job %s failed", self.name, job_id)
+        if not self._running:
+            self.set_state(WorkerStatus.IDLE)
+
+    def _put_back(self, job: Job, q: Queue, execution: Execution, error: WorkerStopping) -> None:
+        """A job the warm shutdown interrupted goes back on its queue (a worker's own queue is handed
+        over to the shared one next), to start again elsewhere: job bodies re-read their state."""
+        try:
+            self._finalize_failure(job, q, execution, (type(error), error, None))
+            job.requeue(at_front=True)
+            log.info("Worker %s: job %s put back on %s", self.name, job.id, job.origin)
+        except redis.exceptions.RedisError:
+            log.exception("Worker %s: putting job %s back failed (the tick's recovery carries its cycle on)",
+                          self.name, job.id)
         if not self._running:
             self.set_state(WorkerStatus.IDLE)
 

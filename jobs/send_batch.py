@@ -9,6 +9,7 @@ job (or the tick's recovery) can carry on after a crash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 from dataclasses import dataclass, field
@@ -194,7 +195,8 @@ async def _send_claimed(
                     not_before = delivery.next_attempt_at
                     if paused_until is not None and paused_until > not_before:
                         not_before = paused_until
-                    await _sleep_until(not_before)
+                    if not await _wait_until(ctx, not_before):
+                        break  # the worker is stopping before that time: the rest goes back
                     # A stop takes effect between two sends: after a recorded send its statement
                     # already told whether the cycle is still live; otherwise ask.
                     live = state.live if state.live is not None else await _is_live(ctx, cycle.id)
@@ -209,6 +211,12 @@ async def _send_claimed(
                         # sent after the tick may have given it to another job.
                         log.warning("cycle %s: lease running out, giving back %s deliveries", cycle.id,
                                     len(open_ids))
+                        break
+                    if not ctx.stop.allows_send():
+                        # The worker is stopping (docs/worker.md, "Shutdown"): the same give-back, so
+                        # the continuation carries the rest on elsewhere, within WORKER_SHUTDOWN_S.
+                        log.info("cycle %s: worker stopping, giving back %s deliveries", cycle.id,
+                                 len(open_ids))
                         break
                     target = peers.get(delivery.chat_id)
                     peer = Peer(delivery.chat_id, target.kind if target else "supergroup",  # type: ignore[arg-type]
@@ -257,8 +265,14 @@ async def _send_claimed(
             log.warning("cycle %s: connecting failed: %s", cycle.id, exc.code)
     finally:
         # Whatever was claimed and not judged goes back untouched (a flood pushes it past the pause).
-        # Shielded: a batch cancelled by its job timeout still hands its rows back at once.
-        await asyncio.shield(_give_back(ctx, cycle, open_ids, state))
+        # Shielded: a batch cancelled (its job timeout, a stopping worker's deadline) still hands its
+        # rows back at once, and ends only once they are back: the stopping worker closes the pool next.
+        giving_back = asyncio.ensure_future(_give_back(ctx, cycle, open_ids, state))
+        try:
+            await asyncio.shield(giving_back)
+        except asyncio.CancelledError:
+            await asyncio.wait([giving_back])
+            raise
         await _record(ctx, state.decisions)
 
 
@@ -350,10 +364,22 @@ async def _send_one(
             raise
 
 
-async def _sleep_until(at: datetime) -> None:
-    delay = (at - utcnow()).total_seconds()
-    if delay > 0:
-        await asyncio.sleep(delay)
+async def _wait_until(ctx: JobContext, at: datetime) -> bool:
+    """Sleep until `at`. False, as soon as it is known, when the worker is stopping and will start no
+    send by then (a warm shutdown that begins during the sleep wakes it)."""
+    stop = ctx.stop
+    while True:
+        delay = (at - utcnow()).total_seconds()
+        left = stop.seconds_left()
+        if left is not None and left <= max(delay, 0.0):
+            return False
+        if delay <= 0:
+            return True
+        if left is not None:  # the stop is known and comes later: nothing else can wake us
+            await asyncio.sleep(delay)
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.changed.wait(), delay)
 
 
 async def _apply(

@@ -13,9 +13,11 @@ claims' owner and listened to before the shared one in the same slots, so an acc
 to the process that holds its connection. The worker keeps that queue's liveness key, hands over the
 queues of dead workers to the shared queue, and hands its own over when it stops.
 
-Shutdown: the first SIGTERM/SIGINT is a warm shutdown (no new jobs; running ones finish, then exit);
-a second one exits at once, and deliveries left in flight go back to pending when their lease expires
-(the tick's recovery).
+Shutdown: the first SIGTERM/SIGINT is a warm shutdown (no new jobs; running ones finish, then exit),
+bounded by WORKER_SHUTDOWN_S: platforms SIGKILL a few seconds after that, so the batches stop sending
+and give the rest back in time, and the queue is handed over before the exit (jobs/loop_worker.py).
+A second signal exits at once, and deliveries left in flight go back to pending when their lease
+expires (the tick's recovery).
 """
 
 from __future__ import annotations
@@ -259,7 +261,8 @@ class BroadcastWorker(LoopWorker):
         self.scheduler.request_stop()
         process = self.scheduler._process
         if isinstance(process, threading.Thread) and process is not threading.current_thread():
-            process.join(SCHEDULER_JOIN_S)
+            left = self.shutdown_left()
+            process.join(SCHEDULER_JOIN_S if left is None else max(0.0, min(SCHEDULER_JOIN_S, left - 1)))
 
     def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args: Any,
                          **kwargs: Any) -> None:
@@ -303,10 +306,15 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
         [home, broadcast, announce], connection=connection, name=name, maintenance_interval=30,
         limits={broadcast.name: settings.worker_concurrency, announce.name: ANNOUNCE_SLOTS},
         pools={home.name: broadcast.name}, runtime=runtime(), settings=settings, owner=owner,
+        shutdown_s=settings.worker_shutdown_s, request_timeout_s=settings.request_timeout_s,
     )
     try:
         return bool(worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level))
     finally:
-        close_runtime()  # the claims go: nothing is routed here any more
+        # The claims go (nothing is routed here any more), within what is left of a warm shutdown's
+        # time, less a moment for the last hand-over: connections not closed by then end with the
+        # process, their claims lapse.
+        left = worker.shutdown_left()
+        close_runtime(60 if left is None else max(0.5, left - 0.5))
         worker.hand_over_home()
         connection.close()

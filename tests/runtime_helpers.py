@@ -8,10 +8,15 @@ import contextlib
 import hashlib
 import os
 import signal
+import subprocess
+import sys
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from psycopg import AsyncConnection
 
@@ -187,20 +192,36 @@ def worker_env(settings: Settings, **overrides: object) -> dict[str, str]:
     return env
 
 
-def spawn_worker(settings: Settings, *, burst: bool, **env_overrides: object):  # -> subprocess.Popen[bytes]
+class WorkerProcess(subprocess.Popen[bytes]):
+    """A worker process whose output goes to a file, not a pipe: a pipe nobody reads until the process
+    ends holds 64 KiB, and a worker that logs more than that meanwhile (a hundred batches do) blocks in
+    its next log line, job loop included, until the test reads — the test would be measuring a worker
+    it froze itself. `communicate` returns the whole output, as with a pipe."""
+
+    def __init__(self, args: list[str], **kwargs: Any) -> None:
+        self._output = tempfile.TemporaryFile()
+        self._read: bytes | None = None
+        super().__init__(args, stdout=self._output, stderr=subprocess.STDOUT, **kwargs)
+
+    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[bytes, bytes]:
+        self.wait(timeout)
+        if self._read is None:
+            self._output.seek(0)
+            self._read = self._output.read()
+            self._output.close()
+        return self._read, b""  # stderr is in the output
+
+
+def spawn_worker(settings: Settings, *, burst: bool, **env_overrides: object) -> WorkerProcess:
     """A real `tgcast worker` process; given a TGCAST_TEST_* fault among the overrides, it runs through
     tests/worker_faults.py, which injects it."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     faults = any(k.upper().startswith("TGCAST_TEST_") for k in env_overrides)
     entry = "tests.worker_faults" if faults else "tgcast_cli"
     args = [sys.executable, "-m", entry, "worker"] + (["--burst"] if burst else [])
     # A session of its own, killed whole when the tests end: a worker SIGKILLed by a test (or left behind
-    # by a failing one) leaves RQ's scheduler child running, which would move jobs of later tests.
-    proc = subprocess.Popen(args, env=worker_env(settings, **env_overrides), cwd=Path(__file__).parent.parent,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    # by a failing one) takes whatever it started with it.
+    proc = WorkerProcess(args, env=worker_env(settings, **env_overrides), cwd=Path(__file__).parent.parent,
+                         start_new_session=True)
     _spawned.append(proc.pid)
     return proc
 

@@ -18,6 +18,7 @@ from db.rows import Announcement
 from jobs import queues
 from jobs.announce import Pacer, deliver, run_announcement
 from jobs.botapi import BotApiClient
+from jobs.context import WorkerStop, WorkerStopping
 from services.metrics import Metrics
 from tests.conftest import ADMIN_ID, BOT_TOKEN
 from tests.harness import message_keys
@@ -136,6 +137,24 @@ async def test_resumes_after_the_last_user_and_a_finished_one_does_nothing(db, b
     botapi.clear_calls()
     assert await deliver(db, client, settings, ann_id) is None
     assert _copies(botapi) == []
+
+
+async def test_a_stopping_worker_ends_it_between_two_users_and_another_run_goes_on_once(
+    db, botapi, settings, client
+) -> None:
+    ann_id = await _setup(db, botapi, 6)
+    stop = WorkerStop()
+
+    class StopAfterThree(WorkerStop):
+        def allows_send(self) -> bool:  # the worker's shutdown begins once three users have it
+            return len(_copies(botapi)) < 3
+
+    with pytest.raises(WorkerStopping):
+        await deliver(db, client, settings, ann_id, stop=StopAfterThree())
+    assert len(_copies(botapi)) == 3 and (await _get(db, ann_id)).delivered == 3
+    done = await deliver(db, client, settings, ann_id, stop=stop)  # put back, run elsewhere
+    assert done is not None and (done.delivered, done.total) == (6, 6)
+    assert sorted(int(c.params["chat_id"]) for c in _copies(botapi)) == [1000 + i for i in range(6)]
 
 
 async def test_rq_entry_point_runs_the_whole_job_and_records_metrics(db, redis, botapi, settings) -> None:

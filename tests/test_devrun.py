@@ -100,3 +100,13 @@ def test_no_url_when_the_web_process_dies_or_never_answers() -> None:
     assert clock.now == 0  # gone at once: no waiting
     assert not devrun.wait_until_answering("http://x", lambda: True, 60, get=refused, sleep=clock.sleep, clock=clock)
     assert clock.now >= 60
+
+
+def test_make_test_runs_the_whole_suite_in_several_processes_and_a_named_test_in_one() -> None:
+    from devtools.testrun import pytest_args
+
+    assert pytest_args([], 3) == ["-n", "3", "--dist", "worksteal"]
+    assert pytest_args(["-q", "--durations=40"], 3)[:2] == ["-n", "3"]
+    for argv in (["tests/test_tick.py", "-q"], ["tests/test_tick.py::test_x"], ["-n", "0"], ["-p", "no:xdist"]):
+        assert pytest_args(argv, 3) == argv
+    assert pytest_args([], 1) == []

@@ -154,7 +154,9 @@ async def test_cookie_is_secure_over_https(app) -> None:
     "", "garbage", "9999999999.", f"9999999999.{'0' * 64}", "1" * 40 + ".x",
     session_cookie(SecretStr(OPS_TOKEN), int(time.time()) - 1),  # expired
     session_cookie(SecretStr(TICK_TOKEN), int(time.time()) + 3600),  # signed with another token
-])
+], ids=["empty", "garbage", "no_signature", "zero_signature", "bad_time", "expired", "other_token"])
+# Named: ids made of the cookies would carry the clock, and test processes (pytest-xdist) started a
+# second apart would disagree on the collected tests.
 async def test_forged_or_expired_cookies_are_refused(client, cookie: str) -> None:
     client.cookies.set(COOKIE, cookie)
     assert (await client.get("/ops")).status_code == 401

@@ -127,3 +127,11 @@ def test_the_request_timeout_has_a_default_and_bounds() -> None:
     for bad in (0, -1, 301):
         with pytest.raises(SettingsError):
             load_settings(**REQUIRED, request_timeout_s=bad)
+
+
+def test_the_worker_shutdown_bound_has_a_default_and_bounds() -> None:
+    assert load_settings(**REQUIRED).worker_shutdown_s == 25
+    assert load_settings(**REQUIRED, worker_shutdown_s=6).worker_shutdown_s == 6
+    for bad in (0, 1.5, -1, 601):
+        with pytest.raises(SettingsError):
+            load_settings(**REQUIRED, worker_shutdown_s=bad)
