@@ -464,17 +464,20 @@ class Soak:
             self.faults.hung_sent_recorded += sum(
                 1 for p in hung if (d := ledger.by_rid.get(p.random_id)) is not None and d.status == "sent")
 
+    def fault_windows(self) -> list[tuple[str, float, float]]:
+        """Every fault with its start and end (unix time), for placing an observation among them."""
+        log = self.faults.outages
+        return ([(f"redis-{'kept' if k else 'empty'}", a, b) for a, b, k in log.redis]
+                + [("postgres-60s", a, b) for a, b in log.postgres]
+                + [("pg-restart", a, b) for a, b in self.outages]
+                + [("freeze", a, b) for _, a, b in log.freezes]
+                + [("hang", a, b) for _, a, b in log.hangs]
+                + [("flush", t, t) for t in self.flush_times])
+
     def diagnose_peaks(self, peaks: dict[int, int], times: dict[int, float]) -> None:
         """Each account that had two connections open at once, with when, among the outages
         (artifacts/soak/peaks.txt)."""
-        log = self.faults.outages
-        windows = ([(f"redis-{'kept' if k else 'empty'}", a, b) for a, b, k in log.redis]
-                   + [("postgres-60s", a, b) for a, b in log.postgres]
-                   + [("pg-restart", a, b) for a, b in self.outages]
-                   + [("freeze", a, b) for _, a, b in log.freezes]
-                   + [("hang", a, b) for _, a, b in log.hangs]
-                   + [("flush", t, t) for t in self.flush_times]
-                   + [("kill", t, t) for t in self.kill_times])
+        windows = self.fault_windows() + [("kill", t, t) for t in self.kill_times]
         lines = []
         for uid, peak in sorted(peaks.items(), key=lambda kv: times.get(kv[0], 0)):
             if peak < 2:
@@ -491,13 +494,7 @@ class Soak:
     def diagnose_resends(self, posts: list[Post], ledger: Ledger) -> None:
         """Each random_id posted twice, with where its first post fell among the outages: what a fix
         needs, written before the private servers go (artifacts/soak/resends.txt)."""
-        log = self.faults.outages
-        windows = ([(f"redis-{'kept' if k else 'empty'}", a, b) for a, b, k in log.redis]
-                   + [("postgres-60s", a, b) for a, b in log.postgres]
-                   + [("pg-restart", a, b) for a, b in self.outages]
-                   + [("freeze", a, b) for _, a, b in log.freezes]
-                   + [("hang", a, b) for _, a, b in log.hangs]
-                   + [("flush", t, t) for t in self.flush_times])
+        windows = self.fault_windows()
         kills = [("kill", t, t) for t in self.kill_times]
         by_key: dict[tuple[int, int], list[float]] = {}
         for p in posts:
@@ -520,7 +517,7 @@ class Soak:
         for line in lines[:15]:
             print(f"soak: resent {line}", flush=True)
         # The traffic around the long PostgreSQL stop, in 5 s buckets, to read "records waiting" from.
-        for stopped, _ in log.postgres:
+        for stopped, _ in self.faults.outages.postgres:
             buckets = [sum(1 for p in posts if stopped + k <= p.at < stopped + k + 5) for k in range(-30, 90, 5)]
             print(f"soak: posts per 5 s from 30 s before the PostgreSQL stop: {buckets}", flush=True)
 

@@ -85,22 +85,20 @@ def read_posts(fake_redis_url: str, prefix: str = "tgcast:fake:") -> list[Post]:
     return posts
 
 
-def read_peak_times(fake_redis_url: str, prefix: str = "tgcast:fake:") -> dict[int, float]:
-    """Per account: when (unix time, the emulator's clock) it reached its peak of open connections."""
-    times: dict[int, float] = {}
+def _per_account(fake_redis_url: str, pattern: str) -> dict[int, bytes]:
     with Redis.from_url(fake_redis_url) as r:
-        for key in r.scan_iter(f"{prefix}peak_at:*", count=1000):
-            times[int(key.decode().rpartition(":")[2])] = float(r.get(key) or 0)
-    return times
+        return {int(key.decode().rpartition(":")[2]): r.get(key) or b"0"
+                for key in r.scan_iter(pattern, count=1000)}
 
 
 def read_peaks(fake_redis_url: str, prefix: str = "tgcast:fake:") -> dict[int, int]:
     """Per account (Telegram user id): the most of its connections the emulator ever saw open at once."""
-    peaks: dict[int, int] = {}
-    with Redis.from_url(fake_redis_url) as r:
-        for key in r.scan_iter(f"{prefix}peak:*", count=1000):
-            peaks[int(key.decode().rpartition(":")[2])] = int(r.get(key) or 0)
-    return peaks
+    return {uid: int(v) for uid, v in _per_account(fake_redis_url, f"{prefix}peak:*").items()}
+
+
+def read_peak_times(fake_redis_url: str, prefix: str = "tgcast:fake:") -> dict[int, float]:
+    """Per account: when (unix time, the emulator's clock) it reached its peak of open connections."""
+    return {uid: float(v) for uid, v in _per_account(fake_redis_url, f"{prefix}peak_at:*").items()}
 
 
 @dataclass(slots=True)
