@@ -29,8 +29,9 @@ lint: install
 bench: install
 	$(PY) -m bench
 
-# Not part of `make test`: ~10 minutes of real processes under faults on private PostgreSQL and Redis;
-# writes its table into docs/reliability.md ("## Soak"). Fails on any duplicate, loss, early or overlap.
+# Not part of `make test`: ~10 minutes of real processes under faults and outages on private PostgreSQL
+# and Redis; writes its table into docs/reliability.md ("## Soak"). Fails on any duplicate, loss, early
+# or overlap, a session open twice at once, or a resend after "Telegram" forgot its random_id.
 .PHONY: soak
 soak: install
 	$(PY) -m bench.soak --doc

@@ -207,7 +207,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_rotate_keys(args: argparse.Namespace) -> int:
     import psycopg
 
-    from services.keys import rotate_sessions
+    from services.key_rotation import rotate_sessions
 
     settings = _settings()
     _reach(settings, redis=False)

@@ -17,7 +17,7 @@ from api.state import AppState
 from core.crypto import SecretBox
 from core.settings import Settings, load_settings
 from db.pool import open_pool
-from handlers.setup import build_bot, build_dispatcher
+from handlers.dispatcher import build_bot, build_dispatcher
 from services.metrics import BufferedMetrics
 from userbot.factory import build_gateway
 

@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 from core.crypto import SecretBox
 from core.settings import Settings
 from db.pool import open_pool
-from handlers.setup import build_bot, build_dispatcher
+from handlers.dispatcher import build_bot, build_dispatcher
 from userbot.factory import build_gateway
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.settings import Settings, SettingsError
-from handlers.setup import build_bot
+from handlers.dispatcher import build_bot
 
 # Only what the routers handle: anything else would cost a request for nothing. A Stars payment
 # needs the pre-checkout query answered (docs/payments.md); it never comes without an invoice.

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from core.crypto import SecretBox
 from core.settings import load_settings
 from db.pool import open_pool
-from handlers.setup import build_bot, build_dispatcher
+from handlers.dispatcher import build_bot, build_dispatcher
 from userbot.factory import build_gateway
 
 

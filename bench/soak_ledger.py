@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ class Ledger:
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self.by_rid: dict[int, Delivery] = {}
+        self.history: dict[int, list[tuple[float, str]]] = {}
         self.snapshots = 0
         self.failed_snapshots = 0
         self._lock = threading.Lock()
@@ -50,8 +52,13 @@ class Ledger:
         except psycopg.Error:
             self.failed_snapshots += 1  # PostgreSQL is down: nothing can change meanwhile either
             return
+        at = time.time()
         with self._lock:
             for did, cycle_id, owner_id, chat_id, status, rid in rows:
+                known = self.by_rid.get(rid)
+                if known is None or known.status != status:
+                    # Each change of a row, as seen by the snapshots: what a resend's diagnosis reads.
+                    self.history.setdefault(rid, []).append((at, status))
                 self.by_rid[rid] = Delivery(did, cycle_id, owner_id, chat_id, status)
             self.snapshots += 1
 
@@ -76,6 +83,22 @@ def read_posts(fake_redis_url: str, prefix: str = "tgcast:fake:") -> list[Post]:
                 body = json.loads(entry.decode().partition("|")[2])
                 posts.append(Post(body["chat_id"], body["from_tg_user_id"], body["random_id"], body["at"]))
     return posts
+
+
+def _per_account(fake_redis_url: str, pattern: str) -> dict[int, bytes]:
+    with Redis.from_url(fake_redis_url) as r:
+        return {int(key.decode().rpartition(":")[2]): r.get(key) or b"0"
+                for key in r.scan_iter(pattern, count=1000)}
+
+
+def read_peaks(fake_redis_url: str, prefix: str = "tgcast:fake:") -> dict[int, int]:
+    """Per account (Telegram user id): the most of its connections the emulator ever saw open at once."""
+    return {uid: int(v) for uid, v in _per_account(fake_redis_url, f"{prefix}peak:*").items()}
+
+
+def read_peak_times(fake_redis_url: str, prefix: str = "tgcast:fake:") -> dict[int, float]:
+    """Per account: when (unix time, the emulator's clock) it reached its peak of open connections."""
+    return {uid: float(v) for uid, v in _per_account(fake_redis_url, f"{prefix}peak_at:*").items()}
 
 
 @dataclass(slots=True)
@@ -120,14 +143,23 @@ class Verdict:
     too_close: int = 0  # a group posted twice by one broadcast less than the interval apart
     unfinished_cycles: int = 0
     lag_ms: list[float] = field(default_factory=list)
+    # Telegram ends a session open in two places at once (AUTH_KEY_DUPLICATED): the most connections of
+    # one account open at once must be 1, and `sessions_doubled` counts the accounts above that.
+    peak_connections: int = 0
+    sessions_doubled: int = 0
+    # The same random_id posted again: "Telegram" had forgotten it (FAKE_RANDOM_ID_TTL_S), so the
+    # resend came at least that long after the post. Gaps in seconds, for the table.
+    resends: int = 0
+    resend_gaps_s: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not (self.sent_twice or self.lost or self.early or self.overlapping or self.too_close
-                    or self.unattributed_posts)
+                    or self.unattributed_posts or self.sessions_doubled or self.resends)
 
 
-def judge(cycles: list[Cycle], ledger: Ledger, posts: list[Post], cut: datetime) -> Verdict:
+def judge(cycles: list[Cycle], ledger: Ledger, posts: list[Post], cut: datetime,
+          peaks: dict[int, int] | None = None) -> Verdict:
     """Cycles created up to `cut` (the end of the fault phase) are the ones judged; later ones are
     still running when the harness stops and only count toward duplicates."""
     v = Verdict()
@@ -149,6 +181,18 @@ def judge(cycles: list[Cycle], ledger: Ledger, posts: list[Post], cut: datetime)
         first_post[d.cycle_id] = min(first_post.get(d.cycle_id, post.at), post.at)
         last_post[d.cycle_id] = max(last_post.get(d.cycle_id, post.at), post.at)
     v.sent_twice = sum(1 for n in per_delivery.values() if n > 1)
+
+    # Counted on every post, attributed or not: a resend is a resend whoever's it is.
+    first_at: dict[tuple[int, int], float] = {}
+    for post in sorted(posts, key=lambda p: p.at):
+        key = (post.sender, post.random_id)
+        if key in first_at:
+            v.resends += 1
+            v.resend_gaps_s.append(post.at - first_at[key])
+        else:
+            first_at[key] = post.at
+    v.peak_connections = max((peaks or {}).values(), default=0)
+    v.sessions_doubled = sum(1 for n in (peaks or {}).values() if n > 1)
 
     posted_per_cycle: Counter[int] = Counter()
     for (cycle_id, _), n in per_delivery.items():

@@ -71,16 +71,27 @@ class PrivatePostgres:
 
 
 class PrivateRedis:
+    """A redis-server of the soak's own. It snapshots nothing by itself (`--save ""`): `stop` decides
+    whether the data survives the outage (a dump written at shutdown, loaded at the next start, as a
+    managed failover or a restart with persistence keeps it) or not (a restart without persistence)."""
+
     def __init__(self, root: Path, name: str) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise SystemExit("the soak needs a redis-server binary (apt-get install redis-server)")
+        self.binary = binary
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log = root / f"redis-{name}.log"
+        self.dump = root / f"redis-{name}.rdb"
+        self.dump.unlink(missing_ok=True)  # a previous run's data is not this run's
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--logfile", str(self.log)],
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dump.parent), "--dbfilename", self.dump.name, "--logfile", str(self.log)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self._wait()
@@ -98,6 +109,25 @@ class PrivateRedis:
                 time.sleep(0.1)
         raise RuntimeError(f"private redis-server did not start; see {self.log}")
 
+    def stop(self, *, keep_data: bool) -> None:
+        """Down until `start`: with `keep_data` the server writes its dump as it shuts down and the next
+        start loads it (keys past their TTL meanwhile are gone, as after a failover); without, it comes
+        back empty."""
+        from redis import Redis
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        if not keep_data:
+            self.dump.unlink(missing_ok=True)
+        with Redis.from_url(self.url, socket_timeout=30) as r:
+            try:
+                r.shutdown(save=keep_data, nosave=not keep_data)
+            except RedisConnectionError:
+                pass  # the server closes the connection as it exits
+        if self.proc is not None:
+            self.proc.wait(30)
+        if not keep_data:
+            self.dump.unlink(missing_ok=True)
+
     def flushall(self) -> None:
         from redis import Redis
 
@@ -105,10 +135,11 @@ class PrivateRedis:
             r.flushall()
 
     def remove(self) -> None:
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.dump.unlink(missing_ok=True)

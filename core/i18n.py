@@ -19,7 +19,6 @@ which send notices with `t`, do not load aiogram (jobs/__init__.py).
 from __future__ import annotations
 
 import gettext
-import string
 from functools import cache
 from io import BytesIO
 from pathlib import Path
@@ -79,29 +78,6 @@ def load_translations(root: Path = LOCALES) -> dict[str, gettext.GNUTranslations
 @cache
 def translations() -> dict[str, gettext.GNUTranslations]:
     return load_translations(LOCALES)
-
-
-def entries(cat: Catalog) -> dict[str, tuple[str, ...]]:
-    """key -> its forms: one for a plain message, one per plural form for a plural one."""
-    texts: dict[str, tuple[str, ...]] = {}
-    for message in cat:
-        if not message.id:
-            continue  # the header
-        if isinstance(message.id, str):
-            texts[message.id] = (str(message.string or ""),)
-        else:
-            texts[message.id[0]] = tuple(message.string or ())
-    return texts
-
-
-@cache
-def catalog(lang: str) -> dict[str, tuple[str, ...]]:
-    """Every text of one language, by key (tests read texts here; the bot reads `t`)."""
-    return entries(read_catalog(lang))
-
-
-def placeholders(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 def resolve_language(chosen: str | None, telegram_code: str | None, default: str) -> str:

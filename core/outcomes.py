@@ -156,10 +156,6 @@ class Decision:
     tell: Tell | None = None  # a notice for the user
     wait_s: int | None = None  # failed on a group's slow mode: Telegram's wait, told as the time it ends
 
-    @property
-    def counts_toward_streak(self) -> bool:
-        return self.status == "failed" and self.reason in STREAK_REASONS
-
 
 def rule_for(code: str) -> Rule:
     rule = TABLE.get(code)

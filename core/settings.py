@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     fake_connect_ms: int = Field(default=0, ge=0)
     fake_send_p50_ms: int = Field(default=0, ge=0)
     fake_send_p99_ms: int = Field(default=0, ge=0)
+    # How long the emulator remembers a send's random_id (unset: for ever). Telegram does not say how
+    # long it de-duplicates; the soak sets 60 s so that a resend a whole interval later is a duplicate.
+    fake_random_id_ttl_s: int | None = Field(default=None, ge=1)
     session_keys: Annotated[tuple[SecretStr, ...], NoDecode]
     run_retention_days: int = Field(default=7, ge=1)
 

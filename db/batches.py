@@ -1,11 +1,11 @@
 """What a send batch reads and writes when it starts, each step in one round trip.
 
-A batch used to spend ~10 PostgreSQL round trips before its first send (the cycle, the staleness reads,
-the account, the start mark, the claim's two statements, the message, the targets), each a wake-up of a
+Before its first send a batch needs ~10 statements (the cycle, the staleness reads, the account, the start
+mark, the claim's two statements, the message, the targets). Sent one by one, each would be a wake-up of a
 backend and of the worker's event loop; with hundreds of batches a second at full load those round trips
-were a large share of both processes' CPU. The statements are the same ones, sent together in
-psycopg's pipeline mode: one network exchange per step, and each statement still commits on its own
-(the pool's connections are in autocommit).
+would be a large share of both processes' CPU. So they are sent together in psycopg's pipeline mode: one
+network exchange per step, and each statement still commits on its own (the pool's connections are in
+autocommit).
 """
 
 from __future__ import annotations

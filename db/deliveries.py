@@ -32,11 +32,12 @@ async def mark_sent_many(conn: AsyncConnection, rows: list[SentRow]) -> dict[int
     statement, saving a round trip per delivery; a worker records all its batches' sends together
     (jobs/sent_records.py), saving most of the rest.
 
-    The group's last post time moves even when the delivery row is no longer in flight because its cycle
-    was cancelled while Telegram was answering (the post happened, and the spacing rule counts it), but
-    not for a row given back to pending meanwhile (its lease ran out): that row is posted again, with
-    the same `random_id`, and moving the time would push that resend a whole interval out, past what
-    Telegram may remember of the `random_id`. Its resend's record moves it."""
+    A record is of a post Telegram made, so it holds whatever happened to the row meanwhile: a row the
+    tick gave back to pending (its lease ran out while the record was delayed) is marked sent too, and
+    no longer posted again (a resend a lease later may come after Telegram forgot the `random_id`). A
+    row no longer open (cancelled by a stop while Telegram was answering, or already recorded) keeps
+    its status, and the group's last post time moves for every record: the post happened, and the
+    spacing rule counts it."""
     if not rows:
         return {}
     cur = await conn.execute(
@@ -48,7 +49,7 @@ async def mark_sent_many(conn: AsyncConnection, rows: list[SentRow]) -> dict[int
             UPDATE deliveries d SET status = 'sent', sent_at = v.at, tg_message_id = v.mid,
                    lease_until = NULL, reason = NULL, error = NULL, updated_at = now()
             FROM v
-            WHERE d.id = v.id AND d.status = 'in_flight'
+            WHERE d.id = v.id AND d.status IN ('in_flight', 'pending')
             RETURNING d.id
         ), posted AS (
             -- The post's message id too (no pile-up's "previous post"), unless Telegram gave none
@@ -58,7 +59,6 @@ async def mark_sent_many(conn: AsyncConnection, rows: list[SentRow]) -> dict[int
                                           THEN p.mid ELSE g.last_message_id END
             FROM (SELECT d.owner_id, d.chat_id, max(v.at) AS at, (array_agg(v.mid ORDER BY v.at DESC))[1] AS mid
                   FROM v JOIN deliveries d ON d.id = v.id
-                  WHERE d.status <> 'pending'
                   GROUP BY d.owner_id, d.chat_id) p
             WHERE g.owner_id = p.owner_id AND g.chat_id = p.chat_id
         )

@@ -1,4 +1,5 @@
-"""Read-only queries for operators: scrape-time gauges, the /ops page and `tgcast stats`.
+"""The one read model of operator figures: the scrape-time gauges of /metrics, the /ops page,
+`tgcast stats`, and the super admin's statistics screen and menu all read these queries.
 
 Everything over "the last 24 h" reads the cycle summaries (`cycles`), which outlive the pruned
 delivery rows, so the numbers stay right after pruning.

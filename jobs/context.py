@@ -35,9 +35,9 @@ from jobs.queues import sync_redis
 from jobs.routing import own_queue
 from jobs.sent_records import SentRecorder, linger_for
 from userbot.claims import ConnectionClaims
-from userbot.clients import SenderCache
 from userbot.factory import build_gateway
 from userbot.gateway import AccountGateway
+from userbot.sender_cache import SenderCache
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ import asyncio
 import logging
 from datetime import datetime
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from db import deliveries
@@ -39,6 +40,11 @@ def linger_for(send_pause_min_ms: int) -> float:
     return min(LINGER_S, max(0, send_pause_min_ms) / 2000)
 # A bound on one statement's size; more waiting records go in the next one, at once.
 MAX_ROWS = 500
+# A record is of a post Telegram made: a failed write (a pooled connection PostgreSQL dropped when it
+# restarted, a short outage) is tried again after these pauses (~30 s in all) before the batches waiting
+# on it are failed. Not recorded, the row would stay in flight until its lease ran out and be posted
+# again, possibly after Telegram has forgotten its random_id.
+RETRY_PAUSES_S = (0.1, 0.3, 1.0, 2.0, 5.0, 10.0, 10.0)
 
 
 class SentRecorder:
@@ -73,9 +79,7 @@ class SentRecorder:
         while self._waiting:
             taken, self._waiting = self._waiting[: self._max_rows], self._waiting[self._max_rows:]
             try:
-                async with self._pool.connection() as conn:
-                    written = await deliveries.mark_sent_many(conn, [row for row, _ in taken])
-                self.statements += 1
+                written = await self._write([row for row, _ in taken])
             except Exception as exc:  # every waiting batch fails as its own single write would have
                 log.warning("recording %s sends failed: %s", len(taken), type(exc).__name__)
                 for _, future in taken:
@@ -85,6 +89,22 @@ class SentRecorder:
             for row, future in taken:
                 if not future.done():
                     future.set_result(written.get(row.delivery_id, (False, False)))
+
+    async def _write(self, rows: list[SentRow]) -> dict[int, tuple[bool, bool]]:
+        for pause in (*RETRY_PAUSES_S, None):
+            try:
+                async with self._pool.connection() as conn:
+                    written = await deliveries.mark_sent_many(conn, rows)
+                self.statements += 1
+                return written
+            except psycopg.OperationalError as exc:
+                if pause is None:
+                    raise
+                # The pool drops a connection that broke; the next try takes another (or a new one).
+                log.warning("recording %s sends failed (%s), trying again in %.1f s", len(rows),
+                            type(exc).__name__, pause)
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         """Write what is waiting (before the pool closes)."""

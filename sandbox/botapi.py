@@ -26,7 +26,6 @@ from sandbox.botapi_state import (
     BLOCKABLE,
     BLOCKED,
     NOT_MODIFIED,
-    SEND_METHODS,
     ApiError,
     BotState,
     Upload,
@@ -127,17 +126,6 @@ class FakeBotAPI(PaymentsState, BotState):
         found = self.calls_of(method)
         return found[-1] if found else None
 
-    def sent_to(self, chat_id: int | str) -> list[Call]:
-        with self._cond:
-            key = self._chat_key(chat_id)
-            return [
-                c
-                for c in self._calls
-                if c.method.lower() in SEND_METHODS
-                and c.params.get("chat_id") not in (None, "")
-                and self._chat_key(c.params["chat_id"]) == key
-            ]
-
     def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
         """Block until `count` calls of `method` were recorded (for calls made by other threads or
         processes; from a coroutine sharing a loop with the caller this would just stall it)."""
@@ -192,10 +180,6 @@ class FakeBotAPI(PaymentsState, BotState):
     def block_chat(self, chat_id: int | str) -> None:
         with self._cond:
             self._blocked.add(self._chat_key(chat_id))
-
-    def unblock_chat(self, chat_id: int | str) -> None:
-        with self._cond:
-            self._blocked.discard(self._chat_key(chat_id))
 
     def webhook(self, token: str | None = None) -> dict[str, Any] | None:
         """What setWebhook stored (including the secret itself); the last one set if no token."""

@@ -191,6 +191,3 @@ class PaymentsState(_Base):
         with self._cond:
             return copy.deepcopy(self._charges.get(charge_id))
 
-    def charges_of(self, user_id: int) -> dict[str, dict[str, Any]]:
-        with self._cond:
-            return {k: copy.deepcopy(v) for k, v in self._charges.items() if v.get("user_id") == user_id}

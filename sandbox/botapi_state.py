@@ -17,7 +17,8 @@ NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are "
     "exactly the same as a current content and reply markup of the message"
 )
-# Methods that put something on a chat's screen (sent_to() and block_chat() look at these).
+# Methods that put something on a chat's screen: the sandbox page redraws after them, and a chat that
+# blocked the bot refuses them (BLOCKABLE).
 SEND_METHODS = frozenset(
     m.lower()
     for m in (

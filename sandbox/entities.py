@@ -3,17 +3,24 @@
 The sandbox parses HTML where Telegram would (the bot's `parse_mode=HTML` messages, and the page's
 composer, whose toolbar wraps the selection in the same tags), so everything it stores and shows is
 plain text plus entities with UTF-16 offsets, exactly what a real client receives and what the
-broadcast keeps. Rendering goes the other way for the page, escaping every character of the text:
-no HTML from a message ever reaches the browser unescaped.
+broadcast keeps. Rendering goes the other way for the page with aiogram's entity walk (the one the
+bot's own previews use, handlers/message.py) and the page's own tags, escaping every character of
+the text: no HTML from a message ever reaches the browser unescaped.
 """
 
 from __future__ import annotations
 
 import html
+from bisect import bisect_left
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
+
+from aiogram.types import MessageEntity
+from aiogram.utils.text_decorations import HtmlDecoration
+
+from core.content import utf16_len
 
 # Tag → entity type, as Telegram's HTML parse mode defines them.
 _SIMPLE = {
@@ -30,10 +37,6 @@ _TAGS = {*_SIMPLE, "a", "span", "blockquote", "tg-emoji"}
 
 class MarkupError(ValueError):
     """The HTML is not something Telegram would accept (Telegram answers 400 "can't parse entities")."""
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 @dataclass
@@ -113,70 +116,89 @@ def parse_html(markup: str) -> tuple[str, list[dict[str, Any]]]:
 # ---- rendering for the page ------------------------------------------------------------------
 
 _SAFE_SCHEMES = ("http", "https", "tg", "mailto")
+# Entity types drawn with a tag of their own; any other (mentions, hashtags, a text mention, a custom
+# emoji, a type Telegram adds later) is a <span class="tg-TYPE"> the page's stylesheet may colour.
+_TAGGED = frozenset({"bold", "italic", "underline", "strikethrough", "code", "pre", "spoiler", "blockquote",
+                     "expandable_blockquote", "text_link"})
 
 
-def _open_tag(entity: dict[str, Any]) -> tuple[str, str]:
-    kind = entity.get("type", "")
-    simple = {"bold": "b", "italic": "i", "underline": "u", "strikethrough": "s", "code": "code"}
-    if kind in simple:
-        return f"<{simple[kind]}>", f"</{simple[kind]}>"
-    if kind == "pre":
-        lang = html.escape(str(entity.get("language") or ""))
-        return f'<pre data-language="{lang}">', "</pre>"
-    if kind == "spoiler":
-        return '<span class="tg-spoiler">', "</span>"
-    if kind in ("blockquote", "expandable_blockquote"):
-        return f'<blockquote class="tg-{kind}">', "</blockquote>"
-    if kind == "text_link":
-        url = str(entity.get("url") or "")
-        if urlsplit(url).scheme.lower() in _SAFE_SCHEMES:
-            return f'<a href="{html.escape(url)}" target="_blank" rel="noopener noreferrer">', "</a>"
-        return '<span class="tg-text_link">', "</span>"
-    return f'<span class="tg-{html.escape(kind)}">', "</span>"
+class _PageHtml(HtmlDecoration):
+    """aiogram's HTML decoration with the page's tags: classes for what the browser has no tag for,
+    and links only to safe schemes (no javascript: URL ever reaches the page)."""
+
+    def apply_entity(self, entity: MessageEntity, text: str) -> str:
+        if entity.type in _TAGGED:
+            return super().apply_entity(entity, text)
+        return f'<span class="tg-{html.escape(entity.type)}">{text}</span>'
+
+    def link(self, value: str, link: str) -> str:
+        if urlsplit(link).scheme.lower() in _SAFE_SCHEMES:
+            return f'<a href="{html.escape(link)}" target="_blank" rel="noopener noreferrer">{value}</a>'
+        return f'<span class="tg-text_link">{value}</span>'
+
+    def pre(self, value: str) -> str:
+        return self.pre_language(value, "")
+
+    def pre_language(self, value: str, language: str) -> str:
+        return f'<pre data-language="{html.escape(language)}">{value}</pre>'
+
+    def spoiler(self, value: str) -> str:
+        return f'<span class="tg-spoiler">{value}</span>'
+
+    def blockquote(self, value: str) -> str:
+        return f'<blockquote class="tg-blockquote">{value}</blockquote>'
+
+    def expandable_blockquote(self, value: str) -> str:
+        return f'<blockquote class="tg-expandable_blockquote">{value}</blockquote>'
+
+
+_PAGE = _PageHtml()
+
+
+def _well_nested(entities: list[MessageEntity]) -> list[MessageEntity]:
+    """The entities cut where one overlaps the end of another (Telegram sends them nested, but the
+    page draws whatever a bot stored), outer first: aiogram's walk expects nesting."""
+    pending = sorted(entities, key=lambda e: (e.offset, -e.length))
+    nested: list[MessageEntity] = []
+    open_ends: list[int] = []
+    while pending:
+        entity = pending.pop(0)
+        end = entity.offset + entity.length
+        while open_ends and open_ends[-1] <= entity.offset:
+            open_ends.pop()
+        if open_ends and end > open_ends[-1]:  # runs past the end of the one it starts in: split it there
+            cut = open_ends[-1]
+            rest = entity.model_copy(update={"offset": cut, "length": end - cut})
+            entity = entity.model_copy(update={"length": cut - entity.offset})
+            pending.append(rest)
+            pending.sort(key=lambda e: (e.offset, -e.length))
+            end = cut
+        nested.append(entity)
+        open_ends.append(end)
+    return nested
 
 
 def render_html(text: str, entities: list[dict[str, Any]] | None) -> str:
-    """Escaped text with the entities as tags; overlapping entities are closed and reopened so the
-    result is always well-nested."""
-    spans: list[tuple[int, int, int, dict[str, Any]]] = []
-    for index, entity in enumerate(entities or []):
-        try:
-            start, length = int(entity["offset"]), int(entity["length"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if length > 0 and start >= 0:
-            spans.append((start, start + length, index, entity))
-    spans.sort(key=lambda s: (s[0], -s[1], s[2]))
-
-    out: list[str] = []
-    stack: list[tuple[int, int, int, dict[str, Any]]] = []
-    pending = list(spans)
-    pos = 0
-
-    def close_until(position: int) -> None:
-        # Close every span that ends here; spans above it on the stack are closed and reopened.
-        while any(s[1] <= position for s in stack):
-            reopen: list[tuple[int, int, int, dict[str, Any]]] = []
-            while stack:
-                top = stack.pop()
-                out.append(_open_tag(top[3])[1])
-                if top[1] <= position:
-                    break
-                reopen.append(top)
-            for span in reversed(reopen):
-                out.append(_open_tag(span[3])[0])
-                stack.append(span)
-
-    def open_at(position: int) -> None:
-        while pending and pending[0][0] <= position:
-            span = pending.pop(0)
-            out.append(_open_tag(span[3])[0])
-            stack.append(span)
-
+    """Escaped text with the entities as tags; overlapping entities are split so the result is
+    always well-nested, and entities outside the text or malformed are left out."""
+    # Where a character starts, in UTF-16 units: an entity's ends are moved onto the next one, so no
+    # tag falls inside a surrogate pair.
+    starts = [0]
     for char in text:
-        close_until(pos)
-        open_at(pos)
-        out.append(html.escape(char, quote=False))
-        pos += utf16_len(char)
-    close_until(10**9)
-    return "".join(out)
+        starts.append(starts[-1] + utf16_len(char))
+
+    def boundary(unit: int) -> int:
+        return starts[bisect_left(starts, unit)] if unit <= starts[-1] else starts[-1]
+
+    kept = []
+    for raw in entities or []:
+        try:
+            entity = MessageEntity.model_validate(raw)
+        except ValueError:
+            continue
+        if entity.offset < 0 or entity.length <= 0:
+            continue
+        start, end = boundary(entity.offset), boundary(entity.offset + entity.length)
+        if start < end:
+            kept.append(entity.model_copy(update={"offset": start, "length": end - start}))
+    return _PAGE.unparse(text, _well_nested(kept))

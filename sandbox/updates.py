@@ -10,7 +10,8 @@ import re
 import time
 from typing import Any
 
-from sandbox.entities import parse_html, utf16_len
+from core.content import utf16_len
+from sandbox.entities import parse_html
 
 LANGUAGES = ("uz", "ru", "en")
 _USERNAME = re.compile(r"^[A-Za-z0-9_]{1,32}$")

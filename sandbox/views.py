@@ -11,10 +11,10 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from db import sandbox as sandbox_db
-from sandbox.chats import SandboxBotAPI
 from sandbox.entities import render_html
 from sandbox.logins import codes_of
 from sandbox.payments import payment_view
+from sandbox.sandbox_botapi import SandboxBotAPI
 from userbot.fake import FakeTelegram, PostedMessage
 
 _MEDIA_KINDS = ("photo", "video", "animation", "document", "audio", "voice")

@@ -30,8 +30,8 @@ from db import messages
 from sandbox import logins, payments
 from sandbox.botapi import create_app as create_fake_botapi
 from sandbox.botapi import normalize_params
-from sandbox.chats import ChatStore, SandboxBotAPI
 from sandbox.entities import MarkupError
+from sandbox.sandbox_botapi import ChatStore, SandboxBotAPI
 from sandbox.seed import seed_sandbox
 from sandbox.updates import (
     BadInput,

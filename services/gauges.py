@@ -57,6 +57,8 @@ class Stats:
 
 
 def queue_names(settings: Settings) -> list[str]:
+    """The broadcast and the announcement queue, as jobs/queues.py names them (a test keeps the two
+    equal: services sit below jobs and may not import them)."""
     return [f"{settings.queue_prefix}-broadcast", f"{settings.queue_prefix}-announce"]
 
 
@@ -76,6 +78,8 @@ def _queue_stats_sync(settings: Settings) -> list[QueueStat]:
 
 
 async def queue_stats(settings: Settings) -> list[QueueStat]:
+    """The broadcast queue's, then the announcement queue's: what /metrics, /ops, `tgcast stats` and
+    the admin's statistics show as queue depth."""
     return await asyncio.to_thread(_queue_stats_sync, settings)
 
 

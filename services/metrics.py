@@ -271,11 +271,6 @@ def gauge(name: str, samples: Iterable[tuple[Mapping[str, object], float]]) -> F
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what `prometheus_client.generate_latest` writes
 
 
-def escape_label(value: str) -> str:
-    """A label value as the text format quotes it (what prometheus_client writes; for readers of it)."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 class _Snapshot:
     """A prometheus_client collector over totals already read from Redis (its `collect` is
     synchronous; the reads are not)."""

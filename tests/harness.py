@@ -17,8 +17,9 @@ from typing import Any
 
 import httpx
 
-from core.i18n import catalog
-from sandbox.botapi import FakeBotAPI
+from sandbox.botapi import Call, FakeBotAPI
+from sandbox.botapi_state import SEND_METHODS
+from tests.catalogs import catalog
 
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 _update_ids = itertools.count(1_000_000)
@@ -37,6 +38,12 @@ def _key_patterns(lang: str) -> list[tuple[str, re.Pattern[str]]]:
             parts = [re.escape(p) for p in re.split(r"\{[^{}]*\}", template)]
             patterns.append((key, re.compile("(?s)" + ".*?".join(parts))))
     return patterns
+
+
+def sent_to(api: FakeBotAPI, chat_id: int) -> list[Call]:
+    """Every call that put something on one chat's screen, in order."""
+    return [c for c in api.calls if c.method.lower() in SEND_METHODS
+            and str(c.params.get("chat_id", "")) == str(chat_id)]
 
 
 def message_keys(text: str, lang: str = "en") -> set[str]:
@@ -172,7 +179,7 @@ class Telegram:
         messages = self.api.messages(chat_id)
         assert messages, f"the bot showed nothing to {chat_id}"
         last = messages[-1]
-        for call in reversed(self.api.sent_to(chat_id)):
+        for call in reversed(sent_to(self.api, chat_id)):
             if call.method.startswith("edit") and "message_id" in call.params:
                 last = self.api.message(chat_id, int(call.params["message_id"])) or last
             break

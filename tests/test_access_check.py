@@ -178,7 +178,8 @@ ALERT_KEYS = ("access.denied", "access.expired", "access.not_active", "common.no
 
 @pytest.mark.parametrize("lang", ["uz", "ru", "en"])
 def test_toast_texts_fit_telegrams_200_characters(lang: str) -> None:
-    from core.i18n import catalog, t
+    from core.i18n import t
+    from tests.catalogs import catalog
 
     values: dict[str, Any] = {"support": "@" + "s" * 32, "date": "2026-01-01", "count": 1_000_000}
     for key in ALERT_KEYS:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from redis import Redis as SyncRedis
 from rq import Queue
 
-from db import accounts, configs, stats, users
+from db import accounts, configs, ops, users
 from tests.harness import Telegram, TgUser, message_keys
 
 
@@ -49,17 +49,16 @@ async def _seed(db) -> None:
     await accounts.pause(db, 1, datetime.now(UTC) + timedelta(minutes=10), "flood")
 
 
-async def test_stats_queries(db) -> None:
+async def test_the_figures_the_screen_reads(db) -> None:
     await _seed(db)
-    now = datetime.now(UTC)
-    sends = await stats.deliveries_since(db, now - timedelta(hours=24))
+    sends = await ops.delivery_totals(db)
     assert (sends.sent, sends.failed, sends.cancelled) == (9, 3, 1)
-    assert sends.reasons == {"forbidden": 2, "unreachable": 1}
-    assert await stats.accounts_in_flood(db, now) == 1
-    assert await stats.active_broadcasts(db) == 1
-    lag = await stats.lag_p95_ms(db, now - timedelta(hours=24))
+    assert await ops.failures_by_reason(db) == [("forbidden", 2), ("unreachable", 1)]
+    assert (await ops.accounts_by_state(db))["flood_paused"] == 1
+    assert await ops.active_configs(db) == 1
+    lag = (await ops.lag_percentiles(db)).p95_ms
     assert lag is not None and 1900 <= lag <= 2000
-    hourly = await stats.sent_per_hour(db, now)
+    hourly = [h.sent for h in await ops.deliveries_per_hour(db)]
     assert len(hourly) == 24 and sum(hourly) == 9 and hourly[-1] + hourly[-2] >= 5
     assert hourly[-4] + hourly[-3] + hourly[-5] >= 4
 

@@ -10,11 +10,11 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tests.test_clients import PEER, Clock, batch, login
+from tests.test_sender_cache import PEER, Clock, batch, login
 from userbot.claims import ConnectionClaims
-from userbot.clients import SenderCache
 from userbot.fake import FakeGateway, FakeSender, FakeTelegram
 from userbot.gateway import GatewayError
+from userbot.sender_cache import SenderCache
 
 PREFIX = "t:"
 

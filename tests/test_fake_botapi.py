@@ -24,6 +24,7 @@ from aiogram.types import (
 )
 
 from sandbox.botapi import NOT_MODIFIED, FakeBotAPI, FakeBotAPIServer
+from tests.harness import sent_to
 
 TOKEN = "123456:TEST"
 CHAT = 700_000_123
@@ -69,7 +70,7 @@ async def test_send_message_records_decoded_params(bot: Bot, botapi: FakeBotAPI)
     assert call.params["reply_markup"] == {
         "inline_keyboard": [[{"text": "A", "callback_data": "a"}], [{"text": "B", "callback_data": "b"}]]
     }
-    assert [c.params["text"] for c in botapi.sent_to(CHAT)] == ["Hello world", "second"]
+    assert [c.params["text"] for c in sent_to(botapi, CHAT)] == ["Hello world", "second"]
     assert [m["text"] for m in botapi.messages(CHAT)] == ["Hello world", "second"]
 
 
@@ -165,7 +166,7 @@ async def test_blocked_chat_is_forbidden(bot: Bot, botapi: FakeBotAPI) -> None:
     with pytest.raises(TelegramForbiddenError):
         await bot.copy_message(CHAT, from_chat_id=-100123, message_id=1)
     await bot.send_message(CHAT + 1, "other chats still work")
-    botapi.unblock_chat(CHAT)
+    botapi.clear()  # a session-wide server forgets blocks between tests
     await bot.send_message(CHAT, "hi again")
 
 
@@ -174,7 +175,7 @@ async def test_copy_message_repeats_the_source(bot: Bot, botapi: FakeBotAPI) -> 
     copied = await bot.copy_message(CHAT, from_chat_id=-100500, message_id=source)
     assert copied.message_id == 1
     assert botapi.messages(CHAT)[-1]["text"] == "post"
-    assert botapi.sent_to(CHAT)[0].method == "copyMessage"
+    assert sent_to(botapi, CHAT)[0].method == "copyMessage"
 
 
 async def test_webhook_settings_are_stored(bot: Bot, botapi: FakeBotAPI) -> None:

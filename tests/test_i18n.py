@@ -16,17 +16,8 @@ from babel.messages.catalog import Catalog
 from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 
-from core.i18n import (
-    LANGUAGES,
-    LOCALES,
-    Translator,
-    catalog,
-    entries,
-    load_translations,
-    placeholders,
-    resolve_language,
-    t,
-)
+from core.i18n import LANGUAGES, LOCALES, Translator, load_translations, resolve_language, t
+from tests.catalogs import catalog, entries, placeholders
 
 FILES = sorted({p.stem for lang in LANGUAGES for p in (LOCALES / lang / "LC_MESSAGES").glob("*.po")})
 # Telegram's HTML parse mode knows these tags only; anything else is a 400 at send time.

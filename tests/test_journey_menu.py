@@ -9,7 +9,7 @@ import pytest
 from db import configs
 from handlers.states import BroadcastStates
 from tests.conftest import ADMIN_ID
-from tests.harness import Telegram, TgUser
+from tests.harness import Telegram, TgUser, sent_to
 from tests.journey_helpers import allow, fsm_state, log_in, make_groups
 
 GUEST_MENU = ["login", "full_manual"]
@@ -34,7 +34,7 @@ VIDEO = pytest.mark.parametrize("settings_overrides", [{"manual_video_file_id": 
 async def test_start_sends_the_guide_video_first(tg: Telegram, db, user: TgUser, botapi) -> None:
     await allow(db, user)
     await tg.send(user, "/start")
-    calls = [c.method for c in botapi.sent_to(user.id)]
+    calls = [c.method for c in sent_to(botapi, user.id)]
     assert calls[0] == "sendVideo"
     assert botapi.calls_of("sendVideo")[0].params["video"] == "VIDEO-FILE-ID"
     assert calls.index("sendVideo") < calls.index("sendMessage")

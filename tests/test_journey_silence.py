@@ -10,7 +10,7 @@ import pytest
 
 from db import configs, messages
 from handlers.states import LoginStates
-from tests.harness import Telegram, TgUser
+from tests.harness import Telegram, TgUser, sent_to
 from tests.journey_helpers import allow, fsm_state, log_in
 
 GUEST_MENU = ["login", "full_manual"]
@@ -97,7 +97,7 @@ async def test_an_album_gets_one_offer(tg: Telegram, ready: TgUser, botapi) -> N
     for n in range(3):
         await tg.send_content(ready, media_group_id="album-1",
                               photo=[{"file_id": f"ALB-{n}", "file_unique_id": f"a{n}", "width": 1, "height": 1}])
-    offers = [c for c in botapi.sent_to(ready.id) if c.method == "sendMessage"
+    offers = [c for c in sent_to(botapi, ready.id) if c.method == "sendMessage"
               and "use_as_message" in str(c.params.get("reply_markup"))]
     assert len(offers) == 1
 

@@ -17,7 +17,7 @@ from rq import Queue
 
 from api.state import AppState
 from services.gauges import last_tick_key, queue_names
-from services.metrics import METRICS, Family, Metrics, MetricSpec, Sample, bucket_for, escape_label, render
+from services.metrics import METRICS, Family, Metrics, MetricSpec, Sample, bucket_for, render
 from tests.harness import WEBHOOK_SECRET, Telegram, TgUser
 
 _LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
@@ -376,6 +376,12 @@ def test_computed_counters_cannot_be_recorded() -> None:
         _Recorder(_Accumulator(), "x:").inc("tgcast_payments_total", plan="week")
 
 
+def test_the_gauges_count_the_queues_the_jobs_use(settings) -> None:
+    from jobs.queues import announce_queue_name, broadcast_queue_name
+
+    assert queue_names(settings) == [broadcast_queue_name(settings), announce_queue_name(settings)]
+
+
 async def test_queue_gauges_follow_rq(client, settings) -> None:
     broadcast, announce = queue_names(settings)
     before = await scrape(client)
@@ -432,7 +438,6 @@ def test_label_values_are_escaped() -> None:
     assert 'tgcast_x_total{reason="a \\"quoted\\" \\\\ back\\nslash"} 2' in text
     assert "# HELP tgcast_x_total help with \\\\ and\\nnewline" in text
     assert parse(text)[("tgcast_x_total", frozenset({("reason", tricky)}))] == 2
-    assert escape_label("plain") == "plain"
 
 
 @pytest.mark.parametrize(("observed", "bucket"), [(0.0, "0.5"), (0.5, "0.5"), (0.51, "1.0"), (1800, "1800.0"),

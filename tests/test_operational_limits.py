@@ -23,7 +23,7 @@ from api.app import create_app
 from jobs import queues
 from sandbox.live_server import LiveServer
 from tests.conftest import ADMIN_ID, TICK_TOKEN, ErrorRecords
-from tests.harness import WEBHOOK_SECRET
+from tests.harness import WEBHOOK_SECRET, sent_to
 from tests.runtime_helpers import make_broadcaster
 
 BURST = 300
@@ -128,7 +128,7 @@ async def _webhook_burst(client: httpx.AsyncClient, db, botapi, label: str) -> N
     assert (await cur.fetchone()) == (len(ok_users),)
     told = Counter(
         int(b["callback_data"].split(":")[1])
-        for c in botapi.sent_to(ADMIN_ID) if c.method == "sendMessage"
+        for c in sent_to(botapi, ADMIN_ID) if c.method == "sendMessage"
         for row in (c.params.get("reply_markup") or {}).get("inline_keyboard", [])
         for b in row if str(b.get("callback_data", "")).startswith("admin_user:")
     )

@@ -15,7 +15,7 @@ import pytest
 from db import payments, users
 from db.payments import Subscription
 from services.payments import renewed_subscription
-from tests.harness import Telegram, TgUser, message_keys
+from tests.harness import Telegram, TgUser, message_keys, sent_to
 from tests.payments_helpers import PLANS, pay, payload, payment_rows, pre_checkout
 
 WEEK = payload("week", 7, 250, 700_000_001)
@@ -50,7 +50,7 @@ async def _payment(db, charge: str) -> dict[str, Any]:
 
 
 def _keys_sent(tg: Telegram, chat_id: int) -> list[set[str]]:
-    return [message_keys(str(c.params.get("text", ""))) for c in tg.api.sent_to(chat_id)
+    return [message_keys(str(c.params.get("text", ""))) for c in sent_to(tg.api, chat_id)
             if c.method == "sendMessage"]
 
 
@@ -246,7 +246,7 @@ async def test_a_refund_that_leaves_days_states_the_new_end(tg: Telegram, db, us
     assert _close(await _expiry(db, user.id), later, 2)
     [notice] = [k for k in _keys_sent(tg, user.id) if k & {"payments.refunded_until", "payments.refunded_ended"}]
     assert notice == {"payments.refunded_until"}
-    assert later.strftime("%Y-%m-%d") in tg.api.sent_to(user.id)[-1].params["text"]
+    assert later.strftime("%Y-%m-%d") in sent_to(tg.api, user.id)[-1].params["text"]
     card = tg.screen(admin)
     assert card.has("payments.card_payment_refunded_until") and not card.has("payments.card_payment_refunded_ended")
 

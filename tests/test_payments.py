@@ -14,7 +14,7 @@ import pytest
 from core.plans import parse_payload
 from db import payments, users
 from tests.conftest import ADMIN_ID
-from tests.harness import WEBHOOK_SECRET, Telegram, TgUser, _callbacks
+from tests.harness import WEBHOOK_SECRET, Telegram, TgUser, _callbacks, sent_to
 from tests.payments_helpers import MONTH_S, PLANS, paid_update, pay, payload, payment_rows, pre_checkout
 
 WEEK = payload("week", 7, 250, 700_000_001)
@@ -221,8 +221,8 @@ async def test_the_same_payment_delivered_twice_grants_once(tg: Telegram, db, us
     assert (await tg.post_update(replay)).status_code == 200
     assert await _expiry(db, user.id) == first
     assert len(await payment_rows(db, user.id)) == 1
-    assert len([c for c in tg.api.sent_to(user.id) if "access.granted" in _keys(c)]) == 1
-    assert len([c for c in tg.api.sent_to(ADMIN_ID) if "payments.admin_notice" in _keys(c)]) == 1
+    assert len([c for c in sent_to(tg.api, user.id) if "access.granted" in _keys(c)]) == 1
+    assert len([c for c in sent_to(tg.api, ADMIN_ID) if "payments.admin_notice" in _keys(c)]) == 1
 
 
 def _keys(call: Any) -> set[str]:
@@ -447,7 +447,7 @@ async def test_a_refund_reported_by_telegram_is_recorded_once(tg: Telegram, db, 
     [p] = await payment_rows(db, user.id)
     assert p["refunded_at"] is not None and p["refunded_by"] is None
     assert _close(await _expiry(db, user.id), later, 2)
-    refunded = [c for c in tg.api.sent_to(user.id) if "payments.refunded_until" in _keys(c)]
+    refunded = [c for c in sent_to(tg.api, user.id) if "payments.refunded_until" in _keys(c)]
     assert len(refunded) == 1
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.entities import MarkupError, parse_html, render_html, utf16_len
+from core.content import utf16_len
+from sandbox.entities import MarkupError, parse_html, render_html
 
 
 @pytest.mark.parametrize(
@@ -70,6 +71,8 @@ def test_utf16_len_counts_surrogate_pairs() -> None:
          '<span class="tg-text_link">go</span>'),
         ("@bob", [{"type": "mention", "offset": 0, "length": 4}], '<span class="tg-mention">@bob</span>'),
         ("ab", [{"type": "bold", "offset": 5, "length": 2}, {"type": "bold"}], "ab"),
+        # An entity edge inside a surrogate pair moves to the next character: no tag splits the emoji.
+        ("😀a", [{"type": "bold", "offset": 1, "length": 2}], "😀<b>a</b>"),
     ],
 )
 def test_render_html(text: str, entities: list[dict], html: str) -> None:

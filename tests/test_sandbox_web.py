@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from core.settings import SANDBOX_BOT_TOKEN
-from sandbox.chats import SandboxBotAPI
+from sandbox.sandbox_botapi import SandboxBotAPI
 from tests.harness import message_keys
 from tests.sandbox_server import SANDBOX_ADMIN_ID, LiveSandbox, live_sandbox
 from userbot.fake import FakeGateway, FakeTelegram

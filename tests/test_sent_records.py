@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from db import configs
 from jobs.scheduler import tick
@@ -135,19 +136,44 @@ async def test_a_job_timeout_in_the_records_linger_never_gives_back_a_posted_row
     assert (row["status"], len(await net.posted(row["chat_id"]))) == ("sent", 1)
 
 
-async def test_a_record_for_a_row_given_back_meanwhile_leaves_its_groups_time_alone(db, net, settings, pool) -> None:
-    """the lease ran out and the tick gave the row back before its record came; the
-    row is sent again soon (same random_id), and its group's time must not push that resend an
-    interval out."""
+async def test_a_record_for_a_row_given_back_meanwhile_marks_it_sent(db, net, settings, pool) -> None:
+    """the lease ran out and the tick gave the row back before its record came: the post was made, so
+    the row is sent (no resend a lease later, when Telegram may have forgotten its random_id), and its
+    group's time moves."""
     await make_broadcaster(db, net, settings, 2601, groups=2)
     [cycle_id] = (await tick(pool, settings)).cycle_ids
     ids = await _claim_all(db, cycle_id)
     await db.execute("UPDATE deliveries SET status = 'pending', lease_until = NULL WHERE id = %(id)s",
                      {"id": ids[0]})
     recorder = SentRecorder(pool, linger_s=0)
-    assert await recorder.record(ids[0], cycle_id, 41, utcnow()) == (False, True)
+    assert await recorder.record(ids[0], cycle_id, 41, utcnow()) == (True, True)
     assert await recorder.record(ids[1], cycle_id, 42, utcnow()) == (True, True)
     rows = {r["id"]: r for r in await deliveries_of(db, cycle_id)}
     times = await _group_times(db, 2601)
-    assert (rows[ids[0]]["status"], times[rows[ids[0]]["chat_id"]]) == ("pending", None)
-    assert times[rows[ids[1]]["chat_id"]] is not None
+    assert (rows[ids[0]]["status"], rows[ids[0]]["tg_message_id"]) == ("sent", 41)
+    assert all(t is not None for t in times.values())
+
+
+async def test_a_record_outlives_a_connection_postgresql_dropped(db, net, settings, pool) -> None:
+    """PostgreSQL restarted under the worker's pool: the record's first write meets a dead connection
+    and is written on the next try instead of failing the batch (which would leave a made post
+    unrecorded, to be posted again a lease later)."""
+    await make_broadcaster(db, net, settings, 2701, groups=2)
+    name = "tgcast-test-recorder"
+    recorder_pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=1, open=False,
+                                        kwargs={"autocommit": True, "application_name": name})
+    await recorder_pool.open(wait=True)
+    try:
+        async with recorder_pool.connection() as conn:
+            await conn.execute("SELECT 1")  # the one pooled connection, warm
+        await db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %(n)s",
+                         {"n": name})
+        [cycle_id] = (await tick(pool, settings)).cycle_ids
+        ids = await _claim_all(db, cycle_id)
+        recorder = SentRecorder(recorder_pool, linger_s=0)
+        assert await recorder.record(ids[0], cycle_id, 51, utcnow()) == (True, True)
+        assert recorder.statements == 1
+        [row, _] = await deliveries_of(db, cycle_id)
+        assert row["status"] == "sent"
+    finally:
+        await recorder_pool.close()

@@ -1,11 +1,20 @@
-"""What the soak harness relies on: the emulator on its own Redis (FAKE_REDIS_URL), and the verdict
+"""What the soak harness relies on: the emulator on its own Redis (FAKE_REDIS_URL), the emulator's
+memory of random ids and of a dead process's connections, the long outages' injectors, and the verdict
 rules that turn the delivery ledger and the emulator's posts into duplicates, losses, early and
-overlapping cycles."""
+overlapping cycles, doubled sessions and re-sends."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import os
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from redis import Redis as SyncRedis
@@ -13,11 +22,22 @@ from redis.asyncio import Redis
 
 from bench.seed import TG_BASE, USER_BASE
 from bench.soak_ledger import Cycle, Delivery, Ledger, Post, judge
+from bench.soak_outages import (
+    OUTAGE_PLAN,
+    freeze_for,
+    hang_account,
+    plan_for,
+    process_state,
+    stop_postgres_for,
+    stop_redis_for,
+)
+from bench.soak_services import PrivatePostgres, PrivateRedis
 from core.settings import Settings
 from devtools.services import claim_redis_db
-from tests.conftest import _REDIS_URL
-from userbot.factory import build_gateway
-from userbot.fake import FakeGateway
+from tests.conftest import _REDIS_URL, make_settings
+from userbot.factory import build_gateway, fake_network
+from userbot.fake import FakeGateway, FakeGroup, FakeTelegram
+from userbot.gateway import GatewayError, Peer, SignedIn
 
 # ---- FAKE_REDIS_URL ---------------------------------------------------------------------------------
 
@@ -168,3 +188,198 @@ def test_a_group_posted_again_less_than_the_interval_after_its_last_post_is_too_
     v = judge(cycles, _ledger(1, 2), [*held, *_posts(2, t1)], cut=T0 + timedelta(hours=1))
     assert v.too_close == 1 and v.early == 0
     assert not v.ok
+
+
+def test_two_connections_of_one_account_at_once_fail_the_run() -> None:
+    cycles, ledger, posts = _clean_run()
+    v = judge(cycles, ledger, posts, cut=T0 + timedelta(hours=1), peaks={SENDER: 2, SENDER + 1: 1})
+    assert (v.peak_connections, v.sessions_doubled) == (2, 1)
+    assert not v.ok
+    clean = judge(cycles, ledger, posts, cut=T0 + timedelta(hours=1), peaks={SENDER: 1, SENDER + 1: 1})
+    assert (clean.peak_connections, clean.sessions_doubled) == (1, 0)
+    assert clean.ok
+
+
+def test_a_random_id_posted_again_after_telegram_forgot_it_is_a_resend() -> None:
+    cycles, ledger, posts = _clean_run()
+    posts.append(Post(CHATS[0], SENDER, 10, posts[0].at + 61))  # cycle 1's first post, a minute later
+    v = judge(cycles, ledger, posts, cut=T0 + timedelta(hours=1))
+    assert v.resends == 1
+    assert v.resend_gaps_s == [pytest.approx(61)]
+    assert v.sent_twice == 1  # the same delivery, so it is a duplicate too
+    assert not v.ok
+
+
+def test_the_same_random_id_of_two_senders_is_no_resend() -> None:
+    cycles, ledger, posts = _clean_run()
+    posts.append(Post(CHATS[0], SENDER + 1, 10, posts[0].at + 61))  # someone else's post: unattributed
+    v = judge(cycles, ledger, posts, cut=T0 + timedelta(hours=1))
+    assert (v.resends, v.unattributed_posts) == (0, 1)
+
+
+# ---- the emulator's memory --------------------------------------------------------------------------
+
+GROUP = -1001234
+
+
+async def _signed_in(net: FakeTelegram, phone: str = "+998907654321") -> tuple[int, str]:
+    uid = await net.add_account(phone)
+    await net.add_group(FakeGroup(GROUP, "g", access_hash=1), members=[uid])
+    gateway = FakeGateway(net)
+    code = await gateway.send_code(phone)
+    signed = await gateway.sign_in(code.temp_session, phone, await net.last_code(phone) or "", code.phone_code_hash)
+    assert isinstance(signed, SignedIn)
+    return uid, signed.session
+
+
+async def _send_twice_apart(net: FakeTelegram, gap_s: float) -> tuple[bool, bool]:
+    """The same random_id sent, sent again at once, and again after `gap_s`: whether each repeat was
+    answered as a duplicate."""
+    _, session = await _signed_in(net)
+    peer = Peer(GROUP, "supergroup", 1)
+    async with FakeGateway(net).connect(session) as sender:
+        first = await sender.send_text(peer, "hi", [], random_id=42)
+        at_once = await sender.send_text(peer, "hi", [], random_id=42)
+        await asyncio.sleep(gap_s)
+        later = await sender.send_text(peer, "hi", [], random_id=42)
+    assert not first.duplicate
+    return at_once.duplicate, later.duplicate
+
+
+async def test_the_emulator_forgets_a_random_id_after_its_ttl(redis: Redis, settings: Settings) -> None:
+    net = FakeTelegram(redis, prefix=f"{settings.redis_prefix}fake:", random_id_ttl_s=1)
+    assert await _send_twice_apart(net, 1.2) == (True, False)
+    assert len(await net.posted(GROUP)) == 2  # the resend is a second message
+
+
+async def test_without_a_ttl_the_emulator_remembers_a_random_id(net: FakeTelegram) -> None:
+    assert await _send_twice_apart(net, 1.2) == (True, True)
+    assert len(await net.posted(GROUP)) == 1
+
+
+def _settings(**overrides: Any) -> Settings:
+    return make_settings("postgresql://u@127.0.0.1/db", "redis://127.0.0.1/1", "http://127.0.0.1:1", **overrides)
+
+
+def test_random_id_ttl_setting_defaults_to_for_ever_and_is_passed_through(redis: Redis) -> None:
+    assert _settings().fake_random_id_ttl_s is None
+    assert fake_network(_settings(), redis).random_id_ttl_s is None
+    assert fake_network(_settings(fake_random_id_ttl_s=60), redis).random_id_ttl_s == 60
+    for bad in (0, -5):
+        with pytest.raises(ValueError, match="fake_random_id_ttl_s"):
+            _settings(fake_random_id_ttl_s=bad)
+
+
+async def test_a_dead_process_connections_are_closed_and_the_peak_stays_one(net: FakeTelegram) -> None:
+    """A SIGKILLed worker never says goodbye, but its sockets close with it: another worker's
+    connection afterwards is the only one open."""
+    uid, session = await _signed_in(net)
+    dead = FakeGateway(net).connect(session)
+    await dead.__aenter__()  # never left: the process "dies" holding it
+    assert await net.open_connections(uid) == 1
+    assert await net.process_died(os.getpid()) == 1
+    assert await net.open_connections(uid) == 0
+    async with FakeGateway(net).connect(session):
+        assert await net.open_connections(uid) == 1
+    assert (await net.peak_connections(uid), await net.open_connections(uid)) == (1, 0)
+    assert await net.process_died(os.getpid()) == 0  # nothing left to close
+
+
+# ---- the long outages ---------------------------------------------------------------------------------
+
+
+def test_the_outage_plan_runs_one_at_a_time_inside_the_default_run() -> None:
+    default_fault_s = 8 * 60
+    assert plan_for(default_fault_s) == list(OUTAGE_PLAN)
+    services = [p for p in OUTAGE_PLAN if p.kind != "hang"]  # the hang is one account's, under the others
+    for before, after in itertools.pairwise(services):
+        assert before.at_s + before.seconds < after.at_s
+    assert {(p.kind, p.seconds) for p in OUTAGE_PLAN} == {
+        ("hang", 180), ("redis-kept", 45), ("redis-empty", 120), ("postgres", 60), ("freeze", 40)}
+    assert [p.kind for p in plan_for(200)] == ["hang", "redis-kept", "freeze"]
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path, "t")
+    yield server
+    server.remove()
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_redis_stopped_keeps_its_data_or_comes_back_empty(private_redis: PrivateRedis, keep: bool) -> None:
+    with SyncRedis.from_url(private_redis.url) as r:
+        r.set("queue", "job")
+        r.set("claim", "me", px=300)  # lapses while the server is away
+    seen: list[bool] = []
+
+    def probe() -> None:
+        time.sleep(0.4)
+        with SyncRedis.from_url(private_redis.url, socket_connect_timeout=0.5) as r:
+            try:
+                r.ping()
+                seen.append(True)
+            except Exception:
+                seen.append(False)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    stopped, started = stop_redis_for(private_redis, 1.0, keep_data=keep)
+    prober.join()
+    assert seen == [False]  # away, not flushed
+    assert started - stopped >= 1.0
+    with SyncRedis.from_url(private_redis.url) as r:
+        assert r.get("queue") == (b"job" if keep else None)
+        assert r.get("claim") is None
+
+
+def test_postgres_stop_waits_its_time_between_stop_and_start() -> None:
+    calls: list[tuple[str, float]] = []
+
+    class Pg:
+        def stop(self, mode: str) -> None:
+            calls.append((mode, time.monotonic()))
+
+        def start(self) -> None:
+            calls.append(("start", time.monotonic()))
+
+    stopped, started = stop_postgres_for(Pg(), 0.3)  # type: ignore[arg-type]
+    assert [c for c, _ in calls] == ["fast", "start"]
+    assert calls[1][1] - calls[0][1] >= 0.29 and started - stopped >= 0.29
+    assert PrivatePostgres.stop.__defaults__ == ("fast",)
+
+
+def test_a_frozen_process_stands_still_and_runs_on_after() -> None:
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        states: list[str] = []
+        wake = threading.Event()
+        freezer = threading.Thread(target=lambda: freeze_for(proc, 20, wake))
+        freezer.start()
+        time.sleep(0.3)
+        states.append(process_state(proc.pid))
+        wake.set()  # ends the freeze early: the SIGCONT is what is tested
+        freezer.join()
+        time.sleep(0.1)
+        states.append(process_state(proc.pid))
+        assert states == ["T", "S"]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def test_a_hung_account_is_posted_to_but_never_answered_until_the_hang_lapses(
+    net: FakeTelegram, redis_url: str
+) -> None:
+    uid, session = await _signed_in(net)
+    since, until = await asyncio.to_thread(hang_account, redis_url, net.p, uid, 1.0)
+    assert until - since == pytest.approx(1.0)
+    peer = Peer(GROUP, "supergroup", 1)
+    async with FakeGateway(net, request_timeout_s=0.3).connect(session) as sender:
+        with pytest.raises(GatewayError) as info:
+            await sender.send_text(peer, "hi", [], random_id=7)
+        assert info.value.code == "TIMEOUT"
+        assert len(await net.posted(GROUP)) == 1  # it reached "Telegram"
+        await asyncio.sleep(max(0.0, until - time.time()) + 0.1)
+        again = await sender.send_text(peer, "hi", [], random_id=7)
+    assert again.duplicate

@@ -441,7 +441,7 @@ async def test_sender_connects_once_without_updates_or_flood_sleep(fake: type[Fa
 
 
 async def test_sender_does_not_probe_a_session_its_first_send_tells(fake: type[FakeClient]) -> None:
-    # The connection outlives a job (userbot.clients), so no get_me per connect: a dead session
+    # The connection outlives a job (userbot.sender_cache), so no get_me per connect: a dead session
     # fails the first send instead, with the code the classifier treats as revoked.
     fake.behaviour["me"] = AssertionError("get_me probe")
     fake.behaviour["send"] = errors.AuthKeyUnregisteredError(request=None)

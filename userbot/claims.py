@@ -2,7 +2,7 @@
 
 Telegram answers an authorisation key used from two IP addresses at once with AUTH_KEY_DUPLICATED,
 and the session is dead from then on (the user must log in again). Connections kept open between
-batches (`userbot.clients.SenderCache`), with an account's batches landing on any worker replica,
+batches (`userbot.sender_cache.SenderCache`), with an account's batches landing on any worker replica,
 would otherwise leave one open on every replica that ever served the account.
 
 So a worker claims every account whose connection it keeps: a Redis key holding the worker's id,
@@ -12,7 +12,7 @@ that needs an account another one holds asks the holder to let go, and waits unt
 A claim lapses in Redis whether or not its holder noticed: a holder cut off from Redis (an outage, a
 partition) cannot renew it, and after the TTL another worker may take it. So a holder trusts a claim only
 for `trust_s` (the TTL less a safety margin) after the request that last confirmed it was sent, and
-closes the connection when that runs out (`userbot.clients.SenderCache`), before anyone else can take it.
+closes the connection when that runs out (`userbot.claim_trust`), before anyone else can take it.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ def fake_network(settings: Settings, redis: Redis) -> FakeTelegram:
         redis = Redis.from_url(settings.fake_redis_url, socket_timeout=10, socket_connect_timeout=5)
     latency = LatencyModel(settings.fake_connect_ms, settings.fake_send_p50_ms, settings.fake_send_p99_ms)
     return FakeTelegram(redis, prefix=f"{settings.redis_prefix}fake:", auto_accounts=settings.sandbox,
-                        latency=latency)
+                        latency=latency, random_id_ttl_s=settings.fake_random_id_ttl_s)
 
 
 def build_gateway(settings: Settings, redis: Redis) -> AccountGateway:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import re
 import secrets
@@ -23,6 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
 
+from core.content import CAPTION_LIMIT, TEXT_LIMIT, utf16_len
 from userbot.gateway import (
     CodeSent,
     GatewayError,
@@ -74,7 +76,7 @@ class FakeTelegram:
     def __init__(
         self, redis: Redis, prefix: str = "tgcast:fake:", *, auto_accounts: bool = False,
         latency: LatencyModel | None = None, rng: random.Random | None = None,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, random_id_ttl_s: int | None = None,
     ) -> None:
         self.redis = redis
         self.p = prefix
@@ -86,6 +88,10 @@ class FakeTelegram:
         self.latency = latency or LatencyModel()
         self.rng = rng or _RNG
         self.sleep = sleep
+        # Telegram de-duplicates a send by its random_id but does not promise for how long; None keeps
+        # them for ever, a number forgets each that many seconds after its post (the soak uses 60 s,
+        # so a resend a whole interval later posts again and is counted as the duplicate it would be).
+        self.random_id_ttl_s = random_id_ttl_s
 
     # ---- set-up and inspection (tests, sandbox) ------------------------------------------------
 
@@ -175,13 +181,20 @@ class FakeTelegram:
         return int(await self.redis.get(f"{self.p}peak:{tg_user_id}") or 0)
 
     async def _connected(self, tg_user_id: int) -> None:
-        await self.redis.eval(_CONNECT_LUA, 0, self.p, str(tg_user_id))  # type: ignore[misc]
+        await self.redis.eval(_CONNECT_LUA, 0, self.p, str(tg_user_id), str(os.getpid()))  # type: ignore[misc]
 
     async def _disconnected(self, tg_user_id: int) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.decr(f"{self.p}open")
             pipe.decr(f"{self.p}open:{tg_user_id}")
+            pipe.hincrby(f"{self.p}proc:{os.getpid()}", str(tg_user_id), -1)
             await pipe.execute()
+
+    async def process_died(self, pid: int) -> int:
+        """The operating system closes the sockets of a process that dies (SIGKILL included), so
+        Telegram sees its connections end at once: they leave the open counts. Only a machine that
+        vanishes leaves them open until Telegram times them out. Returns how many were closed."""
+        return int(await self.redis.eval(_PROCESS_DIED_LUA, 0, self.p, str(pid)))  # type: ignore[misc]
 
     async def _round_trip(self) -> None:
         delay = self.latency.send_s(self.rng)
@@ -314,23 +327,45 @@ class FakeTelegram:
         return uid
 
 
-# KEYS: none (the prefix comes as ARGV[1]); ARGV: prefix, uid. Counts a connection, keeping the
-# account's peak of simultaneous ones.
+# KEYS: none (the prefix comes as ARGV[1]); ARGV: prefix, uid, pid. Counts a connection, keeping the
+# account's peak of simultaneous ones, and which process holds it (`process_died`).
 _CONNECT_LUA = """
-local p, uid = ARGV[1], ARGV[2]
+local p, uid, pid = ARGV[1], ARGV[2], ARGV[3]
+redis.call('HINCRBY', p .. 'proc:' .. pid, uid, 1)
 redis.call('INCR', p .. 'connects:' .. uid)
 redis.call('INCR', p .. 'connects')
 redis.call('INCR', p .. 'open')
 local now_open = redis.call('INCR', p .. 'open:' .. uid)
 if now_open > tonumber(redis.call('GET', p .. 'peak:' .. uid) or '0') then
   redis.call('SET', p .. 'peak:' .. uid, now_open)
+  local t = redis.call('TIME')
+  redis.call('SET', p .. 'peak_at:' .. uid, t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
 end
 """
 
+# ARGV: prefix, pid. Closes every connection the process still had open.
+_PROCESS_DIED_LUA = """
+local p, pid = ARGV[1], ARGV[2]
+local held = redis.call('HGETALL', p .. 'proc:' .. pid)
+local closed = 0
+for i = 1, #held, 2 do
+  local n = tonumber(held[i + 1])
+  if n > 0 then
+    redis.call('DECRBY', p .. 'open:' .. held[i], n)
+    redis.call('DECRBY', p .. 'open', n)
+    closed = closed + n
+  end
+end
+redis.call('DEL', p .. 'proc:' .. pid)
+return closed
+"""
+
 # KEYS: none (the prefix comes as ARGV[1]; the emulator is never run on a Redis cluster).
-# ARGV: prefix, session, uid, chat_id, random_id, posted json, now (unix seconds).
+# ARGV: prefix, session, uid, chat_id, random_id, posted json, now (unix seconds), random id TTL in
+# seconds (0: kept for ever).
 _SEND_LUA = """
 local p, session, uid, chat, rid, posted, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local rid_ttl = tonumber(ARGV[8])
 redis.call('RPUSH', p .. 'attempts:' .. uid, now)
 if not redis.call('GET', p .. 'session:' .. session) then return {'err', 'AUTH_KEY_UNREGISTERED'} end
 if redis.call('SISMEMBER', p .. 'revoked', uid) == 1 then return {'err', 'SESSION_REVOKED'} end
@@ -349,7 +384,11 @@ if earlier then return {'dup', earlier} end
 local slow = redis.call('PTTL', p .. 'slow:' .. chat .. ':' .. uid)
 if slow > 0 then return {'err', 'SLOWMODE_WAIT_' .. math.ceil(slow / 1000)} end
 local message_id = redis.call('INCR', p .. 'msgid:' .. chat)
-redis.call('SET', p .. 'rid:' .. uid .. ':' .. rid, message_id)
+if rid_ttl > 0 then
+  redis.call('SET', p .. 'rid:' .. uid .. ':' .. rid, message_id, 'EX', rid_ttl)
+else
+  redis.call('SET', p .. 'rid:' .. uid .. ':' .. rid, message_id)
+end
 redis.call('RPUSH', p .. 'posted:' .. chat, message_id .. '|' .. posted)
 local slowmode = tonumber(cjson.decode(group)['slowmode_s']) or 0
 if slowmode > 0 then redis.call('SET', p .. 'slow:' .. chat .. ':' .. uid, 1, 'EX', slowmode) end
@@ -508,7 +547,8 @@ class FakeSender:
         posted = {"chat_id": peer.chat_id, "from_tg_user_id": self.uid, "kind": kind, "text": text,
                   "entities": entities, "random_id": random_id, "at": time.time(), "topic_id": peer.topic_id}
         args: list[str | int | float] = [
-            self.net.p, self.session, self.uid, peer.chat_id, random_id, json.dumps(posted), time.time()
+            self.net.p, self.session, self.uid, peer.chat_id, random_id, json.dumps(posted), time.time(),
+            self.net.random_id_ttl_s or 0,
         ]
         result = await self.net.send_script(keys=[], args=args)
         # The answer's trip back: a send is recorded when it reaches "Telegram", so a worker killed
@@ -532,7 +572,7 @@ class FakeSender:
     async def send_text(self, peer: Peer, text: str, entities: list[dict[str, Any]], random_id: int) -> Sent:
         if not text.strip():
             raise GatewayError("MESSAGE_EMPTY")
-        if len(text.encode("utf-16-le")) // 2 > 4096:
+        if utf16_len(text) > TEXT_LIMIT:
             raise GatewayError("MESSAGE_TOO_LONG")
         return await self._bounded(self._send(peer, "text", text, entities, random_id))
 
@@ -584,7 +624,7 @@ class FakeSender:
 
     async def _send_media(self, peer: Peer, media_handle: str, kind: Literal["photo", "video"], caption: str,
                           entities: list[dict[str, Any]], random_id: int) -> Sent:
-        if len(caption.encode("utf-16-le")) // 2 > 1024:
+        if utf16_len(caption) > CAPTION_LIMIT:
             raise GatewayError("MEDIA_CAPTION_TOO_LONG")
         try:
             handle = json.loads(media_handle)

@@ -120,7 +120,7 @@ class AccountGateway(Protocol):
     def connect(self, session: str) -> SenderConnection:
         """A connection of the account; use as `async with gateway.connect(s) as conn`.
 
-        Workers keep it open across many jobs (`userbot.clients.SenderCache`), so entering it must
+        Workers keep it open across many jobs (`userbot.sender_cache.SenderCache`), so entering it must
         not cost a job's worth of checks: a session Telegram no longer accepts may connect, and then
         fails its first send with a revoked code (AUTH_KEY_UNREGISTERED, SESSION_REVOKED, …).
         """

@@ -448,7 +448,7 @@ def _signed_in(client: TelegramClient, user: Any, phone: str) -> SignedIn:
 
 
 class TelethonSender:
-    """One Telethon connection of an account, kept open across many jobs (`userbot.clients`).
+    """One Telethon connection of an account, kept open across many jobs (`userbot.sender_cache`).
 
     Every wait and retry is the worker's: Telethon neither sleeps through a flood wait nor re-sends
     a request, so each send is one request and its error goes straight to the delivery classifier.
@@ -508,7 +508,7 @@ class TelethonSender:
                 return await client(request)
         except TimeoutError:
             # Sent or not, unknown: a TIMEOUT is retried with the same random_id, and breaks the
-            # connection (userbot/clients.py), so the next batch connects afresh.
+            # connection (userbot/sender_cache.py), so the next batch connects afresh.
             raise GatewayError("TIMEOUT", detail="no answer in time") from None
         except Exception as exc:
             raise to_gateway_error(exc) from exc

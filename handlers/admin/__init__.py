@@ -1,4 +1,4 @@
-"""The super admin's tools: commands, panel, user cards, announcements, statistics.
+"""The super admin's tools: commands, panel, user cards and their refunds, announcements, statistics.
 
 Every router here carries the `SuperAdminOnly` guard: the checks happen server-side on each update,
 whatever the callback data says.
@@ -10,9 +10,9 @@ from aiogram import Router
 
 
 def make_router() -> Router:
-    from handlers.admin import announce, commands, panel, stats
+    from handlers.admin import announce, commands, panel, refunds, stats
 
     router = Router(name=__name__)
-    router.include_routers(commands.make_router(), panel.make_router(), announce.make_router(),
-                           stats.make_router())
+    router.include_routers(commands.make_router(), panel.make_router(), refunds.make_router(),
+                           announce.make_router(), stats.make_router())
     return router

@@ -6,14 +6,14 @@ from aiogram.types import InlineKeyboardMarkup
 from psycopg import AsyncConnection
 
 from core.i18n import Translator
-from db import stats, users
+from db import ops, users
 from handlers import callbacks as cb
 from handlers.admin.common import button
 
 
 async def admin_menu_screen(conn: AsyncConnection, tr: Translator) -> tuple[str, InlineKeyboardMarkup]:
     counts = await users.counts(conn)
-    broadcasts = await stats.active_broadcasts(conn)
+    broadcasts = await ops.active_configs(conn)
     text = "\n".join([
         tr("admin.menu_title"),
         tr("admin.menu_stats", total=counts.total, pending=counts.pending, active=counts.active,

@@ -129,7 +129,7 @@ async def card_screen(conn: AsyncConnection, tr: Translator, user_id: int) -> tu
     return "\n".join(lines), kb.as_markup()
 
 
-async def _redraw_card(query: CallbackQuery, pool: AsyncConnectionPool, tr: Translator, user_id: int) -> None:
+async def redraw_card(query: CallbackQuery, pool: AsyncConnectionPool, tr: Translator, user_id: int) -> None:
     async with pool.connection() as conn:
         screen = await card_screen(conn, tr, user_id)
     if screen is not None:
@@ -174,7 +174,7 @@ async def change_expiry(
         await send_access_granted(bot, settings, change.row)
     expiry = change.row.expires_at
     await query.answer(tr("admin.toast_permanent") if expiry is None else tr("admin.toast_expiry", date=day(expiry)))
-    await _redraw_card(query, pool, tr, callback_data.id)
+    await redraw_card(query, pool, tr, callback_data.id)
 
 
 async def block(query: CallbackQuery, callback_data: cb.AdminBlock, pool: AsyncConnectionPool, settings: Settings,
@@ -189,7 +189,7 @@ async def block(query: CallbackQuery, callback_data: cb.AdminBlock, pool: AsyncC
         await query.answer(tr("admin.ban_refused"), show_alert=True)
         return
     await query.answer(tr("admin.toast_banned"))
-    await _redraw_card(query, pool, tr, callback_data.id)
+    await redraw_card(query, pool, tr, callback_data.id)
 
 
 async def lift_ban(query: CallbackQuery, callback_data: cb.AdminUnban, pool: AsyncConnectionPool,
@@ -201,7 +201,7 @@ async def lift_ban(query: CallbackQuery, callback_data: cb.AdminUnban, pool: Asy
         await query.answer(tr("admin.user_not_found"), show_alert=True)
         return
     await query.answer(tr("admin.toast_unbanned") if row else tr("admin.toast_not_banned"))
-    await _redraw_card(query, pool, tr, callback_data.id)
+    await redraw_card(query, pool, tr, callback_data.id)
 
 
 def make_router() -> Router:

@@ -2,45 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 from datetime import UTC, datetime, timedelta
 
 from aiogram import Bot, Router
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup
 from psycopg_pool import AsyncConnectionPool
-from rq import Queue
 
 from core.chart import bar_chart
 from core.i18n import Translator
 from core.settings import Settings
-from db import stats, users
+from db import ops, users
 from handlers import callbacks as cb
 from handlers.admin.common import SuperAdminOnly, button
 from handlers.payments.admin import stats_section as payments_stats_section
-from jobs.queues import announce_queue_name, broadcast_queue_name, sync_redis
+from services.gauges import queue_stats
 
 
-def queue_depths(settings: Settings) -> tuple[int, int]:
-    connection = sync_redis(settings)
-    try:
-        return (Queue(broadcast_queue_name(settings), connection=connection).count,
-                Queue(announce_queue_name(settings), connection=connection).count)
-    finally:
-        connection.close()
-
-
-async def stats_text(pool: AsyncConnectionPool, settings: Settings, tr: Translator,
-                     now: datetime) -> tuple[str, list[int]]:
-    since = now - timedelta(hours=24)
+async def stats_text(pool: AsyncConnectionPool, settings: Settings, tr: Translator) -> tuple[str, list[int]]:
+    # The operators' read model (db/ops.py), the one /ops, /metrics and `tgcast stats` read: the last 24 h.
     async with pool.connection() as conn:
         counts = await users.counts(conn)
-        broadcasts = await stats.active_broadcasts(conn)
-        sends = await stats.deliveries_since(conn, since)
-        flood = await stats.accounts_in_flood(conn, now)
-        lag = await stats.lag_p95_ms(conn, since)
-        hourly = await stats.sent_per_hour(conn, now)
-    broadcast_depth, announce_depth = await asyncio.to_thread(queue_depths, settings)
+        broadcasts = await ops.active_configs(conn)
+        sends = await ops.delivery_totals(conn)
+        reasons = await ops.failures_by_reason(conn)
+        flood = (await ops.accounts_by_state(conn))["flood_paused"]
+        lag = (await ops.lag_percentiles(conn)).p95_ms
+        hourly = [h.sent for h in await ops.deliveries_per_hour(conn)]
+    broadcast_queue, announce_queue = await queue_stats(settings)
     lines = [
         tr("admin.stats_title"),
         tr("admin.stats_users", total=counts.total, active=counts.active, pending=counts.pending,
@@ -48,19 +37,18 @@ async def stats_text(pool: AsyncConnectionPool, settings: Settings, tr: Translat
         tr("admin.stats_broadcasts", count=broadcasts),
         tr("admin.stats_deliveries", sent=sends.sent, failed=sends.failed, cancelled=sends.cancelled),
     ]
-    if sends.reasons:
-        reasons = ", ".join(f"{html.escape(k)} {v}" for k, v in sends.reasons.items())
-        lines.append(tr("admin.stats_reasons", reasons=reasons))
+    if reasons:
+        lines.append(tr("admin.stats_reasons", reasons=", ".join(f"{html.escape(k)} {v}" for k, v in reasons)))
     lines += [
         tr("admin.stats_flood", count=flood),
-        tr("admin.stats_queue", broadcast=broadcast_depth, announce=announce_depth),
-        tr("admin.stats_lag", lag=lag) if lag is not None else tr("admin.stats_lag_none"),
+        tr("admin.stats_queue", broadcast=broadcast_queue.depth, announce=announce_queue.depth),
+        tr("admin.stats_lag", lag=round(lag)) if lag is not None else tr("admin.stats_lag_none"),
     ]
     return "\n".join(lines), hourly
 
 
 def hour_axis(now: datetime, hours: int) -> tuple[list[str], list[str]]:
-    """Labels of `db.stats.sent_per_hour`'s buckets (the last is the current hour): every third
+    """Labels of `db.ops.deliveries_per_hour`'s buckets (the last is the current hour): every third
     hour ("15h"), and the date under the first bar and under each midnight."""
     first = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     starts = [first + timedelta(hours=i) for i in range(hours)]
@@ -79,7 +67,7 @@ async def show_stats(query: CallbackQuery, bot: Bot, pool: AsyncConnectionPool, 
                      tr: Translator) -> None:
     await query.answer()
     now = datetime.now(UTC)
-    text, hourly = await stats_text(pool, settings, tr, now)
+    text, hourly = await stats_text(pool, settings, tr)
     hours, dates = hour_axis(now, len(hourly))
     png = bar_chart(hourly, x_labels=hours, x_notes=dates, corner="UTC")
     await bot.send_photo(query.from_user.id, BufferedInputFile(png, "sends-24h.png"), caption=tr("admin.stats_chart"))

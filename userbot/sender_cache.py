@@ -12,9 +12,10 @@ never one in use). A connection that proves broken (network trouble, a revoked s
 so the next batch connects afresh; losing the whole cache costs reconnects, never a post. With
 several worker processes, `userbot.claims` keeps an account's connection open in one at a time: a
 connection whose claim this process has not confirmed within the claim's trust time (`trust_s`: the TTL
-less a margin) is closed then, in use or not, because after the TTL another worker may take the claim and
-connect — two connections of one session, which Telegram ends with AUTH_KEY_DUPLICATED. A Redis outage
-longer than that costs this process its connections (reconnects later), never the session.
+less a margin; `userbot.claim_trust`) is closed then, in use or not, because after the TTL another worker
+may take the claim and connect — two connections of one session, which Telegram ends with
+AUTH_KEY_DUPLICATED. A Redis outage longer than that costs this process its connections (reconnects
+later), never the session. What a batch holds is a `userbot.tracked_sender.TrackedSender`.
 """
 
 from __future__ import annotations
@@ -27,40 +28,18 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from core.logs import log_context
-from core.outcomes import Kind, rule_for
+from userbot.claim_trust import ClaimTrust
 from userbot.claims import ConnectionClaims
-from userbot.gateway import AccountGateway, GatewayError, OutgoingMedia, Peer, SenderConnection, Sent
+from userbot.gateway import AccountGateway, GatewayError, SenderConnection
+from userbot.tracked_sender import CachedConnection, TrackedSender, breaks_connection
 
 log = logging.getLogger(__name__)
-
-_TRANSPORT_CODES = frozenset({"NETWORK", "TIMEOUT"})
-
-
-def breaks_connection(error: GatewayError) -> bool:
-    """Whether `error` says the connection itself is unusable (rather than this one send refused):
-    transport trouble, or a session Telegram no longer accepts."""
-    return error.code in _TRANSPORT_CODES or rule_for(error.code).kind is Kind.REVOKED
-
 
 def _fingerprint(session: str) -> bytes:
     # Only a digest is kept to notice a re-login: the cache never holds or logs the session itself.
     return hashlib.sha256(session.encode()).digest()
-
-
-@dataclass(eq=False, slots=True)
-class _Entry:
-    name: str
-    fingerprint: bytes
-    opener: SenderConnection  # what `gateway.connect()` returned: the one to exit when closing
-    conn: SenderConnection  # what entering it gave
-    last_used: float
-    users: int = 0
-    broken: bool = False
-    retired: bool = False  # out of the cache: closed as soon as its last user is done
-    closed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,80 +51,6 @@ class SenderCacheStats:
     closed_idle: int
     closed_lru: int
     dropped: int  # broken, discarded or replaced by a re-login
-
-
-class _TrackedSender:
-    """The cached connection as one batch sees it: the same calls, and a failure that breaks the
-    connection marks it, even when the batch catches the error and goes on. A connection closed for
-    an unconfirmed claim (or whose claim's trust ran out before the watch came round, as after the
-    process was frozen) refuses every call before it reaches Telegram."""
-
-    def __init__(self, entry: _Entry, trusted: Callable[[_Entry], bool]) -> None:
-        self._entry = entry
-        self._trusted = trusted
-
-    def _check(self) -> None:
-        if self._entry.closed or not self._trusted(self._entry):
-            self._entry.broken = True
-            raise GatewayError("NETWORK", detail="the connection's claim is not confirmed")
-
-    async def __aenter__(self) -> _TrackedSender:  # already connected: entering again is a no-op
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def _note(self, error: GatewayError) -> None:
-        if breaks_connection(error):
-            self._entry.broken = True
-
-    async def send_text(self, peer: Peer, text: str, entities: list[dict[str, Any]], random_id: int) -> Sent:
-        self._check()
-        try:
-            return await self._entry.conn.send_text(peer, text, entities, random_id)
-        except GatewayError as err:
-            self._note(err)
-            raise
-
-    async def last_message_id(self, peer: Peer) -> int | None:
-        self._check()
-        try:
-            return await self._entry.conn.last_message_id(peer)
-        except GatewayError as err:
-            self._note(err)
-            raise
-
-    async def delete_message(self, peer: Peer, message_id: int) -> bool:
-        self._check()
-        try:
-            return await self._entry.conn.delete_message(peer, message_id)
-        except GatewayError as err:
-            self._note(err)
-            raise
-
-    async def upload_media(self, media: OutgoingMedia) -> str:
-        self._check()
-        try:
-            return await self._entry.conn.upload_media(media)
-        except GatewayError as err:
-            self._note(err)
-            raise
-
-    async def send_media(
-        self,
-        peer: Peer,
-        media_handle: str,
-        kind: Literal["photo", "video"],
-        caption: str,
-        entities: list[dict[str, Any]],
-        random_id: int,
-    ) -> Sent:
-        self._check()
-        try:
-            return await self._entry.conn.send_media(peer, media_handle, kind, caption, entities, random_id)
-        except GatewayError as err:
-            self._note(err)
-            raise
 
 
 class SenderCache:
@@ -176,13 +81,12 @@ class SenderCache:
         self._max_open = max_open
         self._claims = claims
         self._clock = clock
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently used first
+        self._entries: OrderedDict[str, CachedConnection] = OrderedDict()  # least recently used first
         self._locks: dict[str, asyncio.Lock] = {}  # one connect (or claim change) at a time per name
         self._open: Counter[str] = Counter()  # connections of each name not yet closed, cached or retired
-        self._unclosed: set[_Entry] = set()  # those connections themselves (a retired one may be in use)
-        # With claims: per name with a connection open, the clock time until which its claim is trusted
-        # (the last confirming request's send time + `claims.trust_s`); at that time it is closed.
-        self._trusted_until: dict[str, float] = {}
+        self._unclosed: set[CachedConnection] = set()  # those connections themselves (a retired one may be in use)
+        # With claims: until when each open connection's claim is trusted; at that time it is closed.
+        self._trust = ClaimTrust(claims.trust_s, clock) if claims is not None else None
         self._asked: set[str] = set()  # names other workers want, let go of once nothing here is open
         self._maintainer: asyncio.Task[None] | None = None
         self._beater: asyncio.Task[None] | None = None  # the claims' heartbeat
@@ -221,7 +125,7 @@ class SenderCache:
         entry = await self._acquire(name, session)
         error: BaseException | None = None
         try:
-            yield _TrackedSender(entry, self._trusted)
+            yield TrackedSender(entry, self._trusted)
         except BaseException as exc:
             error = exc
             raise
@@ -298,17 +202,13 @@ class SenderCache:
             await self._close_many(lapsed)
         return len(lapsed)
 
-    def _trusted(self, entry: _Entry, now: float | None = None) -> bool:
-        if self._claims is None:
-            return True
-        until = self._trusted_until.get(entry.name)
-        return until is not None and (self._clock() if now is None else now) < until
+    def _trusted(self, entry: CachedConnection, now: float | None = None) -> bool:
+        return self._trust is None or self._trust.trusted(entry.name, now)
 
     def _confirm(self, name: str, sent_at: float) -> None:
-        assert self._claims is not None
-        if self._open[name]:
-            until = sent_at + self._claims.trust_s
-            self._trusted_until[name] = max(until, self._trusted_until.get(name, until))
+        assert self._trust is not None
+        if self._open[name]:  # a confirmation arriving after the last connection closed starts nothing
+            self._trust.confirm(name, sent_at)
 
     def start(self, every_s: float | None = None) -> None:
         """Run `maintain()` every `every_s` (default: half a second with claims, so another worker
@@ -351,7 +251,7 @@ class SenderCache:
             lock = self._locks[name] = asyncio.Lock()
         return lock
 
-    async def _acquire(self, name: str, session: str) -> _Entry:
+    async def _acquire(self, name: str, session: str) -> CachedConnection:
         if self._closed:
             raise RuntimeError("the sender cache is closed")
         fingerprint = _fingerprint(session)
@@ -383,7 +283,7 @@ class SenderCache:
         await self._evict_over_limit()
         return entry
 
-    async def _connect(self, name: str, session: str, fingerprint: bytes) -> _Entry:
+    async def _connect(self, name: str, session: str, fingerprint: bytes) -> CachedConnection:
         # Under the name's lock. A claim taken here is kept alive by the heartbeat once connected.
         claimed_at = await self._claims.take(name) if self._claims is not None else 0.0
         opener = self._gateway.connect(session)
@@ -398,7 +298,7 @@ class SenderCache:
             raise
         finally:
             log_context.reset(batch_ids)
-        entry = _Entry(name, fingerprint, opener, conn, last_used=self._clock())
+        entry = CachedConnection(name, fingerprint, opener, conn, last_used=self._clock())
         self._entries[name] = entry
         self._open[name] += 1
         self._unclosed.add(entry)
@@ -408,7 +308,7 @@ class SenderCache:
         log.debug("account %s: connected (%d open)", name, len(self._entries))
         return entry
 
-    async def _release(self, entry: _Entry, error: BaseException | None) -> None:
+    async def _release(self, entry: CachedConnection, error: BaseException | None) -> None:
         entry.users -= 1
         entry.last_used = self._clock()
         if isinstance(error, GatewayError) and breaks_connection(error):
@@ -425,7 +325,7 @@ class SenderCache:
             self._entries.move_to_end(entry.name)
             await self._evict_over_limit()
 
-    async def _retire(self, entry: _Entry) -> None:
+    async def _retire(self, entry: CachedConnection) -> None:
         if self._entries.get(entry.name) is entry:
             del self._entries[entry.name]
         entry.retired = True
@@ -455,7 +355,7 @@ class SenderCache:
 
     async def _evict_over_limit(self) -> None:
         excess = len(self._entries) - self._max_open
-        victims: list[_Entry] = []
+        victims: list[CachedConnection] = []
         for entry in self._entries.values():  # least recently used first
             if len(victims) >= excess:
                 break
@@ -466,11 +366,11 @@ class SenderCache:
         self._closed_lru += len(victims)
         await self._close_many(victims)
 
-    async def _close_many(self, entries: list[_Entry]) -> None:
+    async def _close_many(self, entries: list[CachedConnection]) -> None:
         if entries:
             await asyncio.gather(*(self._close(e) for e in entries))
 
-    async def _close(self, entry: _Entry) -> None:
+    async def _close(self, entry: CachedConnection) -> None:
         if entry.closed:
             return
         entry.closed = True
@@ -483,7 +383,8 @@ class SenderCache:
             self._open[entry.name] -= 1
             if not self._open[entry.name]:
                 del self._open[entry.name]
-                self._trusted_until.pop(entry.name, None)
+                if self._trust is not None:
+                    self._trust.forget(entry.name)
 
     async def _heartbeat_forever(self) -> None:
         assert self._claims is not None

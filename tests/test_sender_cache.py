@@ -8,9 +8,10 @@ import logging
 import pytest
 from redis.asyncio import Redis
 
-from userbot.clients import SenderCache, breaks_connection
 from userbot.fake import FakeGateway, FakeGroup, FakeTelegram
 from userbot.gateway import GatewayError, Peer, SignedIn
+from userbot.sender_cache import SenderCache
+from userbot.tracked_sender import breaks_connection
 
 GROUP = -1001000000001
 PEER = Peer(GROUP, "supergroup", 1)
@@ -237,7 +238,7 @@ async def test_the_background_sweep_closes_idle_connections(
 async def test_sessions_never_reach_the_logs(
     net: FakeTelegram, cache: SenderCache, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="userbot.clients")
+    caplog.set_level(logging.DEBUG, logger="userbot.sender_cache")
     uid, session = await login(net, "+998900000001")
     await batch(cache, uid, session, 1)
     await net.kill_connection(uid)
