@@ -12,7 +12,7 @@ the queue while slots are free. docs/worker.md explains the design and the alter
   six-hour announcement never takes a broadcast's place and broadcasts never hold an announcement. A
   queue may count against another's slots (`pools`): the worker's own broadcast queue (jobs/routing.py)
   and the shared one fill one pool, the own queue first, since the queues are listened to in order.
-- A job's timeout cancels that job's task only (`asyncio.wait_for`), never its neighbours; no SIGALRM.
+- A job's timeout cancels that job's task only (`asyncio.timeout`), never its neighbours; no SIGALRM.
 - One account never runs two batches at once anywhere: that is the send batch's own account lock,
   not this class's business.
 - Warm shutdown (first SIGTERM/SIGINT): stop taking jobs, let the running ones finish, exit, all within
@@ -259,10 +259,14 @@ class LoopWorker(SimpleWorker):
             args, kwargs = job.args, job.kwargs
 
             async def task(ctx: JobContext) -> Any:
-                return await asyncio.wait_for(body(ctx, *args, **kwargs), timeout)
+                # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a cancel that meets the
+                # body's end, and the warm shutdown relies on its cancel reaching the task.
+                async with asyncio.timeout(timeout):
+                    return await body(ctx, *args, **kwargs)
         else:  # a plain function (not ours): in a thread, so it cannot stall the loop
             async def task(ctx: JobContext) -> Any:
-                return await asyncio.wait_for(asyncio.to_thread(job.perform), timeout)
+                async with asyncio.timeout(timeout):
+                    return await asyncio.to_thread(job.perform)
 
         future = self.runtime.submit(task)
         self._running[job.id] = _Running(job, q, execution, future, timeout)
