@@ -318,13 +318,14 @@ async def _verify_legacy(settings: Settings, args: argparse.Namespace, url: Lega
     from legacy.importer import stderr_progress
     from legacy.source import SourceError
     from legacy.verify import CLAIM_TTL_S, OlderBotAlive, verify_sessions
-    from userbot.claims import ConnectionClaims, new_owner
+    from userbot.claims import ConnectionClaims, new_owner, state_loss_wait
     from userbot.factory import build_gateway
 
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=CONNECT_TIMEOUT_S)
     try:
         gateway = build_gateway(settings, redis)
-        claims = ConnectionClaims(redis, settings.redis_prefix, f"import-legacy:{new_owner()}", ttl_s=CLAIM_TTL_S)
+        claims = ConnectionClaims(redis, settings.redis_prefix, f"import-legacy:{new_owner()}", ttl_s=CLAIM_TTL_S,
+                                  state_loss_wait_s=state_loss_wait(settings.claim_state_loss_wait_s))
         report = await verify_sessions(settings, gateway, url, claims, parallel=args.parallel, again=args.again,
                                        choice=args.schema, progress=stderr_progress)
     except (SourceError, OlderBotAlive) as exc:

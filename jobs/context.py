@@ -34,7 +34,7 @@ from jobs.botapi import BotApiClient
 from jobs.queues import sync_redis
 from jobs.routing import own_queue
 from jobs.sent_records import SentRecorder, linger_for
-from userbot.claims import ConnectionClaims
+from userbot.claims import ConnectionClaims, state_loss_wait
 from userbot.factory import build_gateway
 from userbot.gateway import AccountGateway
 from userbot.sender_cache import SenderCache
@@ -104,7 +104,8 @@ async def open_context(settings: Settings, stack: AsyncExitStack) -> JobContext:
     gateway = build_gateway(settings, redis)
     # Claims: one worker process at a time holds an account's connection open. Telegram ends a session
     # used from two places at once (AUTH_KEY_DUPLICATED), and replicas may run on different machines.
-    claims = ConnectionClaims(redis, settings.redis_prefix)
+    claims = ConnectionClaims(redis, settings.redis_prefix,
+                              state_loss_wait_s=state_loss_wait(settings.claim_state_loss_wait_s))
     senders = SenderCache(gateway, idle_s=settings.client_idle_s, max_open=settings.client_max, claims=claims)
     senders.start()
     stack.push_async_callback(senders.close_all)  # closed first: before the Redis the emulator uses

@@ -186,6 +186,7 @@ def worker_env(settings: Settings, **overrides: object) -> dict[str, str]:
         "SEND_PAUSE_MAX_MS": str(settings.send_pause_max_ms),
         "CONT_DELAY_MS": str(settings.cont_delay_ms),
         "CONT_JITTER_MS": str(settings.cont_jitter_ms),
+        "CLAIM_STATE_LOSS_WAIT_S": str(settings.claim_state_loss_wait_s or 0),
         "LOG_LEVEL": "INFO",
     })
     env.update({k.upper(): str(v) for k, v in overrides.items()})
