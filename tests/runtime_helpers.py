@@ -120,7 +120,7 @@ async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
 async def deliveries_of(conn: AsyncConnection, cycle_id: int) -> list[dict]:
     cur = await conn.execute(
         "SELECT id, chat_id, status, retry, reason, error, next_attempt_at, sent_at, tg_message_id, random_id, "
-        "wait_until "
+        "wait_until, unsure_since "
         "FROM deliveries WHERE cycle_id = %(c)s ORDER BY position", {"c": cycle_id},
     )
     names = [d.name for d in cur.description or []]
