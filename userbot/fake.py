@@ -146,6 +146,10 @@ class FakeTelegram:
         await self.redis.rpush(f"{self.p}posted:{chat_id}", f"{message_id}|{json.dumps(body)}")  # type: ignore[misc]
         return message_id
 
+    async def posts_made(self) -> int:
+        """Every post accepted so far, all groups together (one counter: the soak watches it)."""
+        return int(await self.redis.get(f"{self.p}posts") or 0)
+
     async def history_page(self, chat_id: int, size: int) -> list[PostedMessage]:
         """The group's latest `size` messages, oldest first (deleted ones marked): what one request for
         its history reads."""
@@ -405,6 +409,7 @@ else
   redis.call('SET', p .. 'rid:' .. uid .. ':' .. rid, message_id)
 end
 redis.call('RPUSH', p .. 'posted:' .. chat, message_id .. '|' .. posted)
+redis.call('INCR', p .. 'posts')
 local slowmode = tonumber(cjson.decode(group)['slowmode_s']) or 0
 if slowmode > 0 then redis.call('SET', p .. 'slow:' .. chat .. ':' .. uid, 1, 'EX', slowmode) end
 return {'ok', tostring(message_id)}
