@@ -717,33 +717,33 @@ PostgreSQL and two private Redis servers (the service's, and the emulated Telegr
 `FAKE_REDIS_URL`, so a flush or a stop does not erase "Telegram"). Settings: `MIN_INTERVAL_MINUTES=1`,
 `JITTER_MAX_MS=3000`, `SEND_PAUSE_*=100..150` (so the sent records' 50 ms group commit is on),
 `LEASE_S=40`, `REQUEST_TIMEOUT_S=5` (the request bound + 5 s fits in a quarter of the lease, as in
-production), `LOCK_TTL_S=10`, `FAKE_RANDOM_ID_TTL_S=60` (the emulator forgets a `random_id` one
-interval after its post: Telegram promises no duration, so a resend a whole interval later posts
-again; `RANDOM_ID_TRUST_S` stays at its default, 60, and past it an unanswered send is checked against
-the group's history before any resend); each worker runs its batches concurrently
-(`WORKER_CONCURRENCY` 500, account connections cached and claimed). Faults at random points: (a)
-SIGKILL a worker and start another, (b) `FLUSHALL` the service's Redis, (c) restart PostgreSQL (`pg_ctl stop -m fast`, start 4–8 s later), (d) post `/id`
-updates twice or replay a recent batch. And on a fixed timeline, one after another
+production), `LOCK_TTL_S=10`, `FAKE_RANDOM_ID_TTL_S=60` (the emulator forgets a `random_id` one interval
+after its post: Telegram promises no duration, so a resend a whole interval later posts again;
+`RANDOM_ID_TRUST_S` stays at its default, 60, and past it an unanswered send is checked against the
+group's history before any resend); each worker runs its batches concurrently (`WORKER_CONCURRENCY` 500,
+account connections cached and claimed). Faults at random points: (a) SIGKILL a worker and start another,
+(b) `FLUSHALL` the service's Redis, (c) restart PostgreSQL (`pg_ctl stop -m fast`, start 4–8 s later),
+(d) post `/id` updates twice or replay a recent batch. And on a fixed timeline, one after another
 (`bench/soak_outages.py`): (h) "Telegram" stops answering one account for 3 minutes (its sends are
 posted, never answered: the emulator's `hang`), (e) the service's Redis **stopped** for 45 s with its
-data kept (`SHUTDOWN SAVE` into the soak's directory and a restart from that dump, as a managed
-failover or a restart with persistence keeps it; keys whose TTL ran out meanwhile are gone), (g) the
-witness worker frozen for 40 s (SIGSTOP, then SIGCONT), (f) PostgreSQL stopped for 60 s the moment
-"Telegram" accepts a post (its record waiting in the group commit), (e) Redis stopped for 120 s and back **empty**
-(`SHUTDOWN NOSAVE`: a restart without persistence, a flush and an outage at once). No worker is
-killed or started during a long stop of Redis or PostgreSQL (a worker started into one gives up after
-`STARTUP_WAIT_S`, which a platform meets with restarts; what is judged is whether the running ones
-ride it out), and the random flushes and restarts wait for it. A worker that dies (killed or stopped)
-has its emulated connections closed, as the operating system closes a dead process's sockets.
-Judged: every cycle created before the faults stopped, after settling (ticking goes on). "Sent twice"
-counts posts the emulator accepted per (sender, chat, cycle), mapped through a ledger of every delivery
-row (snapshotted each second, since finished cycles' rows are pruned); "lost" is deliveries that never
-became terminal plus deliveries recorded sent that the emulator never accepted. The run exits non-zero
-on any duplicate, loss, early or overlapping cycle, a group posted twice by one broadcast less than the
-interval apart (on the emulator's receive times), an account with two connections open at once (the
-emulator's peak per account; Telegram would end the session), a `random_id` posted twice (a resend
-after the emulator forgot it), a webhook update handled twice without a Redis flush (or an empty
-restart) in between, or a process exiting on its own.
+data kept (`SHUTDOWN SAVE` into the soak's directory and a restart from that dump, as a managed failover
+or a restart with persistence keeps it; keys whose TTL ran out meanwhile are gone), (g) the witness
+worker frozen for 40 s (SIGSTOP, then SIGCONT), (f) PostgreSQL stopped for 60 s the moment "Telegram"
+accepts a post (its record waiting in the group commit), (e) Redis stopped for 120 s and back **empty**
+(`SHUTDOWN NOSAVE`: a restart without persistence, a flush and an outage at once). No worker is killed or
+started during a long stop of Redis or PostgreSQL (a worker started into one gives up after
+`STARTUP_WAIT_S`, which a platform meets with restarts; what is judged is whether the running ones ride
+it out), and the random flushes and restarts wait for it. A worker that dies (killed or stopped) has its
+emulated connections closed, as the operating system closes a dead process's sockets. Judged: every cycle
+created before the faults stopped, after settling (ticking goes on). "Sent twice" counts posts the
+emulator accepted per (sender, chat, cycle), mapped through a ledger of every delivery row (snapshotted
+each second, since finished cycles' rows are pruned); "lost" is deliveries that never became terminal
+plus deliveries recorded sent that the emulator never accepted. The run exits non-zero on any duplicate,
+loss, early or overlapping cycle, a group posted twice by one broadcast less than the interval apart (on
+the emulator's receive times), an account with two connections open at once (the emulator's peak per
+account; Telegram would end the session), a `random_id` posted twice (a resend after the emulator forgot
+it), a webhook update handled twice without a Redis flush (or an empty restart) in between, or a process
+exiting on its own.
 """
 
 
