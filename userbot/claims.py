@@ -19,6 +19,12 @@ without persistence): a claim found free then may still be in use. A marker key 
 two apart: its absence means "Redis lost its state", and whoever finds it missing sets it to Redis's
 clock. For `state_loss_wait_s` after that, nobody takes a free claim anew (holders re-asserting their own
 claims may), so every holder has stopped trusting its claim before another worker can connect.
+
+Not on redis-py's `Lock`, as the send batch's account lock is (`jobs/locks.py`): a claim is held by the
+worker process, not by one holder object (the owner id is the worker's, and names its queue,
+`jobs/routing.py`); all of a worker's claims are renewed in one pipeline; a waiting worker asks the
+holder to let go; and a free claim is not always free to take (the state-loss marker). A `Lock` has
+none of these, and each would be a script beside it.
 """
 
 from __future__ import annotations
