@@ -195,12 +195,19 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
     from jobs.worker import run_worker
 
     settings = _settings()
     settings.check_live(accounts=True)
     _reach(settings, wait=True)
-    run_worker(settings, burst=args.burst)
+    try:
+        run_worker(settings, burst=args.burst)
+    except RedisConnectionError as exc:
+        # Redis went away between the check above and the worker's own start (RQ registers the worker
+        # before its retrying loop runs): the same one line and exit 2 as the check, not a traceback.
+        raise Unreachable(f"cannot reach Redis at REDIS_URL ({type(exc).__name__})") from None
     return 0
 
 

@@ -363,7 +363,11 @@ class Soak:
             during = [s for t, s in self.health if stopped <= t <= started]
             if 503 in during:
                 self.faults.outages_seen_503 += 1
-            back = [t for t, s in self.health if t >= started and s == 200]
+            # Up to the next outage only: one that begins before the answer is back (a long Redis stop
+            # right after a restart) is not this restart's recovery time.
+            following = [a for a, _ in windows if a > started]
+            until = min(following) if following else float("inf")
+            back = [t for t, s in self.health if started <= t < until and s == 200]
             if back:
                 self.faults.recovery_s.append(back[0] - started)
 
