@@ -173,7 +173,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
     from redis.asyncio import Redis
 
     from db.pool import open_pool
-    from jobs.scheduler import record_tick, tick
+    from jobs.tick import record_tick, tick
 
     settings = _settings()
     settings.check_live(accounts=False)  # expired users are told through the bot
@@ -195,7 +195,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from jobs.worker import run_worker
+    from worker.process import run_worker
 
     settings = _settings()
     settings.check_live(accounts=True)

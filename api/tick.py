@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse
 
 from api.auth import bearer, token_matches
 from api.state import app_state
-from jobs.scheduler import record_tick, tick
+from jobs.tick import record_tick, tick
 from services.outage import TRY_LATER
 
 

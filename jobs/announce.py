@@ -23,10 +23,10 @@ from core.logs import bind
 from core.settings import Settings, load_settings
 from db import announcements, users
 from db.rows import Announcement
-from jobs import queues
-from jobs.botapi import BotApiClient, BotApiError
-from jobs.context import JobContext, WorkerStop, WorkerStopping
 from services.metrics import Metrics
+from worker import queues
+from worker.botapi import BotApiClient, BotApiError
+from worker.context import JobContext, WorkerStop, WorkerStopping
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ async def _on_job_loop(ctx: JobContext, announcement_id: int) -> dict[str, int]:
     return await _main(announcement_id, ctx.settings, stop=ctx.stop)
 
 
-# The concurrent worker runs the body on its job loop, in the announcement slot (jobs/worker.py).
+# The concurrent worker runs the body on its job loop, in the announcement slot (worker/process.py).
 run_announcement.loop_body = _on_job_loop  # type: ignore[attr-defined]
 
 

@@ -57,7 +57,7 @@ class Stats:
 
 
 def queue_names(settings: Settings) -> list[str]:
-    """The broadcast and the announcement queue, as jobs/queues.py names them (a test keeps the two
+    """The broadcast and the announcement queue, as worker/queues.py names them (a test keeps the two
     equal: services sit below jobs and may not import them)."""
     return [f"{settings.queue_prefix}-broadcast", f"{settings.queue_prefix}-announce"]
 

@@ -23,8 +23,8 @@ from psycopg import AsyncConnection
 from core.crypto import SecretBox
 from core.settings import Settings
 from db import accounts, configs, users
-from jobs.context import JobContext, open_context
 from userbot.fake import FakeGateway, FakeGroup, FakeTelegram
+from worker.context import JobContext, open_context
 
 GROUP_BASE = -1_001_000_000_000
 

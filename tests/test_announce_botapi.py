@@ -1,4 +1,4 @@
-"""The workers' Bot API client (jobs/botapi.py), unit-tested with pytest-httpx."""
+"""The workers' Bot API client (worker/botapi.py), unit-tested with pytest-httpx."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from jobs.botapi import BotApiClient, BotApiError
+from worker.botapi import BotApiClient, BotApiError
 
 BASE = "https://botapi.test"
 TOKEN = "42:abc"

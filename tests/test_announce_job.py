@@ -15,13 +15,13 @@ from core.logs import RedactingFilter
 from core.settings import Settings
 from db import announcements, users
 from db.rows import Announcement
-from jobs import queues
 from jobs.announce import Pacer, deliver, run_announcement
-from jobs.botapi import BotApiClient
-from jobs.context import WorkerStop, WorkerStopping
 from services.metrics import Metrics
 from tests.conftest import ADMIN_ID, BOT_TOKEN
 from tests.harness import message_keys
+from worker import queues
+from worker.botapi import BotApiClient
+from worker.context import WorkerStop, WorkerStopping
 
 RATE = 20
 

@@ -25,13 +25,14 @@ LAYERS = {
     "db": 1,
     "userbot": 2,
     "services": 2,
-    "jobs": 3,
-    "legacy": 3,
-    "handlers": 4,
-    "api": 5,
-    "sandbox": 6,
-    "devtools": 6,
-    "tgcast_cli": 7,
+    "worker": 3,
+    "jobs": 4,
+    "legacy": 4,
+    "handlers": 5,
+    "api": 6,
+    "sandbox": 7,
+    "devtools": 7,
+    "tgcast_cli": 8,
 }
 
 
@@ -112,8 +113,8 @@ def test_no_two_packages_import_each_other() -> None:
         ("core.rules", "def f():\n    import api.app\n", True),  # lazy imports count
         ("db.groups", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from services import x\n", True),
         ("api.app", "from sandbox.web import Sandbox\n", True),
-        ("jobs.worker", "from tests.worker_faults import main\n", True),
-        ("api.tick", "from jobs.scheduler import tick\nfrom services.outage import TRY_LATER\n", False),
+        ("worker.process", "from tests.worker_faults import main\n", True),
+        ("api.tick", "from jobs.tick import tick\nfrom services.outage import TRY_LATER\n", False),
         ("services.groups", "from userbot.gateway import GroupInfo\n", False),  # one layer
         ("sandbox.web", "from api.state import AppState\nfrom . import payments\n", False),
         ("tgcast_cli", "from sandbox.web import Sandbox\nfrom api.app import create_app\n", False),

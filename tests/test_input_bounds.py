@@ -25,10 +25,10 @@ from db import announcements, users
 from handlers import callbacks as cb
 from handlers.admin.commands import parse_adduser, parse_id
 from jobs.announce import deliver, run_announcement
-from jobs.botapi import BotApiClient
 from tests.conftest import ADMIN_ID, BOT_TOKEN, ErrorRecords
 from tests.harness import Telegram, TgUser
 from tests.runtime_helpers import make_broadcaster
+from worker.botapi import BotApiClient
 
 OWNER = 730_000_001  # allowed, logged in, with groups and history: the user-side buttons do real work
 TARGET = 730_000_009  # an existing user the admin buttons may act on

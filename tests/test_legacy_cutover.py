@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.crypto import SecretBox
-from jobs.scheduler import tick
 from jobs.send_batch import run_batch
+from jobs.tick import tick
 from legacy.importer import ImportRequest, run_import
 from legacy.sessions import parse_session
 from legacy.urls import parse_legacy_url

@@ -63,7 +63,7 @@ class Send:
     at: datetime
     tag: str | None = None
     attempt: int = 0
-    queue_name: str | None = None  # a worker's own queue (jobs/routing.py); None: the shared one
+    queue_name: str | None = None  # a worker's own queue (worker/own_queues.py); None: the shared one
 
 
 def enqueue_send(
@@ -72,7 +72,7 @@ def enqueue_send(
 ) -> str | None:
     """Run `send_batch(cycle_id, attempt)` at `at`. `tag` None takes the cycle's next sequence number
     (continuations, retries, recovery); tag "0" is the tick's first job. `queue_name`: a worker's own
-    queue (jobs/routing.py) instead of the shared one. Returns the job id, or None when that job already
+    queue (worker/own_queues.py) instead of the shared one. Returns the job id, or None when that job already
     exists."""
     return enqueue_sends(settings, connection, [Send(cycle_id, at, tag, attempt, queue_name)], now=now)[0]
 
