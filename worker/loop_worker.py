@@ -343,7 +343,3 @@ class LoopWorker(SimpleWorker):
                 running.execution.heartbeat(registry, ttl, pipeline=pipeline)
                 running.job.heartbeat(now(), ttl, pipeline=pipeline, xx=True)
             pipeline.execute()
-
-    @property
-    def running_count(self) -> int:
-        return len(self._running)

@@ -20,7 +20,10 @@ from rq.registry import DeferredJobRegistry, ScheduledJobRegistry
 
 from core.settings import Settings
 
-SEND_BATCH = "jobs.send_batch.send_batch"  # by name: enqueuing must not import the worker's code
+# Job functions by their dotted names: enqueuing never imports the job bodies, and the worker imports
+# them by these names. Jobs already in Redis carry these names, so a job body moved elsewhere must leave
+# an importable name here behind (tests/test_rq_upgrade.py runs the names of the previous release).
+SEND_BATCH = "jobs.send_batch.send_batch"
 JOB_TIMEOUT_S = 900
 RESULT_TTL_S = 600
 _FAILURE_TTL_S = 86400
@@ -214,6 +217,7 @@ def forget_cycle(settings: Settings, connection: SyncRedis, cycle_id: int) -> No
 # ---- announcements (admin) ------------------------------------------------------------------------
 
 ANNOUNCE = "jobs.announce.run_announcement"
+JOB_FUNCTIONS = (SEND_BATCH, ANNOUNCE)
 ANNOUNCE_TIMEOUT_S = 6 * 3600  # ~25 users/s: hours for a very large audience
 
 
