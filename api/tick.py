@@ -1,4 +1,4 @@
-"""POST /tick: the external cron's entry to the scheduler (TICK_TOKEN as a bearer token)."""
+"""POST /tick: the external cron's entry to the tick (jobs/tick.py) (TICK_TOKEN as a bearer token)."""
 
 from __future__ import annotations
 

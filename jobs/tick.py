@@ -1,4 +1,4 @@
-"""The scheduler behind `POST /tick` and `tgcast tick` (docs/runtime.md, "Scheduler").
+"""The tick behind `POST /tick` and `tgcast tick` (docs/runtime.md, "Tick").
 
 One tick: lock the due configs, skip (and count) the ones that cannot run, create a cycle with its
 deliveries for the others in the same transaction, enqueue each cycle's first job at its jittered

@@ -261,7 +261,7 @@ _OWNER_TIMES = {
 
 class TimeTravel:
     """Lets time pass for one owner without waiting: every stored time of the owner moves back by the
-    same amount, which to the scheduler and the worker (who compare them with the real clock) is the
+    same amount, which to the tick and the worker (who compare them with the real clock) is the
     same as that much time passing. `virtual(t)` maps a real time seen since then (an emulator post)
     onto the test's own timeline, on which spacing between posts is measured."""
 

@@ -120,8 +120,7 @@ class ProcessRuntime:
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
         self._loop = asyncio.new_event_loop()
-        # Started with the first job, not here: RQ forks its scheduler process at start-up, and a fork
-        # is only safe while this process has one thread.
+        # Started by the first job (`submit`), not here: a runtime that never runs a job starts no thread.
         self._thread = threading.Thread(target=self._loop.run_forever, name="job-loop", daemon=True)
         self._stack = AsyncExitStack()
         self._context: JobContext | None = None

@@ -1,8 +1,8 @@
 """An RQ worker that runs many jobs at once as asyncio tasks on the process's job loop.
 
 A send batch spends almost all its time waiting: the 1-2 s pause between two sends of its account,
-and Telegram's answer. One job at a time per process made a box's capacity the number of processes
-it could hold, at 0 % CPU each. Here the RQ side stays as RQ 3 does it — dequeue, one `Execution`
+and Telegram's answer. Run one at a time per process, a box's capacity would be the number of
+processes it could hold, at 0 % CPU each. Here the RQ side stays as RQ 3 does it — dequeue, one `Execution`
 per job in the started registry and the worker's execution set, heartbeats, success and failure
 bookkeeping, the failed registry, warm shutdown — and only the "perform" step differs: the job's
 async body (`worker.context.loop_job`) becomes a task on the job loop, and this thread goes back to

@@ -52,8 +52,9 @@ class FastPollingScheduler(RQScheduler):
 
     @property
     def should_reacquire_locks(self) -> bool:
-        # Every worker's scheduler runs now (it always holds its own queue's lock), so RQ's retry of the
-        # locks it lacks, every 2 minutes, is what moves the shared queue's lock on once its holder died.
+        # Every worker's scheduler runs (it always holds its own queue's lock), so RQ's retry of the locks
+        # it lacks, every 2 minutes, would be all that moves the shared queue's lock on once its holder
+        # died; this retries every REACQUIRE_EVERY_S.
         if set(self._queue_names) == set(self.acquired_locks):
             return False
         acquired = self.lock_acquisition_time
