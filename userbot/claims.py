@@ -49,8 +49,8 @@ return asked
 """
 
 
-# The owner a worker process chose for itself before its job loop opened (worker/process.py): its queue of
-# its own is named after it (worker/own_queues.py), so the claims must carry the same id. Set in the worker's
+# The owner a worker process chose for itself before its job loop opened (jobs/worker.py): its queue of
+# its own is named after it (jobs/routing.py), so the claims must carry the same id. Set in the worker's
 # main thread, it reaches the job loop's tasks with the rest of that thread's context. Unset (tests, RQ's
 # stock workers): every `ConnectionClaims` gets a fresh owner, and nothing is routed to it.
 declared_owner: ContextVar[str | None] = ContextVar("claims_owner", default=None)
