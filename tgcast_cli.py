@@ -195,12 +195,19 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
     from worker.process import run_worker
 
     settings = _settings()
     settings.check_live(accounts=True)
     _reach(settings, wait=True)
-    run_worker(settings, burst=args.burst)
+    try:
+        run_worker(settings, burst=args.burst)
+    except RedisConnectionError as exc:
+        # Redis went away between the check above and the worker's own start (RQ registers the worker
+        # before its retrying loop runs): the same one line and exit 2 as the check, not a traceback.
+        raise Unreachable(f"cannot reach Redis at REDIS_URL ({type(exc).__name__})") from None
     return 0
 
 
@@ -318,13 +325,14 @@ async def _verify_legacy(settings: Settings, args: argparse.Namespace, url: Lega
     from legacy.importer import stderr_progress
     from legacy.source import SourceError
     from legacy.verify import CLAIM_TTL_S, OlderBotAlive, verify_sessions
-    from userbot.claims import ConnectionClaims, new_owner
+    from userbot.claims import ConnectionClaims, new_owner, state_loss_wait
     from userbot.factory import build_gateway
 
     redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=CONNECT_TIMEOUT_S)
     try:
         gateway = build_gateway(settings, redis)
-        claims = ConnectionClaims(redis, settings.redis_prefix, f"import-legacy:{new_owner()}", ttl_s=CLAIM_TTL_S)
+        claims = ConnectionClaims(redis, settings.redis_prefix, f"import-legacy:{new_owner()}", ttl_s=CLAIM_TTL_S,
+                                  state_loss_wait_s=state_loss_wait(settings.claim_state_loss_wait_s))
         report = await verify_sessions(settings, gateway, url, claims, parallel=args.parallel, again=args.again,
                                        choice=args.schema, progress=stderr_progress)
     except (SourceError, OlderBotAlive) as exc:

@@ -56,6 +56,7 @@ from bench.soak_outages import (
     process_died,
     stop_postgres_for,
     stop_redis_for,
+    wait_for_a_post,
 )
 from bench.soak_services import PrivatePostgres, PrivateRedis
 from core.crypto import SecretBox
@@ -99,6 +100,7 @@ class Faults:
     tick_failed: int = 0
     outages: OutageLog = field(default_factory=OutageLog)
     posts_while_pg_stopped: int = 0  # accepted by "Telegram" while the 60 s stop's records had to wait
+    pg_stop_on_post: bool | None = None  # the 60 s stop began right after a post (None: not run)
     hung_posts: int = 0  # posts of the hung account accepted while it went unanswered
     hung_sent_recorded: int = 0  # of those, recorded sent (a repeat answered after the hang)
     gave_up_starting: int = 0  # started just before a long outage, exited at start-up (restarted after)
@@ -257,6 +259,9 @@ class Soak:
                 log.freezes.append((self.witness.pid, *freeze_for(self.witness, planned.seconds, self.stop_all)))
             elif planned.kind == "postgres":
                 with self.service_busy:
+                    # On traffic, not on the clock: stopped the moment a post is accepted, its record
+                    # is still waiting in the group commit (at most a minute's wait for one).
+                    self.faults.pg_stop_on_post = wait_for_a_post(self.fake_redis.url, FAKE_PREFIX, 60)
                     self.long_outage.set()
                     self.pg_down.set()
                     log.postgres.append(stop_postgres_for(self.pg, planned.seconds))
@@ -358,7 +363,11 @@ class Soak:
             during = [s for t, s in self.health if stopped <= t <= started]
             if 503 in during:
                 self.faults.outages_seen_503 += 1
-            back = [t for t, s in self.health if t >= started and s == 200]
+            # Up to the next outage only: one that begins before the answer is back (a long Redis stop
+            # right after a restart) is not this restart's recovery time.
+            following = [a for a, _ in windows if a > started]
+            until = min(following) if following else float("inf")
+            back = [t for t, s in self.health if started <= t < until and s == 200]
             if back:
                 self.faults.recovery_s.append(back[0] - started)
 
@@ -627,8 +636,10 @@ class Soak:
         return [
             ("(e) Redis stopped, data kept (SHUTDOWN SAVE, restarted from the dump)", _windows(kept)),
             ("(e) Redis stopped, back empty (SHUTDOWN NOSAVE)", _windows(empty)),
-            ("(f) PostgreSQL stopped (fast) / posts accepted in the second before and while down",
-             f"{_windows(log.postgres)} / {f.posts_while_pg_stopped}"),
+            ("(f) PostgreSQL stopped (fast) / started right after a post / posts accepted in the second before and "
+             "while down", f"{_windows(log.postgres)} / "
+             f"{'not run' if f.pg_stop_on_post is None else 'yes' if f.pg_stop_on_post else 'no post within 60 s'} / "
+             f"{f.posts_while_pg_stopped}"),
             ("(g) witness worker frozen (SIGSTOP, then SIGCONT)", _windows([(a, b) for _, a, b in log.freezes])),
             ("(h) Telegram stops answering one account / its posts meanwhile (recorded sent)",
              f"{hangs} / {f.hung_posts} ({f.hung_sent_recorded})"),
@@ -710,32 +721,33 @@ PostgreSQL and two private Redis servers (the service's, and the emulated Telegr
 `FAKE_REDIS_URL`, so a flush or a stop does not erase "Telegram"). Settings: `MIN_INTERVAL_MINUTES=1`,
 `JITTER_MAX_MS=3000`, `SEND_PAUSE_*=100..150` (so the sent records' 50 ms group commit is on),
 `LEASE_S=40`, `REQUEST_TIMEOUT_S=5` (the request bound + 5 s fits in a quarter of the lease, as in
-production), `LOCK_TTL_S=10`, `FAKE_RANDOM_ID_TTL_S=60` (the emulator forgets a `random_id` one
-interval after its post: Telegram promises no duration, so a resend a whole interval later posts
-again); each worker runs its batches concurrently (`WORKER_CONCURRENCY` 500, account connections
-cached and claimed). Faults at random points: (a) SIGKILL a worker and start another, (b) `FLUSHALL` the
-service's Redis, (c) restart PostgreSQL (`pg_ctl stop -m fast`, start 4–8 s later), (d) post `/id`
-updates twice or replay a recent batch. And on a fixed timeline, one after another
+production), `LOCK_TTL_S=10`, `FAKE_RANDOM_ID_TTL_S=60` (the emulator forgets a `random_id` one interval
+after its post: Telegram promises no duration, so a resend a whole interval later posts again;
+`RANDOM_ID_TRUST_S` stays at its default, 60, and past it an unanswered send is checked against the
+group's history before any resend); each worker runs its batches concurrently (`WORKER_CONCURRENCY` 500,
+account connections cached and claimed). Faults at random points: (a) SIGKILL a worker and start another,
+(b) `FLUSHALL` the service's Redis, (c) restart PostgreSQL (`pg_ctl stop -m fast`, start 4–8 s later),
+(d) post `/id` updates twice or replay a recent batch. And on a fixed timeline, one after another
 (`bench/soak_outages.py`): (h) "Telegram" stops answering one account for 3 minutes (its sends are
 posted, never answered: the emulator's `hang`), (e) the service's Redis **stopped** for 45 s with its
-data kept (`SHUTDOWN SAVE` into the soak's directory and a restart from that dump, as a managed
-failover or a restart with persistence keeps it; keys whose TTL ran out meanwhile are gone), (g) the
-witness worker frozen for 40 s (SIGSTOP, then SIGCONT), (f) PostgreSQL stopped for 60 s while batches
-are sending (records waiting in the group commit), (e) Redis stopped for 120 s and back **empty**
-(`SHUTDOWN NOSAVE`: a restart without persistence, a flush and an outage at once). No worker is
-killed or started during a long stop of Redis or PostgreSQL (a worker started into one gives up after
-`STARTUP_WAIT_S`, which a platform meets with restarts; what is judged is whether the running ones
-ride it out), and the random flushes and restarts wait for it. A worker that dies (killed or stopped)
-has its emulated connections closed, as the operating system closes a dead process's sockets.
-Judged: every cycle created before the faults stopped, after settling (ticking goes on). "Sent twice"
-counts posts the emulator accepted per (sender, chat, cycle), mapped through a ledger of every delivery
-row (snapshotted each second, since finished cycles' rows are pruned); "lost" is deliveries that never
-became terminal plus deliveries recorded sent that the emulator never accepted. The run exits non-zero
-on any duplicate, loss, early or overlapping cycle, a group posted twice by one broadcast less than the
-interval apart (on the emulator's receive times), an account with two connections open at once (the
-emulator's peak per account; Telegram would end the session), a `random_id` posted twice (a resend
-after the emulator forgot it), a webhook update handled twice without a Redis flush (or an empty
-restart) in between, or a process exiting on its own.
+data kept (`SHUTDOWN SAVE` into the soak's directory and a restart from that dump, as a managed failover
+or a restart with persistence keeps it; keys whose TTL ran out meanwhile are gone), (g) the witness
+worker frozen for 40 s (SIGSTOP, then SIGCONT), (f) PostgreSQL stopped for 60 s the moment "Telegram"
+accepts a post (its record waiting in the group commit), (e) Redis stopped for 120 s and back **empty**
+(`SHUTDOWN NOSAVE`: a restart without persistence, a flush and an outage at once). No worker is killed or
+started during a long stop of Redis or PostgreSQL (a worker started into one gives up after
+`STARTUP_WAIT_S`, which a platform meets with restarts; what is judged is whether the running ones ride
+it out), and the random flushes and restarts wait for it. A worker that dies (killed or stopped) has its
+emulated connections closed, as the operating system closes a dead process's sockets. Judged: every cycle
+created before the faults stopped, after settling (ticking goes on). "Sent twice" counts posts the
+emulator accepted per (sender, chat, cycle), mapped through a ledger of every delivery row (snapshotted
+each second, since finished cycles' rows are pruned); "lost" is deliveries that never became terminal
+plus deliveries recorded sent that the emulator never accepted. The run exits non-zero on any duplicate,
+loss, early or overlapping cycle, a group posted twice by one broadcast less than the interval apart (on
+the emulator's receive times), an account with two connections open at once (the emulator's peak per
+account; Telegram would end the session), a `random_id` posted twice (a resend after the emulator forgot
+it), a webhook update handled twice without a Redis flush (or an empty restart) in between, or a process
+exiting on its own.
 """
 
 

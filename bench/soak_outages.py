@@ -81,6 +81,22 @@ def stop_postgres_for(pg: PrivatePostgres, seconds: float) -> tuple[float, float
     return stopped, time.time()
 
 
+def wait_for_a_post(fake_redis_url: str, prefix: str, limit_s: float, poll_s: float = 0.005) -> bool:
+    """Until "Telegram" accepts a post (its counter moves), at most `limit_s`: an outage started right
+    then meets that post's record waiting in the worker's group commit. False if none came."""
+    from redis import Redis as SyncRedis
+
+    key = f"{prefix}posts"
+    with SyncRedis.from_url(fake_redis_url) as redis:
+        seen = redis.get(key)
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            time.sleep(poll_s)
+            if redis.get(key) != seen:
+                return True
+    return False
+
+
 def freeze_for(
     proc: subprocess.Popen[bytes], seconds: float, wake: threading.Event | None = None
 ) -> tuple[float, float]:

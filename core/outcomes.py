@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Protocol
 
@@ -53,6 +54,25 @@ BAD_CONTENT = "bad_content"
 SLOWMODE = "slowmode"
 RETRY_EXHAUSTED = "retry_exhausted"
 UNKNOWN = "unknown"
+# A send whose answer never came (a timeout, a dropped connection, a killed worker) may have been
+# posted; past the time Telegram is trusted to remember its random_id, and with the group's history
+# unable to tell (docs/runtime.md, "Sends whose outcome is unknown"), it is not sent again.
+OUTCOME_UNKNOWN = "outcome_unknown"
+
+# Failures after which the message may or may not have been posted: the request left, no answer came
+# (Telegram names its own internal failures as possibly executed).
+UNSURE_CODES = frozenset({"TIMEOUT", "NETWORK", "RPC_CALL_FAIL", "RPC_MCGET_FAIL", "INTERNAL"})
+
+
+def unsure(code: str) -> bool:
+    return code in UNSURE_CODES
+
+
+def needs_history_check(unsure_since: datetime | None, now: datetime, random_id_trust_s: float) -> bool:
+    """Before sending a delivery again: True when an earlier attempt may have been posted and Telegram
+    may have forgotten its random_id since, so the group's history must tell whether it was. Within the
+    trust the resend is safe: Telegram answers it with the earlier message instead of posting again."""
+    return unsure_since is not None and (now - unsure_since).total_seconds() > random_id_trust_s
 
 # A group failing for one of these reasons in consecutive cycles is eventually taken off the list.
 STREAK_REASONS = frozenset({FORBIDDEN, UNREACHABLE, TOPIC_CLOSED})
@@ -120,6 +140,8 @@ TABLE: dict[str, Rule] = {
     "FILE_ID_INVALID": _MEDIA_EXPIRED,
     "MEDIA_EMPTY": _MEDIA_EXPIRED,  # the media the handle names does not exist (any more)
     "MEDIA_HANDLE_INVALID": _MEDIA_EXPIRED,  # our own handle could not be read back: upload again
+    # Ours, not Telegram's: the group's history could not tell whether an unanswered send was posted.
+    "OUTCOME_UNKNOWN": Rule(Kind.FAILED, OUTCOME_UNKNOWN),
 }
 _UNKNOWN_RULE = Rule(Kind.FAILED, UNKNOWN)
 _FLOOD_WITHOUT_NUMBER_S = 60  # a flood name Telegram sent without its number: wait a minute

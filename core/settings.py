@@ -113,9 +113,18 @@ class Settings(BaseSettings):
     # common intervals, so every cycle of an account reuses one), and at most this many open.
     client_idle_s: int = Field(default=900, ge=1)
     client_max: int = Field(default=2000, ge=1)
+    # After Redis lost its data (a flush, a restart without persistence) nobody takes an account's
+    # connection claim anew for this long, so a worker still trusting a claim that vanished closes its
+    # connection before another connects (userbot/claims.py). Unset: the claim TTL (30 s). 0 only where
+    # one worker runs (the dev runner) or Redis never loses data.
+    claim_state_loss_wait_s: float | None = Field(default=None, ge=0, le=600)
     # Every request to Telegram from a send batch (a send, each 512 KiB part of an upload) is bounded by
     # this; a request that takes longer is a TIMEOUT, retried with the same random_id.
     request_timeout_s: float = Field(default=20, gt=0, le=300)
+    # How long Telegram is trusted to remember a send's random_id (it answers a repeat with the first
+    # message instead of posting again) — it promises no duration. A send left without an answer is
+    # repeated as-is within this; later, the group's history is read first (docs/runtime.md).
+    random_id_trust_s: int = Field(default=60, ge=0, le=86400)
     # A warm shutdown (the first SIGTERM) ends within this: platforms SIGKILL ~30 s after SIGTERM, so the
     # worker stops sending, gives back what its batches have not sent and hands its queue over before
     # then (docs/worker.md, "Shutdown").

@@ -98,14 +98,29 @@ async def mark_failed(conn: AsyncConnection, delivery_id: int, *, reason: str, e
     )
 
 
-async def mark_pending(conn: AsyncConnection, delivery_id: int, *, next_attempt_at: datetime, retry: int) -> None:
+async def mark_pending(conn: AsyncConnection, delivery_id: int, *, next_attempt_at: datetime, retry: int,
+                       unsure_since: datetime | None = None) -> None:
+    """Back to pending for a later attempt; `unsure_since` (when given) replaces the row's own: the
+    first attempt that may have been posted, as the batch knows it."""
     await conn.execute(
         """
         UPDATE deliveries SET status = 'pending', next_attempt_at = %(at)s, retry = %(retry)s, lease_until = NULL,
-               updated_at = now()
+               updated_at = now(), unsure_since = COALESCE(%(unsure)s, unsure_since)
         WHERE id = %(id)s AND status = 'in_flight'
         """,
-        {"id": delivery_id, "at": next_attempt_at, "retry": retry},
+        {"id": delivery_id, "at": next_attempt_at, "retry": retry, "unsure": unsure_since},
+    )
+
+
+async def mark_unsure(conn: AsyncConnection, delivery_id: int, at: datetime) -> None:
+    """A send of this claimed row was cut off before its answer (the batch cancelled mid-request): it
+    may have been posted at `at`, unless an earlier attempt already may have."""
+    await conn.execute(
+        """
+        UPDATE deliveries SET unsure_since = COALESCE(unsure_since, %(at)s)
+        WHERE id = %(id)s AND status = 'in_flight'
+        """,
+        {"id": delivery_id, "at": at},
     )
 
 

@@ -146,6 +146,7 @@ class Delivery:
     error: str | None
     updated_at: datetime
     wait_until: datetime | None = None  # a slow mode's end, for a post that failed on it
+    unsure_since: datetime | None = None  # the first attempt that may have been posted, unanswered
 
 
 @dataclass(slots=True)

@@ -223,10 +223,13 @@ async def create_cycles(conn: AsyncConnection, plans: list[PlannedCycle]) -> lis
 
 async def release_expired_leases(conn: AsyncConnection, now: datetime) -> list[int]:
     """In-flight deliveries whose job died go back to pending (their random_id stays, so a resend
-    of one that did reach Telegram is de-duplicated). Returns the cycles touched."""
+    of one that did reach Telegram is de-duplicated). Each may have been posted since it was claimed
+    (`updated_at`, set by the claim): that is its unsure time, unless an earlier one is known.
+    Returns the cycles touched."""
     cur = await conn.execute(
         """
-        UPDATE deliveries SET status = 'pending', lease_until = NULL, updated_at = now()
+        UPDATE deliveries SET status = 'pending', lease_until = NULL, updated_at = now(),
+               unsure_since = COALESCE(unsure_since, updated_at)
         WHERE status = 'in_flight' AND lease_until < %(now)s
         RETURNING cycle_id
         """,

@@ -137,6 +137,9 @@ def main() -> int:
         env.setdefault("BOT_API_BASE", f"{base_url}/sandbox/botapi")
         for key, value in SANDBOX_DEFAULTS.items():
             env.setdefault(key, value)
+    # One worker process here, so no connection can be open in another while Redis's lost state is
+    # waited out; without this, each start on a fresh embedded Redis would wait 30 s before posting.
+    env.setdefault("CLAIM_STATE_LOSS_WAIT_S", "0")
     python = sys.executable
 
     migrate = subprocess.run([python, "-m", "tgcast_cli", "migrate"], env=env, cwd=ROOT)

@@ -35,7 +35,7 @@ from jobs.locks import AccountLock
 from jobs.notices import notify
 from services import access, broadcast, rounds
 from services.metrics import Metrics
-from userbot.gateway import GatewayError, OutgoingMedia, Peer, SenderConnection, Sent
+from userbot.gateway import NOT_POSTED, GatewayError, OutgoingMedia, Peer, SenderConnection, Sent
 from worker import queues
 from worker.context import JobContext, loop_job
 
@@ -177,6 +177,9 @@ async def _send_claimed(
 ) -> None:
     claimed = started.claimed
     open_ids = [d.id for d in claimed]
+    # The delivery whose send request is out, and since when: cut off there (a job timeout, a stopping
+    # worker's deadline), its post may have been made.
+    in_request: tuple[int, datetime] | None = None
     try:
         if started.message is None:
             async with ctx.pool.connection() as conn:
@@ -224,16 +227,31 @@ async def _send_claimed(
                     error: GatewayError | None = None
                     sent: Sent | None = None
                     skipped = False
+                    unsure_since = delivery.unsure_since  # the earliest attempt that may have been posted
+                    send_at: datetime | None = None
                     state.attempted += 1
                     try:
-                        skipped = await _pile_up_skips(sender, peer, target)
-                        if not skipped:
-                            sent = await _send_one(ctx, cycle, sender, peer, message, delivery)
+                        earlier = await _earlier_post(ctx, sender, peer, message, delivery)
+                        if earlier is not None and earlier != NOT_POSTED:
+                            sent = Sent(message_id=earlier)  # it was posted: recorded, not sent again
+                        else:
+                            if earlier == NOT_POSTED:
+                                unsure_since = None  # the history shows no earlier post
+                            skipped = await _pile_up_skips(sender, peer, target)
+                            if not skipped:
+                                send_at = utcnow()
+                                in_request = (delivery.id, unsure_since or send_at)
+                                sent = await _send_one(ctx, cycle, sender, peer, message, delivery)
                     except GatewayError as exc:
                         error = exc
                     except Exception as exc:  # a bug or an unmapped failure: keep the batch going
                         log.warning("send to %s failed: %s", delivery.chat_id, type(exc).__name__)
                         error = GatewayError("UNKNOWN", None, type(exc).__name__)
+                    in_request = None
+                    if error is not None and send_at is not None and outcomes.unsure(error.code):
+                        unsure_since = unsure_since or send_at  # this send may have been posted
+                    elif unsure_since == delivery.unsure_since:
+                        unsure_since = None  # nothing new to store
                     # The pile-up check was a request to Telegram too: the pacing holds for it.
                     paused_until = utcnow() + timedelta(seconds=send_pause_s(
                         ctx.settings.send_pause_min_ms, ctx.settings.send_pause_max_ms))
@@ -249,7 +267,7 @@ async def _send_claimed(
                         # record's linger must not give back a row whose post was made (it would be
                         # posted again); the record is written all the same (worker/sent_records.py).
                         open_ids.remove(delivery.id)
-                    await _apply(ctx, cycle, delivery, decision, sent, error, state)
+                    await _apply(ctx, cycle, delivery, decision, sent, error, state, unsure_since)
                     if delivery.id in open_ids:
                         open_ids.remove(delivery.id)
                     if decision.stop_batch:
@@ -267,7 +285,8 @@ async def _send_claimed(
         # Whatever was claimed and not judged goes back untouched (a flood pushes it past the pause).
         # Shielded: a batch cancelled (its job timeout, a stopping worker's deadline) still hands its
         # rows back at once, and ends only once they are back: the stopping worker closes the pool next.
-        giving_back = asyncio.ensure_future(_give_back(ctx, cycle, open_ids, state))
+        cut_off = in_request if in_request is not None and in_request[0] in open_ids else None
+        giving_back = asyncio.ensure_future(_give_back(ctx, cycle, open_ids, state, cut_off))
         try:
             await asyncio.shield(giving_back)
         except asyncio.CancelledError:
@@ -296,11 +315,32 @@ async def _pile_up_skips(sender: SenderConnection, peer: Peer, target: Target | 
     return False
 
 
-async def _give_back(ctx: JobContext, cycle: Cycle, open_ids: list[int], state: _BatchState) -> None:
+async def _give_back(ctx: JobContext, cycle: Cycle, open_ids: list[int], state: _BatchState,
+                     cut_off: tuple[int, datetime] | None) -> None:
     async with ctx.pool.connection() as conn:
+        if cut_off is not None:
+            await deliveries.mark_unsure(conn, *cut_off)
         await deliveries.release(conn, open_ids, not_before=state.flood_until)
         if state.stopped:
             await cycles.cancel_open(conn, cycle.owner_id)
+
+
+async def _earlier_post(
+    ctx: JobContext, sender: SenderConnection, peer: Peer, message: Message, delivery: Delivery,
+) -> int | None:
+    """Before sending a delivery an earlier attempt of which may have been posted (docs/runtime.md,
+    "Sends whose outcome is unknown"): within RANDOM_ID_TRUST_S, None (send: Telegram de-duplicates by
+    the random_id); past it, what the group's history shows — the earlier post's id, or NOT_POSTED.
+    When the history cannot tell, OUTCOME_UNKNOWN: given up rather than risk posting twice."""
+    if not outcomes.needs_history_check(delivery.unsure_since, utcnow(), ctx.settings.random_id_trust_s):
+        return None
+    assert delivery.unsure_since is not None
+    found = await sender.find_own_post(peer, delivery.unsure_since, message.text)
+    log.info("group %s: an unanswered earlier send %s", peer.chat_id,
+             "was not posted" if found == NOT_POSTED else "cannot be told" if found is None else "was posted")
+    if found is None:
+        raise GatewayError("OUTCOME_UNKNOWN", detail="the group's history cannot tell whether it was posted")
+    return found
 
 
 async def _is_live(ctx: JobContext, cycle_id: int) -> bool:
@@ -387,7 +427,7 @@ async def _wait_until(ctx: JobContext, at: datetime) -> bool:
 
 async def _apply(
     ctx: JobContext, cycle: Cycle, delivery: Delivery, decision: Decision,
-    sent: Sent | None, error: GatewayError | None, state: _BatchState,
+    sent: Sent | None, error: GatewayError | None, state: _BatchState, unsure_since: datetime | None = None,
 ) -> None:
     now = utcnow()
     if decision.status == "sent":
@@ -411,7 +451,8 @@ async def _apply(
             elif decision.status == "pending":
                 await deliveries.mark_pending(
                     conn, delivery.id, retry=decision.retry,
-                    next_attempt_at=now + timedelta(milliseconds=decision.retry_delay_ms or 0))
+                    next_attempt_at=now + timedelta(milliseconds=decision.retry_delay_ms or 0),
+                    unsure_since=unsure_since)
             else:
                 # The session is gone: put it back so the stop below cancels it with the rest of the cycle.
                 await deliveries.release(conn, [delivery.id])

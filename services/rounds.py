@@ -151,7 +151,8 @@ def failure_lines(tr: Translator, ran: Cycle | None, now: datetime) -> list[str]
 
 # The delivery failure reasons (core/outcomes.py) each with its own text; anything else reads "unknown".
 _REASONS = frozenset({outcomes.SLOWMODE, outcomes.FORBIDDEN, outcomes.UNREACHABLE, outcomes.TOPIC_CLOSED,
-                      outcomes.BAD_CONTENT, outcomes.RETRY_EXHAUSTED, outcomes.UNKNOWN})
+                      outcomes.BAD_CONTENT, outcomes.RETRY_EXHAUSTED, outcomes.OUTCOME_UNKNOWN,
+                      outcomes.UNKNOWN})
 
 
 def status_lines(tr: Translator, view: Outlook, *, selected_groups: int) -> list[str]:

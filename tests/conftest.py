@@ -126,6 +126,9 @@ def make_settings(database_url: str, redis_url: str, bot_api_base: str, **overri
         "send_pause_max_ms": 0,
         "cont_delay_ms": 0,
         "cont_jitter_ms": 0,
+        # Tests empty Redis before each one: waiting out every loss of state would make each test's first
+        # connection wait. The wait itself is tested in tests/test_claims.py.
+        "claim_state_loss_wait_s": 0,
         "_env_file": None,
     }
     values.update(overrides)

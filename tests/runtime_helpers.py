@@ -133,7 +133,7 @@ async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
 async def deliveries_of(conn: AsyncConnection, cycle_id: int) -> list[dict]:
     cur = await conn.execute(
         "SELECT id, chat_id, status, retry, reason, error, next_attempt_at, sent_at, tg_message_id, random_id, "
-        "wait_until "
+        "wait_until, unsure_since "
         "FROM deliveries WHERE cycle_id = %(c)s ORDER BY position", {"c": cycle_id},
     )
     names = [d.name for d in cur.description or []]
@@ -199,6 +199,7 @@ def worker_env(settings: Settings, **overrides: object) -> dict[str, str]:
         "SEND_PAUSE_MAX_MS": str(settings.send_pause_max_ms),
         "CONT_DELAY_MS": str(settings.cont_delay_ms),
         "CONT_JITTER_MS": str(settings.cont_jitter_ms),
+        "CLAIM_STATE_LOSS_WAIT_S": str(settings.claim_state_loss_wait_s or 0),
         "LOG_LEVEL": "INFO",
     })
     env.update({k.upper(): str(v) for k, v in overrides.items()})

@@ -262,3 +262,69 @@ async def test_close_all_ends_whenever_its_cancel_meets_the_heartbeat(net: FakeT
         closing = asyncio.create_task(cache.close_all())
         done, _ = await asyncio.wait({closing}, timeout=5)
         assert done, f"close_all still waiting for the heartbeat loop (attempt {attempt})"
+
+
+async def _lose_claims_state(redis: Redis) -> None:
+    """What a FLUSHALL, or a restart without persistence, does to the service's keys (the emulated
+    Telegram keeps its own, as the real one would)."""
+    keys = [k async for k in redis.scan_iter(match=f"{PREFIX}conn*")]
+    if keys:
+        await redis.delete(*keys)
+
+
+async def test_after_a_loss_of_state_a_free_claim_is_taken_anew_only_once_the_wait_is_over(redis: Redis) -> None:
+    loop = asyncio.get_running_loop()
+    w1 = ConnectionClaims(redis, PREFIX, "w1", ttl_s=30, state_loss_wait_s=0.5)
+    w2 = ConnectionClaims(redis, PREFIX, "w2", ttl_s=30, state_loss_wait_s=0.5)
+    assert await w1.hold("a", own=True)  # a brand new Redis: the holder's own claim, at once
+    assert not await w2.hold("b")  # but nobody's new one: the state may just have been lost
+    marker = f"{PREFIX}conn-state-since"
+    assert await redis.pttl(marker) == -1  # kept until the next loss
+    await asyncio.sleep(0.55)
+    assert await w2.hold("b")
+    await _lose_claims_state(redis)
+    assert not await w2.hold("c")
+    assert await w1.refresh(["a"]) == []  # the heartbeat re-asserts w1's own claim at once
+    assert await claim_holder(redis, "a") == "w1"  # type: ignore[arg-type]
+    started = loop.time()
+    assert await w2.take("c") >= 0
+    assert loop.time() - started >= 0.4  # `take` waited the loss out (from when it was first seen)
+    assert await claim_holder(redis, "c") == "w2"  # type: ignore[arg-type]
+    assert await w2.take("d") >= 0 and await claim_holder(redis, "d") == "w2"  # type: ignore[arg-type]
+
+
+async def test_without_a_wait_a_free_claim_is_taken_at_once_after_a_loss(redis: Redis) -> None:
+    tool = ConnectionClaims(redis, PREFIX, "tool", ttl_s=30)  # the default: 0
+    await _lose_claims_state(redis)
+    assert await tool.hold("a")
+
+
+async def test_a_loss_of_redis_state_never_lets_a_second_worker_connect_beside_the_holder(
+    net: FakeTelegram, redis: Redis
+) -> None:
+    """Real time, claims of 1.5 s and the wait at the TTL, as in production. The holder w1 is cut off
+    from Redis (its client points at a closed port) just as Redis loses every claim: it can neither
+    re-assert nor hear an ask, and keeps its connection until its trust runs out. w2, taking the
+    free claim, must connect only after that: one connection of the account at any time."""
+    uid, session = await login(net, "+998900000001")
+    kw = redis.connection_pool.connection_kwargs
+    own = Redis(host=kw.get("host", "127.0.0.1"), port=kw.get("port", 6379), db=kw.get("db", 0),
+                socket_connect_timeout=0.2, socket_timeout=0.2)
+    w1 = SenderCache(FakeGateway(net), claims=ConnectionClaims(own, PREFIX, "w1", ttl_s=1.5, state_loss_wait_s=1.5))
+    w2 = SenderCache(FakeGateway(net), claims=ConnectionClaims(redis, PREFIX, "w2", ttl_s=1.5, state_loss_wait_s=1.5))
+    w1.start(every_s=0.05)
+    try:
+        await batch(w1, uid, session, 1)
+        await asyncio.sleep(0.3)
+        own.connection_pool.connection_kwargs["port"] = _free_port()
+        await own.connection_pool.disconnect()
+        own.connection_pool.reset()
+        await _lose_claims_state(redis)
+        await batch(w2, uid, session, 2)
+        assert uid not in w1
+        assert (await net.open_connections(uid), await net.peak_connections(uid)) == (1, 1)
+        assert await claim_holder(redis, uid) == "w2"
+    finally:
+        await w1.close_all()
+        await w2.close_all()
+        await own.aclose()

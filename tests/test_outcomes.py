@@ -5,6 +5,7 @@ Telethon raises them (built with `telethon.errors` classes or `rpc_message_to_er
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from telethon import errors
@@ -13,7 +14,7 @@ from telethon.tl.types import RpcError
 from core import outcomes
 from core.outcomes import Kind, Policy, classify
 from userbot.errors import to_gateway_error
-from userbot.gateway import GatewayError
+from userbot.gateway import NOT_POSTED, GatewayError, own_post_in
 
 POLICY = Policy(max_retries=3, retry_base_ms=2000, retry_max_ms=120000, slowmode_default_s=300, account_pause_s=3600)
 INTERVAL_S = 600
@@ -208,3 +209,43 @@ def test_media_expired_names_with_or_without_their_number(code: str) -> None:
 def test_an_inner_number_does_not_make_unknown_names_known() -> None:
     assert outcomes.rule_for("SOMETHING_3_ODD").reason == "unknown"
     assert outcomes.rule_for("MEDIA_INVALID").reason == "unknown"  # a bad file, not a lost one
+
+
+_SINCE = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("unsure_since", "age_s", "trust_s", "check"),
+    [(None, 0, 60, False), (_SINCE, 60, 60, False), (_SINCE, 61, 60, True), (_SINCE, 1, 0, True),
+     (_SINCE, 0, 0, False)],
+)
+def test_the_history_is_read_only_past_the_random_id_trust(
+    unsure_since: datetime | None, age_s: int, trust_s: int, check: bool
+) -> None:
+    assert outcomes.needs_history_check(unsure_since, _SINCE + timedelta(seconds=age_s), trust_s) is check
+
+
+@pytest.mark.parametrize(
+    ("messages", "whole", "found"),
+    [
+        ([(5, True, _SINCE, "hi")], False, 5),
+        ([(5, True, _SINCE - timedelta(seconds=1), "hi")], False, 5),  # dates are whole seconds
+        ([(5, True, _SINCE - timedelta(seconds=2), "hi")], False, NOT_POSTED),
+        ([(6, False, _SINCE, "hi"), (5, True, _SINCE - timedelta(seconds=2), "hi")], False, NOT_POSTED),
+        ([(6, True, _SINCE, "other")], False, None),
+        ([(6, True, _SINCE, "other")], True, NOT_POSTED),
+        ([(6, True, _SINCE, "  hi\n")], False, 6),
+        ([], True, NOT_POSTED),
+        ([], False, None),
+    ],
+)
+def test_own_post_in_one_page_of_history(
+    messages: list[tuple[int, bool, datetime, str]], whole: bool, found: int | None
+) -> None:
+    assert own_post_in(messages, _SINCE, "hi", whole_history=whole) == found
+
+
+def test_unsure_codes_are_transient_so_they_are_retried() -> None:
+    assert all(outcomes.rule_for(code).kind is Kind.TRANSIENT for code in outcomes.UNSURE_CODES)
+    assert not outcomes.unsure("FLOOD_WAIT_X") and outcomes.unsure("TIMEOUT")
+    assert outcomes.rule_for("OUTCOME_UNKNOWN") == outcomes.Rule(Kind.FAILED, outcomes.OUTCOME_UNKNOWN)

@@ -13,12 +13,14 @@ from rq.registry import ScheduledJobRegistry
 from core.crypto import SecretBox
 from core.schedule import backoff_ms
 from db import accounts, configs
+from db.tick import release_expired_leases
 from handlers.callbacks import Login
 from jobs.send_batch import run_batch
 from jobs.tick import tick
 from services import broadcast
 from tests.harness import message_keys
 from tests.runtime_helpers import (
+    Broadcaster,
     add_message,
     config_row,
     cycle_row,
@@ -478,6 +480,7 @@ async def test_a_hung_request_times_out_and_its_retry_posts_nothing_twice(db, ne
     await asyncio.wait_for(run_batch(ctx, cycle_id), 10)
     [row] = await deliveries_of(db, cycle_id)
     assert (row["status"], row["retry"]) == ("pending", 1)  # a TIMEOUT: retried, its retry counted
+    assert row["unsure_since"] is not None  # it may have been posted
     assert await total_posted(net, b.chat_ids) == 1  # the post reached Telegram; only the answer hung
     await net.unhang(b.tg_user_id)
     await db.execute("UPDATE deliveries SET next_attempt_at = now() WHERE id = %(id)s", {"id": row["id"]})
@@ -508,3 +511,111 @@ async def test_a_finished_cycle_leaves_no_continuation_counter(db, net, settings
     assert await redis.exists(key) == 1
     assert (await run_batch(ctx, cycle_id)).outcome == "finished"
     assert await redis.exists(key) == 0
+
+
+async def _hung_send(db, net, settings, pool, ctx, user_id: int) -> tuple[Broadcaster, int, dict]:
+    """A cycle whose one post reached "Telegram" and was never answered (a TIMEOUT), then the answer
+    is given up on: the row is pending again, `unsure_since` set."""
+    b = await make_broadcaster(db, net, settings, user_id, groups=1)
+    cycle_id = await start_cycle(pool, settings)
+    before = utcnow()
+    await net.hang(b.tg_user_id, 60)
+    await asyncio.wait_for(run_batch(ctx, cycle_id), 10)
+    await net.unhang(b.tg_user_id)
+    [row] = await deliveries_of(db, cycle_id)
+    assert row["status"] == "pending" and before <= row["unsure_since"] <= utcnow()
+    assert await total_posted(net, b.chat_ids) == 1
+    return b, cycle_id, row
+
+
+_FORGETFUL = {"request_timeout_s": 0.3, "random_id_trust_s": 0, "fake_random_id_ttl_s": 1}
+
+
+@pytest.mark.parametrize("settings_overrides", [_FORGETFUL])
+async def test_an_unanswered_post_past_the_random_id_trust_is_found_in_the_history_not_posted_again(
+    db, net, settings, pool, ctx
+) -> None:
+    """Telegram has forgotten the random_id by the retry (the emulator after 1 s): sending it again would
+    post it twice. The group's history shows the post, so it is recorded sent with that message."""
+    b, cycle_id, row = await _hung_send(db, net, settings, pool, ctx, 1043)
+    await asyncio.sleep(1.1)
+    await db.execute("UPDATE deliveries SET next_attempt_at = now() WHERE id = %(id)s", {"id": row["id"]})
+    result = await run_batch(ctx, cycle_id)
+    [row] = await deliveries_of(db, cycle_id)
+    [posted] = await net.posted(b.chat_ids[0])
+    assert (result.outcome, row["status"], row["tg_message_id"]) == ("finished", "sent", posted.message_id)
+
+
+@pytest.mark.parametrize("settings_overrides", [_FORGETFUL])
+async def test_an_unanswered_send_the_history_shows_was_not_posted_is_sent(db, net, settings, pool, ctx) -> None:
+    b = await make_broadcaster(db, net, settings, 1044, groups=1)
+    cycle_id = await start_cycle(pool, settings)
+    await net.fail_next(b.tg_user_id, "TIMEOUT")  # no answer, and (as it turns out) no post
+    await run_batch(ctx, cycle_id)
+    [row] = await deliveries_of(db, cycle_id)
+    assert row["status"] == "pending" and row["unsure_since"] is not None
+    assert await total_posted(net, b.chat_ids) == 0
+    await db.execute("UPDATE deliveries SET next_attempt_at = now() WHERE id = %(id)s", {"id": row["id"]})
+    result = await run_batch(ctx, cycle_id)
+    [row] = await deliveries_of(db, cycle_id)
+    [posted] = await net.posted(b.chat_ids[0])
+    assert (result.outcome, row["status"], row["tg_message_id"]) == ("finished", "sent", posted.message_id)
+    assert posted.random_id == row["random_id"]
+
+
+@pytest.mark.parametrize("settings_overrides", [_FORGETFUL])
+async def test_an_unanswered_post_the_history_cannot_tell_about_fails_as_outcome_unknown(
+    db, net, settings, pool, ctx
+) -> None:
+    """A page of other members' messages since: the history does not reach back to the attempt, and
+    sending again could post twice, so the delivery fails with its own reason."""
+    b, cycle_id, row = await _hung_send(db, net, settings, pool, ctx, 1045)
+    for n in range(100):
+        await net.post_as(b.chat_ids[0], 555, f"chatter {n}")
+    await asyncio.sleep(1.1)
+    await db.execute("UPDATE deliveries SET next_attempt_at = now() WHERE id = %(id)s", {"id": row["id"]})
+    result = await run_batch(ctx, cycle_id)
+    [row] = await deliveries_of(db, cycle_id)
+    ours = [m for m in await net.posted(b.chat_ids[0]) if m.from_tg_user_id == b.tg_user_id]
+    assert (result.outcome, row["status"], row["reason"], len(ours)) == ("finished", "failed", "outcome_unknown", 1)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"random_id_trust_s": 0, "fake_random_id_ttl_s": 1}])
+async def test_a_batch_cancelled_mid_request_gives_its_row_back_as_unsure(db, net, settings, pool, ctx) -> None:
+    """Its job's timeout or a stopping worker's deadline cancels the batch while a post's answer is
+    awaited: the row goes back to pending, marked as possibly posted, and is not posted twice."""
+    b = await make_broadcaster(db, net, settings, 1046, groups=1)
+    cycle_id = await start_cycle(pool, settings)
+    await net.hang(b.tg_user_id, 60)
+    batch = asyncio.create_task(run_batch(ctx, cycle_id))
+    while await total_posted(net, b.chat_ids) == 0:  # noqa: ASYNC110 (the post lands in Redis)
+        await asyncio.sleep(0.02)
+    batch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch
+    await net.unhang(b.tg_user_id)
+    [row] = await deliveries_of(db, cycle_id)
+    assert (row["status"], row["retry"]) == ("pending", 0) and row["unsure_since"] is not None
+    await asyncio.sleep(1.1)
+    result = await run_batch(ctx, cycle_id)
+    [row] = await deliveries_of(db, cycle_id)
+    assert (result.outcome, row["status"], await total_posted(net, b.chat_ids)) == ("finished", "sent", 1)
+
+
+async def test_a_lease_run_out_marks_the_row_unsure_from_its_claim(db, net, settings, pool) -> None:
+    """A job that died holding rows may have posted any of them since it claimed them."""
+    await make_broadcaster(db, net, settings, 1047, groups=2)
+    cycle_id = await start_cycle(pool, settings)
+    claimed_at = utcnow() - timedelta(minutes=5)
+    earlier = claimed_at - timedelta(minutes=1)
+    first, second = await deliveries_of(db, cycle_id)
+    await db.execute(
+        "UPDATE deliveries SET status = 'in_flight', lease_until = %(past)s, updated_at = %(at)s "
+        "WHERE cycle_id = %(c)s",
+        {"past": utcnow() - timedelta(seconds=1), "at": claimed_at, "c": cycle_id})
+    await db.execute("UPDATE deliveries SET unsure_since = %(e)s WHERE id = %(id)s", {"e": earlier, "id": second["id"]})
+    async with pool.connection() as conn:
+        await release_expired_leases(conn, utcnow())
+    first, second = await deliveries_of(db, cycle_id)
+    assert (first["status"], first["unsure_since"]) == ("pending", claimed_at)
+    assert (second["status"], second["unsure_since"]) == ("pending", earlier)  # the earliest is kept

@@ -276,3 +276,25 @@ def test_app_refuses_to_build_without_credentials(database_url, redis_url) -> No
         create_app(make_settings(database_url, redis_url, "http://127.0.0.1:9", bot_token=None))
     with pytest.raises(SettingsError, match="API_ID"):
         create_app(make_settings(database_url, redis_url, "http://127.0.0.1:9", gateway="auto"))
+
+
+def test_redis_gone_between_the_check_and_the_worker_start_is_the_same_one_line(
+    env, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """RQ's Worker talks to Redis as it is built, before its own retrying loop: a Redis stopped in
+    that moment gave a traceback and exit 1 (seen in the soak); it is the start-up check's exit 2."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    import tgcast_cli
+    import worker.process
+
+    def gone(*args: object, **kwargs: object) -> bool:
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(tgcast_cli, "_reach", lambda *a, **k: None)
+    monkeypatch.setattr(worker.process, "run_worker", gone)
+    assert tgcast_cli.main(["worker", "--burst"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "REDIS_URL" in err[0] and "Traceback" not in err[0]

@@ -7,6 +7,7 @@ as installed, so these tests pin what Telethon does with the options the gateway
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -16,7 +17,7 @@ from telethon.client import users as tl_users
 from telethon.tl import functions, types
 
 import userbot.telethon_gateway as tg
-from userbot.gateway import GatewayError, Peer, Sent
+from userbot.gateway import HISTORY_PAGE, NOT_POSTED, GatewayError, Peer, Sent
 
 PEER = Peer(chat_id=-123, kind="group")
 
@@ -158,3 +159,33 @@ async def test_a_request_telegram_never_answers_is_a_timeout(client_class: type[
         with pytest.raises(GatewayError) as info:
             await asyncio.wait_for(conn.send_text(PEER, "hi", [], 5), 5)
     assert info.value.code == "TIMEOUT"
+
+
+def _history(*messages: tuple[int, bool, datetime, str]) -> types.messages.Messages:
+    return types.messages.Messages(messages=[
+        types.Message(id=mid, peer_id=types.PeerChat(123), date=date, message=text, out=out)
+        for mid, out, date, text in messages], chats=[], users=[], topics=[])
+
+
+async def test_find_own_post_reads_one_page_of_history(client_class: type[OfflineClient]) -> None:
+    since = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    after, before = since + timedelta(seconds=5), since - timedelta(seconds=30)
+    async with GW.connect("") as conn:
+        client = client_class.built[0]
+        client.wire.answers = [
+            _history((9, False, after, "hi"), (8, True, after, "hi "), (7, True, before, "hi")),
+            _history((9, False, after, "other"), (7, True, before, "hi")),
+            _history(*[(n, False, after, "chatter") for n in range(HISTORY_PAGE, 0, -1)]),
+            _history((3, False, after, "chatter")),
+        ]
+        assert await conn.find_own_post(PEER, since, "hi") == 8  # ours, after the attempt, trimmed alike
+        assert await conn.find_own_post(PEER, since, "hi") == NOT_POSTED  # the page reaches back past it
+        assert await conn.find_own_post(PEER, since, "hi") is None  # a full page, all newer: cannot tell
+        assert await conn.find_own_post(PEER, since, "hi") == NOT_POSTED  # the whole history, shorter
+        topic = Peer(chat_id=-1001234, kind="forum", access_hash=5, topic_id=77)
+        client.wire.answers = [_history()]
+        assert await conn.find_own_post(topic, since, "hi") == NOT_POSTED
+    requests = _sent_requests(client)
+    assert all(isinstance(r, functions.messages.GetHistoryRequest) and r.limit == HISTORY_PAGE
+               for r in requests[:4])
+    assert isinstance(requests[4], functions.messages.GetRepliesRequest) and requests[4].msg_id == 77

@@ -13,6 +13,18 @@ A claim lapses in Redis whether or not its holder noticed: a holder cut off from
 partition) cannot renew it, and after the TTL another worker may take it. So a holder trusts a claim only
 for `trust_s` (the TTL less a safety margin) after the request that last confirmed it was sent, and
 closes the connection when that runs out (`userbot.claim_trust`), before anyone else can take it.
+
+Redis can also lose every claim at once while their holders still trust them (a FLUSHALL, a restart
+without persistence): a claim found free then may still be in use. A marker key without TTL tells the
+two apart: its absence means "Redis lost its state", and whoever finds it missing sets it to Redis's
+clock. For `state_loss_wait_s` after that, nobody takes a free claim anew (holders re-asserting their own
+claims may), so every holder has stopped trusting its claim before another worker can connect.
+
+Not on redis-py's `Lock`, as the send batch's account lock is (`jobs/locks.py`): a claim is held by the
+worker process, not by one holder object (the owner id is the worker's, and names its queue,
+`jobs/routing.py`); all of a worker's claims are renewed in one pipeline; a waiting worker asks the
+holder to let go; and a free claim is not always free to take (the state-loss marker). A `Lock` has
+none of these, and each would be a script beside it.
 """
 
 from __future__ import annotations
@@ -24,19 +36,36 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
+from typing import Any
 
 from redis.asyncio import Redis
 
 from userbot.gateway import GatewayError
 
-# Take the claim if it is free or already ours (refreshing it); else answer who holds it.
+# Take the claim if it is ours (refreshing it) or free; else answer who holds it. A free claim is taken
+# anew (ARGV[3] = "new") only once the state-loss marker (KEYS[2]) is ARGV[4] ms old, and answered 0
+# before that; a holder re-asserting its own claim (ARGV[3] = "own") may take it back at once. Redis's
+# clock, not the workers': they may run on machines whose clocks differ.
 _CLAIM = """
 local holder = redis.call('GET', KEYS[1])
-if (not holder) or holder == ARGV[1] then
+if holder == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
-return holder
+if holder then return holder end
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local since = tonumber(redis.call('GET', KEYS[2]) or '')
+if not since then
+  since = now_ms
+  redis.call('SET', KEYS[2], since)
+end
+if ARGV[3] == 'own' or now_ms - since >= tonumber(ARGV[4]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -56,6 +85,14 @@ return asked
 declared_owner: ContextVar[str | None] = ContextVar("claims_owner", default=None)
 
 
+DEFAULT_TTL_S = 30.0
+
+
+def state_loss_wait(setting: float | None) -> float:
+    """The wait after a loss of Redis's state: the setting CLAIM_STATE_LOSS_WAIT_S, unset meaning the TTL."""
+    return DEFAULT_TTL_S if setting is None else setting
+
+
 def claim_key(prefix: str, name: str) -> str:
     return f"{prefix}conn:{name}"
 
@@ -73,7 +110,8 @@ class ConnectionClaims:
         prefix: str,
         owner: str | None = None,
         *,
-        ttl_s: float = 30.0,
+        ttl_s: float = DEFAULT_TTL_S,
+        state_loss_wait_s: float = 0.0,
         wait_s: float | None = None,
         poll_s: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
@@ -83,8 +121,13 @@ class ConnectionClaims:
         self.prefix = prefix
         self.owner = owner or declared_owner.get() or new_owner()
         self.ttl_ms = max(1, int(ttl_s * 1000))
-        # Long enough for a dead holder's claim to lapse; a live holder lets go within a second.
-        self.wait_s = wait_s if wait_s is not None else ttl_s + 5
+        # A worker uses the claim TTL (jobs/context.py, setting CLAIM_STATE_LOSS_WAIT_S): holders stop
+        # trusting a claim within it, as they do when it lapses. 0 (tests, tools that hold no
+        # connection beside a worker's) takes a free claim at once.
+        self.state_loss_wait_ms = max(0, int(state_loss_wait_s * 1000))
+        # Long enough for a dead holder's claim to lapse, or Redis's lost state to be waited out; a
+        # live holder lets go within a second.
+        self.wait_s = wait_s if wait_s is not None else max(ttl_s, state_loss_wait_s) + 5
         self.poll_s = poll_s
         self._clock = clock
         self._sleep = sleep
@@ -110,9 +153,18 @@ class ConnectionClaims:
     def _asks_key(self, owner: str) -> str:
         return f"{self.prefix}conn-asks:{owner}"
 
-    async def hold(self, name: str) -> bool:
-        """Claim `name` if it is free or ours (refreshing it); False if another worker holds it."""
-        return await self._claim(keys=[self._key(name)], args=[self.owner, self.ttl_ms]) == 1
+    def _marker_key(self) -> str:
+        return f"{self.prefix}conn-state-since"
+
+    async def _claim_as(self, name: str, mode: str, client: Any = None) -> Any:
+        return await self._claim(keys=[self._key(name), self._marker_key()],
+                                 args=[self.owner, self.ttl_ms, mode, self.state_loss_wait_ms], client=client)
+
+    async def hold(self, name: str, *, own: bool = False) -> bool:
+        """Claim `name` if it is ours (refreshing it) or free; False if another worker holds it, or if
+        it is free but Redis lost its state too recently to take it anew. `own`: the caller has the
+        connection open under this claim and re-asserts it (no wait after a loss of state)."""
+        return await self._claim_as(name, "own" if own else "new") == 1
 
     async def take(self, name: str) -> float:
         """Claim `name`, asking its holder to let go and waiting for it if need be; returns when (by
@@ -122,10 +174,11 @@ class ConnectionClaims:
         asked: set[bytes] = set()
         while True:
             sent_at = self._clock()
-            holder = await self._claim(keys=[self._key(name)], args=[self.owner, self.ttl_ms])
+            holder = await self._claim_as(name, "new")
             if holder == 1:
                 return sent_at
-            if holder not in asked:  # once per holder: a new holder may have come in meanwhile
+            # 0: free, but Redis lost its state too recently. Ask once per holder: a new one may have come in.
+            if holder != 0 and holder not in asked:
                 asked.add(holder)
                 async with self.redis.pipeline(transaction=False) as pipe:
                     asks = self._asks_key(holder.decode())
@@ -146,7 +199,7 @@ class ConnectionClaims:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in names:
-                await self._claim(keys=[self._key(name)], args=[self.owner, self.ttl_ms], client=pipe)
+                await self._claim_as(name, "own", client=pipe)
             answers = await pipe.execute()
         return [name for name, answer in zip(names, answers, strict=True) if answer != 1]
 

@@ -20,12 +20,14 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
 
 from core.content import CAPTION_LIMIT, TEXT_LIMIT, utf16_len
 from userbot.gateway import (
+    HISTORY_PAGE,
     CodeSent,
     GatewayError,
     GroupInfo,
@@ -35,6 +37,7 @@ from userbot.gateway import (
     Peer,
     Sent,
     SignedIn,
+    own_post_in,
 )
 from userbot.latency import LatencyModel
 
@@ -142,6 +145,22 @@ class FakeTelegram:
                 "random_id": 0, "at": time.time(), "topic_id": topic_id}
         await self.redis.rpush(f"{self.p}posted:{chat_id}", f"{message_id}|{json.dumps(body)}")  # type: ignore[misc]
         return message_id
+
+    async def posts_made(self) -> int:
+        """Every post accepted so far, all groups together (one counter: the soak watches it)."""
+        return int(await self.redis.get(f"{self.p}posts") or 0)
+
+    async def history_page(self, chat_id: int, size: int) -> list[PostedMessage]:
+        """The group's latest `size` messages, oldest first (deleted ones marked): what one request for
+        its history reads."""
+        raw = await self.redis.lrange(f"{self.p}posted:{chat_id}", -size, -1)  # type: ignore[misc]
+        deleted = {int(m) for m in await self.redis.smembers(f"{self.p}deleted:{chat_id}")}  # type: ignore[misc]
+        page = []
+        for entry in raw:
+            message_id, _, body = entry.decode().partition("|")
+            page.append(PostedMessage(message_id=int(message_id), **json.loads(body),
+                                      deleted=int(message_id) in deleted))
+        return page
 
     async def last_message(self, chat_id: int, topic_id: int | None = None) -> PostedMessage | None:
         """The group's (or the topic's) last message not deleted, as its history shows it."""
@@ -390,6 +409,7 @@ else
   redis.call('SET', p .. 'rid:' .. uid .. ':' .. rid, message_id)
 end
 redis.call('RPUSH', p .. 'posted:' .. chat, message_id .. '|' .. posted)
+redis.call('INCR', p .. 'posts')
 local slowmode = tonumber(cjson.decode(group)['slowmode_s']) or 0
 if slowmode > 0 then redis.call('SET', p .. 'slow:' .. chat .. ':' .. uid, 1, 'EX', slowmode) end
 return {'ok', tostring(message_id)}
@@ -586,6 +606,18 @@ class FakeSender:
 
     async def delete_message(self, peer: Peer, message_id: int) -> bool:
         return await self._bounded(self._delete_message(peer, message_id))
+
+    async def find_own_post(self, peer: Peer, since: datetime, text: str) -> int | None:
+        return await self._bounded(self._find_own_post(peer, since, text))
+
+    async def _find_own_post(self, peer: Peer, since: datetime, text: str) -> int | None:
+        await self._may_ask(peer)
+        await self.net._held_answer(self.uid)  # an account "Telegram" stopped answering gets no history either
+        shown = [m for m in await self.net.history_page(peer.chat_id, HISTORY_PAGE)
+                 if not m.deleted and (peer.topic_id is None or m.topic_id == peer.topic_id)]
+        return own_post_in(
+            [(m.message_id, m.from_tg_user_id == self.uid, datetime.fromtimestamp(int(m.at), UTC), m.text)
+             for m in reversed(shown)], since, text, whole_history=len(shown) < HISTORY_PAGE)
 
     async def _delete_message(self, peer: Peer, message_id: int) -> bool:
         await self._may_ask(peer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 GroupKind = Literal["group", "supergroup", "forum", "channel"]
@@ -57,6 +58,31 @@ class OutgoingMedia:
     data: bytes
     file_name: str
     mime_type: str
+
+
+# `SenderConnection.find_own_post`: the history shows the post was not made.
+NOT_POSTED = 0
+# How many of a group's latest messages `find_own_post` reads (one page of history).
+HISTORY_PAGE = 100
+# Telegram dates messages in whole seconds: a post made at `since` may read as up to a second earlier.
+DATE_SLACK_S = 1
+
+
+def own_post_in(
+    messages: Sequence[tuple[int, bool, datetime, str]], since: datetime, text: str, *, whole_history: bool,
+) -> int | None:
+    """`find_own_post`'s answer from one page of history, newest first: (id, ours, date, text) each.
+    Telegram trims a message's surrounding white space, so the texts are compared trimmed."""
+    earliest = since - timedelta(seconds=DATE_SLACK_S)
+    wanted = text.strip()
+    reached_back = whole_history
+    for message_id, ours, date, body in messages:
+        if date < earliest:
+            reached_back = True
+            break
+        if ours and body.strip() == wanted:
+            return message_id
+    return NOT_POSTED if reached_back else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +167,13 @@ class SenderConnection(Protocol):
     async def delete_message(self, peer: Peer, message_id: int) -> bool:
         """Delete one message of this account's in the group; False when it was gone already. A message
         the account may not delete raises MESSAGE_DELETE_FORBIDDEN. One request."""
+        ...
+
+    async def find_own_post(self, peer: Peer, since: datetime, text: str) -> int | None:
+        """Whether this account posted `text` (a caption, for media) in the group (or the topic) at or
+        after `since`, as its recent history shows: the message's id if so; NOT_POSTED when that history
+        reaches back past `since` without it; None when it cannot tell (a page of others' messages
+        since). One request."""
         ...
 
     async def upload_media(self, media: OutgoingMedia) -> str:

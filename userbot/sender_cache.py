@@ -263,7 +263,7 @@ class SenderCache:
                 entry = None
             if entry is not None and self._claims is not None:
                 sent_at = self._clock()
-                if await self._claims.hold(name):
+                if await self._claims.hold(name, own=True):
                     self._confirm(name, sent_at)
                 else:
                     # Our claim lapsed (a stalled process) and another worker took the account: it has

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Literal
 
 from telethon import TelegramClient, utils
@@ -24,6 +25,7 @@ from telethon.tl import functions, types
 
 from userbot.errors import to_gateway_error
 from userbot.gateway import (
+    HISTORY_PAGE,
     CodeSent,
     GatewayError,
     GroupInfo,
@@ -33,6 +35,7 @@ from userbot.gateway import (
     Peer,
     Sent,
     SignedIn,
+    own_post_in,
 )
 
 log = logging.getLogger(__name__)
@@ -534,6 +537,19 @@ class TelethonSender:
             if not isinstance(message, types.MessageEmpty):
                 return int(message.id)
         return None
+
+    async def find_own_post(self, peer: Peer, since: datetime, text: str) -> int | None:
+        target = input_peer(peer)
+        history = dict(offset_id=0, offset_date=None, add_offset=0, limit=HISTORY_PAGE, max_id=0, min_id=0, hash=0)
+        if peer.topic_id is not None and peer.topic_id != _GENERAL_TOPIC_ID:
+            request: Any = functions.messages.GetRepliesRequest(peer=target, msg_id=peer.topic_id, **history)
+        else:
+            request = functions.messages.GetHistoryRequest(peer=target, **history)
+        result = await self._invoke(request)
+        messages = [m for m in getattr(result, "messages", None) or [] if isinstance(m, types.Message)]
+        return own_post_in(
+            [(int(m.id), bool(m.out), m.date, m.message or "") for m in messages], since, text,
+            whole_history=len(getattr(result, "messages", None) or []) < HISTORY_PAGE)
 
     async def delete_message(self, peer: Peer, message_id: int) -> bool:
         target = input_peer(peer)

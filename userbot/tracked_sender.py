@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from core.outcomes import Kind, rule_for
@@ -75,6 +76,14 @@ class TrackedSender:
         self._check()
         try:
             return await self._entry.conn.last_message_id(peer)
+        except GatewayError as err:
+            self._note(err)
+            raise
+
+    async def find_own_post(self, peer: Peer, since: datetime, text: str) -> int | None:
+        self._check()
+        try:
+            return await self._entry.conn.find_own_post(peer, since, text)
         except GatewayError as err:
             self._note(err)
             raise

@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from core.crypto import SecretBox
 from core.settings import Settings, load_settings
 from db.pool import open_pool
-from userbot.claims import ConnectionClaims
+from userbot.claims import ConnectionClaims, state_loss_wait
 from userbot.factory import build_gateway
 from userbot.gateway import AccountGateway
 from userbot.sender_cache import SenderCache
@@ -104,7 +104,8 @@ async def open_context(settings: Settings, stack: AsyncExitStack) -> JobContext:
     gateway = build_gateway(settings, redis)
     # Claims: one worker process at a time holds an account's connection open. Telegram ends a session
     # used from two places at once (AUTH_KEY_DUPLICATED), and replicas may run on different machines.
-    claims = ConnectionClaims(redis, settings.redis_prefix)
+    claims = ConnectionClaims(redis, settings.redis_prefix,
+                              state_loss_wait_s=state_loss_wait(settings.claim_state_loss_wait_s))
     senders = SenderCache(gateway, idle_s=settings.client_idle_s, max_open=settings.client_max, claims=claims)
     senders.start()
     stack.push_async_callback(senders.close_all)  # closed first: before the Redis the emulator uses
