@@ -9,6 +9,8 @@ COPY core core
 COPY db db
 COPY handlers handlers
 COPY jobs jobs
+COPY legacy legacy
+COPY worker worker
 COPY sandbox sandbox
 COPY services services
 COPY userbot userbot

@@ -173,7 +173,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
     from redis.asyncio import Redis
 
     from db.pool import open_pool
-    from jobs.scheduler import record_tick, tick
+    from jobs.tick import record_tick, tick
 
     settings = _settings()
     settings.check_live(accounts=False)  # expired users are told through the bot
@@ -197,7 +197,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from jobs.worker import run_worker
+    from worker.process import run_worker
 
     settings = _settings()
     settings.check_live(accounts=True)
@@ -366,8 +366,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "set-webhook": ("point Telegram at WEBHOOK_URL with WEBHOOK_SECRET (idempotent)", cmd_set_webhook),
     "delete-webhook": ("remove the webhook (for switching to long polling)", cmd_delete_webhook),
     "generate-key": ("print a new Fernet key for SESSION_KEYS", cmd_generate_key),
-    "tick": ("run one scheduler tick (what POST /tick does) and print its JSON summary", cmd_tick),
-    "worker": ("run an RQ worker for the broadcast and announcement queues, with the scheduler", cmd_worker),
+    "tick": ("run one tick (what POST /tick does) and print its JSON summary", cmd_tick),
+    "worker": ("run an RQ worker for the broadcast and announcement queues, with RQ's scheduler", cmd_worker),
     "rotate-keys": ("re-encrypt every stored session with the first key of SESSION_KEYS", cmd_rotate_keys),
     "stats": ("print users by status, active configs, deliveries in 24 h and queue depth", cmd_stats),
     "import-legacy": ("take over the older bot's users, sessions, groups and broadcasts (docs/migrating.md)",

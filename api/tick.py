@@ -1,4 +1,4 @@
-"""POST /tick: the external cron's entry to the scheduler (TICK_TOKEN as a bearer token)."""
+"""POST /tick: the external cron's entry to the tick (jobs/tick.py) (TICK_TOKEN as a bearer token)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse
 
 from api.auth import bearer, token_matches
 from api.state import app_state
-from jobs.scheduler import record_tick, tick
+from jobs.tick import record_tick, tick
 from services.outage import TRY_LATER
 
 

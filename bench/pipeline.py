@@ -20,9 +20,9 @@ from bench.seed import seed
 from core.crypto import SecretBox
 from core.settings import Settings, load_settings
 from db.pool import open_pool
-from jobs import context
-from jobs.scheduler import tick
 from jobs.send_batch import send_batch
+from jobs.tick import tick
+from worker import context
 
 USERS = 300
 GROUPS = 20

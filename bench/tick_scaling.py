@@ -14,7 +14,7 @@ from bench.seed import USER_BASE, seed
 from core.crypto import SecretBox
 from core.settings import load_settings
 from db.pool import open_pool
-from jobs.scheduler import tick
+from jobs.tick import tick
 
 SIZES = (10_000, 100_000)
 DUE = 500

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 
 from bench.common import Spread, fresh_database
-from db import scheduler
+from db import tick as tick_sql
 
 SIZES = (10_000, 100_000)
 DUE = 200
@@ -52,7 +52,7 @@ async def _measure(url: str) -> tuple[list[float], str]:
         until = datetime.now(UTC) + timedelta(seconds=60)
         for _ in range(REPETITIONS):
             started = time.perf_counter()
-            rows = await scheduler.lock_due(conn, until, 1000)
+            rows = await tick_sql.lock_due(conn, until, 1000)
             timings.append((time.perf_counter() - started) * 1000)
             await conn.rollback()
             assert len(rows) == DUE

@@ -30,7 +30,7 @@ async def mark_sent_many(conn: AsyncConnection, rows: list[SentRow]) -> dict[int
     """Record sends of any number of batches in one statement; returns, per delivery id, (recorded,
     its cycle still live). The liveness check that must come before a batch's next send rides on this
     statement, saving a round trip per delivery; a worker records all its batches' sends together
-    (jobs/sent_records.py), saving most of the rest.
+    (worker/sent_records.py), saving most of the rest.
 
     A record is of a post Telegram made, so it holds whatever happened to the row meanwhile: a row the
     tick gave back to pending (its lease ran out while the record was delayed) is marked sent too, and

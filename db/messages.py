@@ -1,6 +1,6 @@
 """Broadcast messages (the history) and their media. Deleting is soft: cycles keep what they sent;
 the tick removes soft-deleted messages no cycle summary refers to any more, then unreferenced media
-(`db.scheduler.prune`)."""
+(`db.tick.prune`)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
+import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -40,3 +44,21 @@ async def open_pool(
     )
     await pool.open(wait=False)
     return pool
+
+
+@contextlib.asynccontextmanager
+async def durable_commits(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """Within the block, the commits of this (pooled, autocommit) connection wait for the WAL to reach
+    the disk, whatever the pool set (`relaxed_commit`): for work whose every commit must survive a crash
+    of PostgreSQL. The connection's own setting is restored after; should that fail (a connection
+    broken, or a cancel), it goes back to the pool committing durably, which is only slower."""
+    cur = await conn.execute("SHOW synchronous_commit")
+    row = await cur.fetchone()
+    before = str(row[0]) if row else "on"
+    await conn.execute("SET synchronous_commit = on")
+    try:
+        yield conn
+    finally:
+        if before != "on":
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute("SELECT set_config('synchronous_commit', %s, false)", (before,))

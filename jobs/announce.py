@@ -14,19 +14,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import psycopg
 from psycopg import AsyncConnection
-from redis.asyncio import Redis
 
 from core.i18n import Translator, person_language
 from core.logs import bind
-from core.settings import Settings, load_settings
+from core.settings import Settings
 from db import announcements, users
+from db.pool import durable_commits
 from db.rows import Announcement
-from jobs import queues
-from jobs.botapi import BotApiClient, BotApiError
-from jobs.context import JobContext, WorkerStop, WorkerStopping
 from services.metrics import Metrics
+from worker import queues
+from worker.botapi import BotApiClient, BotApiError
+from worker.context import JobContext, WorkerStop, WorkerStopping, loop_job
 
 log = logging.getLogger(__name__)
 
@@ -35,35 +34,23 @@ MAX_429_WAITS = 5  # per user: Telegram asking again and again means something e
 PROGRESS_EVERY_S = 3.0
 
 
-def run_announcement(announcement_id: int, settings: Settings | None = None) -> dict[str, int]:
-    """RQ entry point: a plain function of the id (tests call it with their settings)."""
-    return asyncio.run(_main(announcement_id, settings or load_settings()))
+@loop_job
+async def run_announcement(ctx: JobContext, announcement_id: int) -> dict[str, int]:
+    """RQ entry point: `run_announcement(announcement_id)`, run on the process's job loop, in the
+    announcement's slot of the worker (worker/process.py)."""
+    return await announce(ctx, announcement_id)
 
 
-async def _on_job_loop(ctx: JobContext, announcement_id: int) -> dict[str, int]:
-    return await _main(announcement_id, ctx.settings, stop=ctx.stop)
-
-
-# The concurrent worker runs the body on its job loop, in the announcement slot (jobs/worker.py).
-run_announcement.loop_body = _on_job_loop  # type: ignore[attr-defined]
-
-
-async def _main(announcement_id: int, settings: Settings, stop: WorkerStop | None = None) -> dict[str, int]:
+async def announce(ctx: JobContext, announcement_id: int) -> dict[str, int]:
+    """The whole announcement, on the job context's pool, Bot API client and Redis."""
     # Its job id follows from the announcement, so lines carry it whichever worker runs the job.
     with bind(job_id=queues.announce_job_id(announcement_id)):
-        return await _announce(announcement_id, settings, stop)
-
-
-async def _announce(announcement_id: int, settings: Settings, stop: WorkerStop | None) -> dict[str, int]:
-    token = settings.bot_token_value()
-    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
-    try:
-        async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
-            async with BotApiClient(token, settings.bot_api_base, timeout=15) as botapi:
-                row = await deliver(conn, botapi, settings, announcement_id,
-                                    metrics=Metrics(redis, settings.redis_prefix), stop=stop)
-    finally:
-        await redis.aclose()
+        # One pooled connection for the run, its commits durable: the resume point is saved after every
+        # user, and one lost in a crash of PostgreSQL would send the users after it the message again
+        # (copyMessage has no de-duplication), where the pool's relaxed commits suit the send batches.
+        async with ctx.pool.connection() as conn, durable_commits(conn):
+            row = await deliver(conn, ctx.botapi, ctx.settings, announcement_id,
+                                metrics=Metrics(ctx.redis, ctx.settings.redis_prefix), stop=ctx.stop)
     if row is None:
         return {}
     return {"delivered": row.delivered, "failed": row.failed, "blocked": row.blocked}

@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 from core.i18n import person_language, t
 from core.settings import Settings
 from db import notices, users
-from jobs.botapi import BotApiClient, BotApiError
+from worker.botapi import BotApiClient, BotApiError
 
 log = logging.getLogger(__name__)
 

@@ -31,13 +31,13 @@ from core.schedule import (
 from db import accounts, batches, cycles, deliveries
 from db.deliveries import Target
 from db.rows import Account, Cycle, Delivery, Media, Message
-from jobs import queues
-from jobs.context import JobContext, loop_job
 from jobs.locks import AccountLock
 from jobs.notices import notify
 from services import access, broadcast, rounds
 from services.metrics import Metrics
 from userbot.gateway import NOT_POSTED, GatewayError, OutgoingMedia, Peer, SenderConnection, Sent
+from worker import queues
+from worker.context import JobContext, loop_job
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def utcnow() -> datetime:
 @loop_job
 async def send_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> str:
     """RQ entry point: `send_batch(cycle_id, attempt)`, run on the process's job loop. Every line it
-    logs carries the cycle id (and the job id the worker bound, jobs/worker.py)."""
+    logs carries the cycle id (and the job id the worker bound, worker/process.py)."""
     with bind(cycle_id=cycle_id):
         result = await run_batch(ctx, cycle_id, attempt)
         log.info("cycle %s attempt %s: %s (sent %s)", cycle_id, attempt, result.outcome, result.sent)
@@ -82,7 +82,7 @@ async def send_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> str:
 
 async def run_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> BatchResult:
     """One batch. A PostgreSQL connection is held for single steps only, never across a send or a
-    pause: hundreds of batches share a worker's few connections (jobs/context.py, POOL_MAX)."""
+    pause: hundreds of batches share a worker's few connections (worker/context.py, POOL_MAX)."""
     async with ctx.pool.connection() as conn:
         seen = await batches.view(conn, cycle_id)
         cycle = seen.cycle
@@ -265,7 +265,7 @@ async def _send_claimed(
                     if decision.status == "sent":
                         # Out of the open set before its record is awaited: a job timeout in the
                         # record's linger must not give back a row whose post was made (it would be
-                        # posted again); the record is written all the same (jobs/sent_records.py).
+                        # posted again); the record is written all the same (worker/sent_records.py).
                         open_ids.remove(delivery.id)
                     await _apply(ctx, cycle, delivery, decision, sent, error, state, unsure_since)
                     if delivery.id in open_ids:
@@ -432,7 +432,7 @@ async def _apply(
     now = utcnow()
     if decision.status == "sent":
         # Not on a pooled connection of this batch: the record waits to be written with other
-        # batches' (jobs/sent_records.py), and holding a connection meanwhile would starve the pool.
+        # batches' (worker/sent_records.py), and holding a connection meanwhile would starve the pool.
         recorded, state.live = await ctx.sent_records.record(
             delivery.id, cycle.id, sent.message_id if sent else 0, now)
         if recorded:
@@ -572,7 +572,7 @@ async def finish_cycle(ctx: JobContext, conn: AsyncConnection, cycle_id: int) ->
 
 
 async def _enqueue(ctx: JobContext, cycle_id: int, at: datetime, attempt: int = 0) -> str | None:
-    """On this worker's own queue (jobs/routing.py): the account's connection is open here, so its next
+    """On this worker's own queue (worker/own_queues.py): the account's connection is open here, so its next
     batch runs here without a connect. Should this worker die first, the queue is handed to the shared
     one."""
     return await asyncio.to_thread(queues.enqueue_send, ctx.settings, ctx.queue_redis, cycle_id, at,

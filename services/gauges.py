@@ -57,13 +57,13 @@ class Stats:
 
 
 def queue_names(settings: Settings) -> list[str]:
-    """The broadcast and the announcement queue, as jobs/queues.py names them (a test keeps the two
-    equal: services sit below jobs and may not import them)."""
+    """The broadcast and the announcement queue, as worker/queues.py names them (a test keeps the two
+    equal: services sit below worker and may not import it)."""
     return [f"{settings.queue_prefix}-broadcast", f"{settings.queue_prefix}-announce"]
 
 
 def last_tick_key(settings: Settings) -> str:
-    """Where the scheduler stores the unix time of its last finished tick."""
+    """Where the tick stores the unix time of its last finished run."""
     return f"{settings.redis_prefix}last_tick"
 
 

@@ -64,10 +64,10 @@ METRICS: dict[str, MetricSpec] = _declare(
     MetricSpec("tgcast_flood_waits_total", "counter", "Flood waits Telegram asked of an account."),
     MetricSpec("tgcast_flood_wait_seconds_total", "counter", "Seconds of flood wait Telegram asked for."),
     # Recorded by POST /tick.
-    MetricSpec("tgcast_ticks_total", "counter", "Scheduler ticks run, by result (ok, error).", ("result",)),
-    MetricSpec("tgcast_tick_duration_seconds", "histogram", "How long a scheduler tick took.",
+    MetricSpec("tgcast_ticks_total", "counter", "Ticks run, by result (ok, error).", ("result",)),
+    MetricSpec("tgcast_tick_duration_seconds", "histogram", "How long a tick took.",
                buckets=TICK_BUCKETS),
-    MetricSpec("tgcast_tick_enqueued_total", "counter", "Cycles the scheduler created and enqueued."),
+    MetricSpec("tgcast_tick_enqueued_total", "counter", "Cycles the tick created and enqueued."),
     MetricSpec("tgcast_tick_skipped_total", "counter", "Due configs a tick skipped, by reason.", ("reason",)),
     # Recorded by POST /telegram/webhook.
     MetricSpec("tgcast_webhook_updates_total", "counter", "Updates handed to the dispatcher, by type.",
@@ -88,7 +88,7 @@ METRICS: dict[str, MetricSpec] = _declare(
     MetricSpec("tgcast_configs_active", "gauge", "Broadcast configs that are switched on."),
     MetricSpec("tgcast_queue_depth", "gauge", "Jobs waiting in an RQ queue.", ("queue",)),
     MetricSpec("tgcast_queue_scheduled_jobs", "gauge", "Jobs scheduled for later in an RQ queue.", ("queue",)),
-    MetricSpec("tgcast_last_tick_age_seconds", "gauge", "Seconds since the last scheduler tick finished."),
+    MetricSpec("tgcast_last_tick_age_seconds", "gauge", "Seconds since the last tick finished."),
     # Stars payments, by plan, read from the payments table (refunded payments stay counted in
     # payments and stars; refunds count them again).
     MetricSpec("tgcast_payments_total", "counter", "Stars payments received, by plan (renewals included).",

@@ -1,7 +1,7 @@
 """When the user's rounds go out, as the menu and the notices tell it (docs/bot.md, "When things happen").
 
 The tick decides with `core.schedule`; this module asks the very same rules (the interval lower
-bound, the jitter, a flood pause, per-group spacing), so what the bot promises is what the scheduler
+bound, the jitter, a flood pause, per-group spacing), so what the bot promises is what the tick
 then does. Times are shown in UTC with a relative part ("in 3 min") that needs no time zone.
 """
 

@@ -11,22 +11,24 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
 
 from core.crypto import SecretBox
 from core.settings import Settings
 from db import accounts, configs, users
-from jobs.context import JobContext, open_context
 from userbot.fake import FakeGateway, FakeGroup, FakeTelegram
+from worker import context
+from worker.context import JobContext, open_context
 
 GROUP_BASE = -1_001_000_000_000
+T = TypeVar("T")
 
 
 @dataclass
@@ -109,6 +111,17 @@ async def make_broadcaster(
     if active:
         await configs.activate(conn, user_id, interval_minutes, first_run_at or utcnow())
     return Broadcaster(user_id, tg_user_id, phone, list(chat_ids), message_id, session)
+
+
+def run_job(settings: Settings, function: Callable[..., T], *args: Any) -> T:
+    """Call an RQ job function as RQ's stock worker would, on a job loop of this thread's own (with the
+    job context `settings` give), closed after; from a thread (`asyncio.to_thread`), not a running loop."""
+    context.use_settings(settings)
+    try:
+        return function(*args)
+    finally:
+        context.close_runtime()
+        context.use_settings(None)
 
 
 @asynccontextmanager
@@ -249,7 +262,7 @@ _OWNER_TIMES = {
 
 class TimeTravel:
     """Lets time pass for one owner without waiting: every stored time of the owner moves back by the
-    same amount, which to the scheduler and the worker (who compare them with the real clock) is the
+    same amount, which to the tick and the worker (who compare them with the real clock) is the
     same as that much time passing. `virtual(t)` maps a real time seen since then (an emulator post)
     onto the test's own timeline, on which spacing between posts is measured."""
 

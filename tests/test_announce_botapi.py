@@ -1,4 +1,4 @@
-"""The workers' Bot API client (jobs/botapi.py), unit-tested with pytest-httpx."""
+"""The workers' Bot API client (worker/botapi.py), unit-tested with pytest-httpx."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from jobs.botapi import BotApiClient, BotApiError
+from worker.botapi import BotApiClient, BotApiError
 
 BASE = "https://botapi.test"
 TOKEN = "42:abc"
@@ -76,13 +76,3 @@ async def test_edit_not_modified_is_not_an_error_but_others_are(httpx_mock: HTTP
         await api.edit_message_text(1, 2, "same")
         with pytest.raises(BotApiError):
             await api.edit_message_text(1, 2, "gone")
-
-
-async def test_send_photo_bytes_is_a_multipart_upload(httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(url=url("sendPhoto"), json={"ok": True, "result": {"message_id": 1}})
-    async with BotApiClient(TOKEN, BASE) as api:
-        await api.send_photo_bytes(5, b"\x89PNGdata", caption="chart")
-    request = _request(httpx_mock)
-    assert request.headers["content-type"].startswith("multipart/form-data")
-    assert b'name="photo"; filename="chart.png"' in request.content and b"\x89PNGdata" in request.content
-    assert b'name="chat_id"' in request.content and b"chart" in request.content

@@ -12,6 +12,7 @@ from db import announcements, users
 from jobs.announce import run_announcement
 from tests.conftest import ADMIN_ID
 from tests.harness import Telegram, TgUser, message_keys
+from tests.runtime_helpers import run_job
 
 
 async def _state(redis) -> str | None:
@@ -67,7 +68,7 @@ async def test_prompt_preview_confirm_enqueues_and_the_job_delivers(tg: Telegram
     assert "admin.announce_expired" in tg.toast_keys()
     assert await announcements.get(db, 2) is None
 
-    result = await asyncio.to_thread(run_announcement, 1, settings)
+    result = await asyncio.to_thread(run_job, settings, run_announcement, 1)
     assert result == {"delivered": 3, "failed": 0, "blocked": 0}
     assert all(tg.api.messages(2000 + i) for i in range(3)) and tg.api.messages(3000) == []
     assert ann.progress_message_id is not None

@@ -15,13 +15,14 @@ from core.logs import RedactingFilter
 from core.settings import Settings
 from db import announcements, users
 from db.rows import Announcement
-from jobs import queues
-from jobs.announce import Pacer, deliver, run_announcement
-from jobs.botapi import BotApiClient
-from jobs.context import WorkerStop, WorkerStopping
+from jobs.announce import Pacer, announce, deliver, run_announcement
 from services.metrics import Metrics
 from tests.conftest import ADMIN_ID, BOT_TOKEN
 from tests.harness import message_keys
+from tests.runtime_helpers import run_job
+from worker import queues
+from worker.botapi import BotApiClient
+from worker.context import WorkerStop, WorkerStopping
 
 RATE = 20
 
@@ -160,7 +161,7 @@ async def test_a_stopping_worker_ends_it_between_two_users_and_another_run_goes_
 async def test_rq_entry_point_runs_the_whole_job_and_records_metrics(db, redis, botapi, settings) -> None:
     ann_id = await _setup(db, botapi, 2)
     botapi.block_chat(1001)
-    result = await asyncio.to_thread(run_announcement, ann_id, settings)
+    result = await asyncio.to_thread(run_job, settings, run_announcement, ann_id)
     assert result == {"delivered": 1, "failed": 1, "blocked": 1}
     assert (await _get(db, ann_id)).status == "done"
     recorded = {dict(s.labels)["result"]: s.value
@@ -186,12 +187,35 @@ async def test_rq_entry_point_logs_with_the_job_id(db, botapi, settings) -> None
     logger.addHandler(collect)
     logger.setLevel(logging.INFO)
     try:
-        await asyncio.to_thread(run_announcement, ann_id, settings)
+        await asyncio.to_thread(run_job, settings, run_announcement, ann_id)
     finally:
         logger.removeHandler(collect)
         logger.setLevel(level)
     assert any("1001" in r.getMessage() for r in collect.records)  # the failed copy was logged
     assert {getattr(r, "job_id", None) for r in collect.records} == {queues.announce_job_id(ann_id)}
+
+
+async def test_the_job_runs_on_the_job_context_and_commits_durably(ctx, db, botapi, settings,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The announcement uses the job context's pool, Bot API client and Redis like the other jobs; its
+    progress commits wait for the disk (a lost resume point would send the message again), and the
+    pooled connection goes back with the pool's relaxed commits."""
+    seen: list[str] = []
+    save_progress = announcements.save_progress
+
+    async def spy(conn, *args: Any, **kwargs: Any) -> None:
+        cur = await conn.execute("SHOW synchronous_commit")
+        row = await cur.fetchone()
+        seen.append(row[0])
+        await save_progress(conn, *args, **kwargs)
+
+    monkeypatch.setattr(announcements, "save_progress", spy)
+    ann_id = await _setup(db, botapi, 2)
+    assert await announce(ctx, ann_id) == {"delivered": 2, "failed": 0, "blocked": 0}
+    assert seen == ["on", "on"]
+    async with ctx.pool.connection() as conn:
+        cur = await conn.execute("SHOW synchronous_commit")
+        assert await cur.fetchone() == ("off",)
 
 
 async def test_pacer_spaces_calls_and_holds_after_a_429() -> None:

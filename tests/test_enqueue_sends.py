@@ -1,4 +1,4 @@
-"""Many send jobs in a few Redis round trips (`jobs.queues.enqueue_sends`, `live_cycles`): the same jobs,
+"""Many send jobs in a few Redis round trips (`worker.queues.enqueue_sends`, `live_cycles`): the same jobs,
 queues, scheduled times and pointers as one `enqueue_send` at a time, a repeat is a no-op, and the
 tick puts a cycle's first job on its account's home queue."""
 
@@ -15,10 +15,10 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from core.settings import Settings
-from jobs import queues, routing
-from jobs.queues import Send
-from jobs.scheduler import tick
+from jobs.tick import tick
 from tests.runtime_helpers import make_broadcaster, utcnow
+from worker import own_queues, queues
+from worker.queues import Send
 
 # The job hash fields that carry a clock reading, not a property of the job.
 _CLOCK_FIELDS = {b"created_at", b"enqueued_at", b"last_heartbeat"}
@@ -208,7 +208,7 @@ async def test_the_tick_puts_a_first_job_on_its_accounts_home_queue(db, net, set
         asked.append(set(owner_ids))
         return {homed.user_id: home}
 
-    monkeypatch.setattr(routing, "home_queues", home_queues)
+    monkeypatch.setattr(own_queues, "home_queues", home_queues)
     summary = await tick(pool, settings)
     assert summary.enqueued == 2 and asked == [{601, 602}]
     by_owner = dict(await (await db.execute("SELECT owner_id, id FROM cycles")).fetchall())
@@ -225,7 +225,7 @@ async def test_recovery_enqueues_lost_cycles_on_the_shared_queue(db, net, settin
     first = await tick(pool, settings)
     assert first.enqueued == 2
     sync_redis.flushdb()
-    monkeypatch.setattr(routing, "home_queues", lambda s, c, ids: {603: f"{s.queue_prefix}-broadcast@w8"})
+    monkeypatch.setattr(own_queues, "home_queues", lambda s, c, ids: {603: f"{s.queue_prefix}-broadcast@w8"})
     later = await tick(pool, settings, utcnow() + timedelta(minutes=2))
     assert later.recovered == 2
     by_owner = dict(await (await db.execute("SELECT owner_id, id FROM cycles")).fetchall())

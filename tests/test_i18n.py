@@ -273,6 +273,6 @@ def test_every_plural_message_renders_for_any_count(lang: str) -> None:
 
 def test_the_workers_texts_do_not_load_aiogram() -> None:
     """The RQ workers send notices with `t` and stay without aiogram (jobs/__init__.py)."""
-    code = ("import sys, core.i18n, jobs.notices, jobs.announce, jobs.worker; core.i18n.t('ru', 'notices.expired'); "
+    code = ("import sys, core.i18n, jobs.notices, jobs.announce, worker.process; core.i18n.t('ru', 'notices.expired'); "
             "sys.exit(1 if 'aiogram' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=LOCALES.parent.parent, check=False).returncode == 0

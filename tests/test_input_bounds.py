@@ -25,10 +25,10 @@ from db import announcements, users
 from handlers import callbacks as cb
 from handlers.admin.commands import parse_adduser, parse_id
 from jobs.announce import deliver, run_announcement
-from jobs.botapi import BotApiClient
 from tests.conftest import ADMIN_ID, BOT_TOKEN, ErrorRecords
 from tests.harness import Telegram, TgUser
-from tests.runtime_helpers import make_broadcaster
+from tests.runtime_helpers import make_broadcaster, run_job
+from worker.botapi import BotApiClient
 
 OWNER = 730_000_001  # allowed, logged in, with groups and history: the user-side buttons do real work
 TARGET = 730_000_009  # an existing user the admin buttons may act on
@@ -320,7 +320,7 @@ async def test_announcement_total_is_the_users_it_visits(tg: Telegram, db, error
     await tg.press(admin, "admin_announce_confirm")
     ann = await announcements.get(db, 1)
     assert ann is not None and ann.total == 3
-    result = await asyncio.to_thread(run_announcement, 1, settings)
+    result = await asyncio.to_thread(run_job, settings, run_announcement, 1)
     done = await announcements.get(db, 1)
     assert done is not None
     assert result == {"delivered": 3, "failed": 0, "blocked": 0}

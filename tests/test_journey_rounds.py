@@ -9,7 +9,7 @@ import pytest
 
 from core.schedule import cycle_jitter_ms
 from db import configs
-from jobs.scheduler import tick
+from jobs.tick import tick
 from services.rounds import clock
 from tests.harness import Telegram, TgUser
 from tests.journey_helpers import allow, log_in, make_groups

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs.scheduler import tick
 from jobs.send_batch import run_batch
+from jobs.tick import tick
 from sandbox.views import network_view
 from tests.harness import Telegram, TgUser
 from tests.journey_helpers import allow, log_in, make_groups

@@ -8,10 +8,10 @@ import pytest
 
 from core.i18n import LANGUAGES, person_language, t
 from db import users
-from jobs.botapi import BotApiClient
 from jobs.notices import notify
 from tests.harness import Telegram, TgUser, message_keys
 from tests.journey_helpers import allow
+from worker.botapi import BotApiClient
 
 
 async def _worker_notice(db, settings, botapi, user_id: int) -> str:

@@ -1,4 +1,4 @@
-"""The cut-over from the older bot, end to end: an import followed by the real scheduler and worker
+"""The cut-over from the older bot, end to end: an import followed by the real tick and worker
 posts nothing before each group's interval has passed since the older bot's last post there, then
 posts from the right account with the formatting intact; `--verify-sessions` learns what only Telegram
 knows, marks dead sessions as needing log-in (the user reads it on their next message), and refuses to
@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.crypto import SecretBox
-from jobs.scheduler import tick
 from jobs.send_batch import run_batch
+from jobs.tick import tick
 from legacy.importer import ImportRequest, run_import
 from legacy.sessions import parse_session
 from legacy.urls import parse_legacy_url

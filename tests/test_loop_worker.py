@@ -19,11 +19,11 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 
 from db import announcements, users
-from jobs import queues
-from jobs.scheduler import tick
 from jobs.send_batch import run_batch
+from jobs.tick import tick
 from tests.conftest import ADMIN_ID
 from tests.runtime_helpers import cycle_row, deliveries_of, make_broadcaster, make_due, spawn_worker, utcnow
+from worker import queues
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ import pytest
 from psycopg import AsyncConnection
 from telethon.tl import functions, types
 
-from jobs.scheduler import tick
 from jobs.send_batch import run_batch
+from jobs.tick import tick
 from tests.runtime_helpers import cycle_row, deliveries_of, make_broadcaster, utcnow
 from tests.test_telethon_gateway_pure import FakeClient, _channel_message, _updates
 from userbot import telethon_gateway as tg

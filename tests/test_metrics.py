@@ -377,7 +377,7 @@ def test_computed_counters_cannot_be_recorded() -> None:
 
 
 def test_the_gauges_count_the_queues_the_jobs_use(settings) -> None:
-    from jobs.queues import announce_queue_name, broadcast_queue_name
+    from worker.queues import announce_queue_name, broadcast_queue_name
 
     assert queue_names(settings) == [broadcast_queue_name(settings), announce_queue_name(settings)]
 

@@ -20,11 +20,11 @@ from redis import Redis as SyncRedis
 from rq.registry import ScheduledJobRegistry
 
 from api.app import create_app
-from jobs import queues
 from sandbox.live_server import LiveServer
 from tests.conftest import ADMIN_ID, TICK_TOKEN, ErrorRecords
 from tests.harness import WEBHOOK_SECRET, sent_to
 from tests.runtime_helpers import make_broadcaster
+from worker import queues
 
 BURST = 300
 DUE = 40  # configs due when the tick burst starts

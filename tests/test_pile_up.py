@@ -9,8 +9,8 @@ import pytest
 
 from core import pile_up
 from core.pile_up import Step
-from jobs.scheduler import tick
 from jobs.send_batch import run_batch
+from jobs.tick import tick
 from tests.runtime_helpers import TimeTravel, config_row, cycle_row, deliveries_of, make_broadcaster
 
 INTERVAL_MIN = 3

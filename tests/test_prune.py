@@ -10,8 +10,8 @@ from datetime import timedelta
 from psycopg import AsyncConnection, sql
 
 from db import configs, messages, users
-from db import scheduler as prunes
-from jobs.scheduler import tick
+from db import tick as prunes
+from jobs.tick import tick
 from services.messages import Captured, save_current
 from tests.runtime_helpers import add_message, utcnow
 

@@ -1,4 +1,4 @@
-"""services.rounds, the pure part: when the next round goes out, by the scheduler's own rules, and
+"""services.rounds, the pure part: when the next round goes out, by the tick's own rules, and
 how the time is said ("at 14:05 UTC, in 3 min")."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_per_group_spacing_waits_for_the_earliest_group() -> None:
 
 @given(stored=st.integers(-10_000, 10_000), last=st.one_of(st.none(), st.integers(-10_000, 10_000)),
        minutes=st.integers(1, 10080), cycle=st.integers(0, 1000))
-def test_agrees_with_the_schedulers_cycle_start(stored: int, last: int | None, minutes: int, cycle: int) -> None:
+def test_agrees_with_the_ticks_cycle_start(stored: int, last: int | None, minutes: int, cycle: int) -> None:
     config = _config(next_run_at=T0 + timedelta(seconds=stored), minutes=minutes, cycle=cycle,
                      last=None if last is None else T0 + timedelta(seconds=last))
     assert config.next_run_at is not None

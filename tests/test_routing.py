@@ -1,4 +1,4 @@
-"""Account-affine routing (jobs/routing.py, docs/worker.md "Routing"): an account's batches go to the worker
+"""Account-affine routing (worker/own_queues.py, docs/worker.md "Routing"): an account's batches go to the worker
 process holding its connection, a worker's own queue and the shared one fill one slot pool, and a worker's
 queue never strands a job: a SIGKILLed worker's waiting jobs are handed to the shared queue by a live one,
 a stopping worker hands its own over.
@@ -23,13 +23,13 @@ from rq.registry import ScheduledJobRegistry
 from rq.suspension import resume, suspend
 
 from core.settings import Settings
-from jobs import queues, routing
-from jobs.context import ProcessRuntime
-from jobs.loop_worker import LoopWorker
-from jobs.scheduler import tick
-from jobs.worker import BroadcastWorker
+from jobs.tick import tick
 from tests.runtime_helpers import cycle_row, make_broadcaster, make_due, spawn_worker
 from userbot.claims import claim_key
+from worker import own_queues, queues
+from worker.context import ProcessRuntime
+from worker.loop_worker import LoopWorker
+from worker.process import BroadcastWorker
 
 # ---- the mapping, the hand-over, the liveness -----------------------------------------------------------
 
@@ -37,45 +37,47 @@ from userbot.claims import claim_key
 def test_home_queues_map_held_accounts_to_their_live_holders_queue(settings: Settings, sync_redis: SyncRedis) -> None:
     sync_redis.set(claim_key(settings.redis_prefix, "1"), "w1")
     sync_redis.set(claim_key(settings.redis_prefix, "2"), "w2")  # a holder with no live queue (a stock worker)
-    routing.announce_home(settings, sync_redis, "w1")
-    assert routing.home_queues(settings, sync_redis, [1, 2, 3, 1]) == {1: routing.personal_queue_name(settings, "w1")}
-    routing.announce_home(settings, sync_redis, "w2")
-    assert set(routing.home_queues(settings, sync_redis, [1, 2, 3]).items()) == {
-        (1, routing.personal_queue_name(settings, "w1")), (2, routing.personal_queue_name(settings, "w2"))}
-    routing.withdraw_home(settings, sync_redis, "w1")  # w1 stops taking jobs
-    assert routing.home_queues(settings, sync_redis, [1, 2, 3]) == {2: routing.personal_queue_name(settings, "w2")}
-    assert routing.home_queues(settings, sync_redis, []) == {}
+    own_queues.announce_home(settings, sync_redis, "w1")
+    assert own_queues.home_queues(settings, sync_redis, [1, 2, 3, 1]) == {
+        1: own_queues.personal_queue_name(settings, "w1")}
+    own_queues.announce_home(settings, sync_redis, "w2")
+    assert set(own_queues.home_queues(settings, sync_redis, [1, 2, 3]).items()) == {
+        (1, own_queues.personal_queue_name(settings, "w1")), (2, own_queues.personal_queue_name(settings, "w2"))}
+    own_queues.withdraw_home(settings, sync_redis, "w1")  # w1 stops taking jobs
+    assert own_queues.home_queues(settings, sync_redis, [1, 2, 3]) == {
+        2: own_queues.personal_queue_name(settings, "w2")}
+    assert own_queues.home_queues(settings, sync_redis, []) == {}
 
 
 def test_hand_over_moves_queued_and_scheduled_jobs_to_the_shared_queue(settings: Settings, sync_redis: SyncRedis,
                                                                        ) -> None:
-    own = Queue(routing.personal_queue_name(settings, "w1"), connection=sync_redis)
+    own = Queue(own_queues.personal_queue_name(settings, "w1"), connection=sync_redis)
     shared = queues.broadcast_queue(settings, sync_redis)
     shared.enqueue("builtins.print", "already shared", job_id="s1")
     own.enqueue("builtins.print", "a", job_id="q1")
     own.enqueue("builtins.print", "b", job_id="q2")
     at = datetime.now(UTC) + timedelta(minutes=5)
     own.enqueue_at(at, "builtins.print", "c", job_id="d1")
-    assert routing.hand_over(settings, sync_redis, own.name) == (2, 1)
+    assert own_queues.hand_over(settings, sync_redis, own.name) == (2, 1)
     assert (own.job_ids, ScheduledJobRegistry(queue=own).get_job_ids()) == ([], [])
     assert shared.job_ids == ["q1", "q2", "s1"]  # they had waited already: ahead, in their order
     scheduled = ScheduledJobRegistry(queue=shared)
     assert scheduled.get_job_ids() == ["d1"]
     assert scheduled.get_expiration_time(Job.fetch("d1", connection=sync_redis)) == at.replace(microsecond=0)
     assert {Job.fetch(j, connection=sync_redis).origin for j in ("q1", "q2", "d1")} == {shared.name}
-    assert routing.hand_over(settings, sync_redis, own.name) == (0, 0)
+    assert own_queues.hand_over(settings, sync_redis, own.name) == (0, 0)
 
 
 def test_dead_homes_are_the_worker_queues_whose_owner_stopped_beating(settings: Settings, sync_redis: SyncRedis,
                                                                       ) -> None:
     for owner in ("live", "dead", "me"):
-        Queue(routing.personal_queue_name(settings, owner), connection=sync_redis).enqueue("builtins.print", owner)
+        Queue(own_queues.personal_queue_name(settings, owner), connection=sync_redis).enqueue("builtins.print", owner)
     queues.broadcast_queue(settings, sync_redis).enqueue("builtins.print", "shared")
-    routing.announce_home(settings, sync_redis, "live")
-    mine = routing.personal_queue_name(settings, "me")
-    assert routing.dead_homes(settings, sync_redis, own=mine) == [routing.personal_queue_name(settings, "dead")]
-    routing.withdraw_home(settings, sync_redis, "live")
-    assert len(routing.dead_homes(settings, sync_redis, own=mine)) == 2
+    own_queues.announce_home(settings, sync_redis, "live")
+    mine = own_queues.personal_queue_name(settings, "me")
+    assert own_queues.dead_homes(settings, sync_redis, own=mine) == [own_queues.personal_queue_name(settings, "dead")]
+    own_queues.withdraw_home(settings, sync_redis, "live")
+    assert len(own_queues.dead_homes(settings, sync_redis, own=mine)) == 2
 
 
 # ---- one slot pool ---------------------------------------------------------------------------------------
@@ -93,7 +95,7 @@ def probe(tag: str) -> None:
 
 
 def test_own_queue_first_and_in_the_same_slots_as_the_shared_queue(settings: Settings, sync_redis: SyncRedis) -> None:
-    own = Queue(routing.personal_queue_name(settings, "w1"), connection=sync_redis)
+    own = Queue(own_queues.personal_queue_name(settings, "w1"), connection=sync_redis)
     shared = queues.broadcast_queue(settings, sync_redis)
     for i in range(3):
         shared.enqueue(probe, f"shared-{i}")
@@ -121,8 +123,8 @@ def test_own_queue_first_and_in_the_same_slots_as_the_shared_queue(settings: Set
 def test_a_stalled_job_loop_lets_the_workers_liveness_key_lapse(settings: Settings, sync_redis: SyncRedis,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """the main thread alone answering is not liveness; the job loop must answer."""
-    monkeypatch.setattr(routing, "LOOP_STALL_S", 0.3)
-    own = Queue(routing.personal_queue_name(settings, "w-stall"), connection=sync_redis)
+    monkeypatch.setattr(own_queues, "LOOP_STALL_S", 0.3)
+    own = Queue(own_queues.personal_queue_name(settings, "w-stall"), connection=sync_redis)
     shared = queues.broadcast_queue(settings, sync_redis)
     runtime = ProcessRuntime(settings)
     worker = BroadcastWorker([own, shared], connection=sync_redis, settings=settings, owner="w-stall",
@@ -226,7 +228,7 @@ async def suspended_tick(db, pool, settings: Settings, r: SyncRedis) -> dict[int
 async def routed_tick(db, pool, settings: Settings, r: SyncRedis) -> list[int]:
     try:
         cycles = await suspended_tick(db, pool, settings, r)
-        home = routing.home_queues(settings, r, cycles.values())
+        home = own_queues.home_queues(settings, r, cycles.values())
         for cycle_id, owner_id in cycles.items():
             if owner_id in home:
                 place(r, queues.send_job_id(cycle_id, "0"), home[owner_id])
@@ -270,7 +272,7 @@ async def test_an_accounts_batches_go_to_the_worker_holding_its_connection(db, n
     for p in people:
         assert [len(await net.posted(c)) for c in p.chat_ids] == [3, 3]
         assert await net.connect_count(p.tg_user_id) == 1  # connected once, on A, for all three cycles
-    b_queue = Queue(routing.personal_queue_name(settings, b_owner), connection=sync_redis)
+    b_queue = Queue(own_queues.personal_queue_name(settings, b_owner), connection=sync_redis)
     assert b_queue.finished_job_registry.count == 0
 
 
@@ -302,9 +304,9 @@ async def test_a_batchs_continuation_stays_on_the_worker_holding_the_connection(
     # from A's own queue.
     shared = queues.broadcast_queue(settings, sync_redis).finished_job_registry
     assert set(shared.get_job_ids()) == {queues.send_job_id(c, "0") for c in first}
-    a_queue = Queue(routing.personal_queue_name(settings, a_owner), connection=sync_redis)
+    a_queue = Queue(own_queues.personal_queue_name(settings, a_owner), connection=sync_redis)
     assert a_queue.finished_job_registry.count == 2 * 2 + 3 * 2  # first cycles' continuations, second cycles
-    b_queue = Queue(routing.personal_queue_name(settings, b_owner), connection=sync_redis)
+    b_queue = Queue(own_queues.personal_queue_name(settings, b_owner), connection=sync_redis)
     assert b_queue.finished_job_registry.count == 0
 
 
@@ -319,7 +321,7 @@ async def test_a_sigkilled_workers_waiting_jobs_are_handed_over_and_run(db, net,
 
     await wait_for(b_schedules_the_shared_queue, what="B's scheduler")
     a, a_owner = await start_worker(settings, sync_redis)
-    a_queue = Queue(routing.personal_queue_name(settings, a_owner), connection=sync_redis)
+    a_queue = Queue(own_queues.personal_queue_name(settings, a_owner), connection=sync_redis)
     try:
         try:  # the first cycles on A, so that A holds both accounts
             cycles = await suspended_tick(db, pool, settings, sync_redis)
@@ -333,7 +335,7 @@ async def test_a_sigkilled_workers_waiting_jobs_are_handed_over_and_run(db, net,
             await make_due(db, p.user_id)
         try:  # the next ones wait on A: x's queued, y's scheduled
             cycles = await suspended_tick(db, pool, settings, sync_redis)
-            assert set(routing.home_queues(settings, sync_redis, cycles.values()).values()) == {a_queue.name}
+            assert set(own_queues.home_queues(settings, sync_redis, cycles.values()).values()) == {a_queue.name}
             by_owner = {owner: cycle for cycle, owner in cycles.items()}
             x_job, y_job = (queues.send_job_id(by_owner[p.user_id], "0") for p in (x, y))
             place(sync_redis, x_job, a_queue.name)
@@ -346,8 +348,8 @@ async def test_a_sigkilled_workers_waiting_jobs_are_handed_over_and_run(db, net,
         async def handed_over() -> bool:
             return a_queue.count == 0 and ScheduledJobRegistry(queue=a_queue).count == 0
 
-        took = await wait_for(handed_over, limit_s=routing.HOME_TTL_S + 15, what="the hand-over")
-        assert took <= routing.HOME_TTL_S + routing.HANDOVER_EVERY_S + 3
+        took = await wait_for(handed_over, limit_s=own_queues.HOME_TTL_S + 15, what="the hand-over")
+        assert took <= own_queues.HOME_TTL_S + own_queues.HANDOVER_EVERY_S + 3
         assert {Job.fetch(j, connection=sync_redis).origin for j in (x_job, y_job)} == {
             queues.broadcast_queue_name(settings)}
         await wait_for(lambda: all_done(db, list(cycles)), limit_s=90, what="B running the handed-over jobs")
@@ -364,7 +366,7 @@ async def test_a_sigkilled_workers_waiting_jobs_are_handed_over_and_run(db, net,
 async def test_a_stopping_worker_hands_its_queue_over(db, net, settings, pool, sync_redis) -> None:
     x, y = [await make_broadcaster(db, net, settings, 4_830_000 + i, groups=2) for i in range(2)]
     a, a_owner = await start_worker(settings, sync_redis)
-    a_queue = Queue(routing.personal_queue_name(settings, a_owner), connection=sync_redis)
+    a_queue = Queue(own_queues.personal_queue_name(settings, a_owner), connection=sync_redis)
     shared = queues.broadcast_queue(settings, sync_redis)
     b = None
     try:

@@ -11,10 +11,9 @@ from datetime import timedelta
 import pytest
 from rq.registry import ScheduledJobRegistry
 
-from jobs import queues
 from jobs.locks import AccountLock
-from jobs.scheduler import tick
 from jobs.send_batch import run_batch
+from jobs.tick import tick
 from tests.runtime_helpers import (
     config_row,
     cycle_row,
@@ -25,6 +24,7 @@ from tests.runtime_helpers import (
     utcnow,
 )
 from tests.worker_faults import KILL_AFTER_SEND_ENV
+from worker import queues
 
 TERMINAL = {"sent", "failed", "cancelled"}
 

@@ -27,7 +27,7 @@ from jobs.send_batch import run_batch
 from tests.conftest import BOT_TOKEN, SESSION_KEY, TICK_TOKEN
 from tests.harness import WEBHOOK_SECRET, Telegram, TgUser
 from tests.journey_helpers import PHONE, allow, make_groups, spaced
-from tests.runtime_helpers import job_context
+from tests.runtime_helpers import job_context, run_job
 
 PASSWORD = "Hunter2-пароль-2FA"  # distinctive: any hit is the password itself
 
@@ -197,7 +197,7 @@ async def test_no_secret_in_logs_database_or_redis(
     await tg.press(admin, "admin_announce")
     await tg.send(admin, "Maintenance tonight")
     await tg.press(admin, "admin_announce_confirm")
-    outcome = await asyncio.to_thread(run_announcement, 1, settings)
+    outcome = await asyncio.to_thread(run_job, settings, run_announcement, 1)
     assert outcome["delivered"] >= 1
 
     # ---- the scan ---------------------------------------------------------------------------------

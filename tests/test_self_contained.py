@@ -125,6 +125,28 @@ def test_every_section_reference_names_an_existing_heading() -> None:
     assert not broken, "\n".join(broken)
 
 
+# ---- paths named in the documents exist ------------------------------------------------------------
+
+# A path into the repository (`worker/process.py`, `db/migrations/`), not part of a URL or a longer path.
+_PATH = re.compile(r"(?<![\w./:-])((?:api|bench|core|db|devtools|docs|handlers|infra|jobs|legacy|sandbox|services"
+                   r"|tests|userbot|worker)/[\w./-]*[\w/])")
+
+
+def test_every_path_the_documents_name_exists() -> None:
+    """A module moved or renamed must take the documents with it."""
+    documents = [*sorted(DOCS.glob("*.md")), ROOT / "README.md", ROOT / "bench" / "NOTES.md"]
+    missing = [f"{doc.relative_to(ROOT)}:{_line(doc.read_text(), m.start())}: {m.group(1)}"
+               for doc in documents for m in _PATH.finditer(doc.read_text())
+               if not (ROOT / m.group(1)).exists() and not any(ROOT.glob(m.group(1) + ".*"))]  # `page.*`
+    assert not missing, "\n".join(missing)
+
+
+def test_the_path_pattern_finds_paths_only() -> None:
+    found = [m.group(1) for m in _PATH.finditer(
+        "`worker/process.py`, db/migrations/ and jobs/tick.py. https://docs.rs/x core/locales/<lang>/x.po")]
+    assert found == ["worker/process.py", "db/migrations/", "jobs/tick.py", "core/locales/"]
+
+
 # ---- the documents cover what the code has -----------------------------------------------------------
 
 

@@ -13,11 +13,10 @@ from rq.registry import ScheduledJobRegistry
 from core.crypto import SecretBox
 from core.schedule import backoff_ms
 from db import accounts, configs
-from db.scheduler import release_expired_leases
+from db.tick import release_expired_leases
 from handlers.callbacks import Login
-from jobs import queues
-from jobs.scheduler import tick
 from jobs.send_batch import run_batch
+from jobs.tick import tick
 from services import broadcast
 from tests.harness import message_keys
 from tests.runtime_helpers import (
@@ -30,6 +29,7 @@ from tests.runtime_helpers import (
     make_due,
     utcnow,
 )
+from worker import queues
 
 
 def scheduled(settings, sync_redis) -> dict[str, float]:

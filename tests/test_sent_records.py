@@ -1,4 +1,4 @@
-"""The worker's group commit of "sent" records (jobs/sent_records.py): concurrent batches' records go
+"""The worker's group commit of "sent" records (worker/sent_records.py): concurrent batches' records go
 in shared statements, each batch still learns whether its cycle is live before its next send, and a
 failed or cancelled wait loses no record."""
 
@@ -10,10 +10,10 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from db import configs
-from jobs.scheduler import tick
 from jobs.send_batch import run_batch
-from jobs.sent_records import LINGER_S, SentRecorder, linger_for
+from jobs.tick import tick
 from tests.runtime_helpers import deliveries_of, make_broadcaster, utcnow
+from worker.sent_records import LINGER_S, SentRecorder, linger_for
 
 
 async def _claim_all(db, cycle_id: int) -> list[int]:

@@ -3,7 +3,7 @@ are at least the interval apart, measured on the times the emulator received the
 its slot pushes the next one instead of being followed by it seconds later.
 
 Time is made to pass with `TimeTravel` (every stored time of the owner moves back), so minutes of
-schedule run in milliseconds and the real scheduler (`tick`) and worker body (`run_batch`) decide
+schedule run in milliseconds and the real tick (`tick`) and worker body (`run_batch`) decide
 everything. The property test draws patterns of pauses, outages and restarts from a fixed,
 derandomized profile with the boundary patterns written in."""
 
@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from jobs.scheduler import tick
 from jobs.send_batch import run_batch
+from jobs.tick import tick
 from tests.runtime_helpers import (
     TimeTravel,
     config_row,

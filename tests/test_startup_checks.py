@@ -285,8 +285,8 @@ def test_redis_gone_between_the_check_and_the_worker_start_is_the_same_one_line(
     that moment gave a traceback and exit 1 (seen in the soak); it is the start-up check's exit 2."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    import jobs.worker
     import tgcast_cli
+    import worker.process
 
     def gone(*args: object, **kwargs: object) -> bool:
         raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
@@ -294,7 +294,7 @@ def test_redis_gone_between_the_check_and_the_worker_start_is_the_same_one_line(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(tgcast_cli, "_reach", lambda *a, **k: None)
-    monkeypatch.setattr(jobs.worker, "run_worker", gone)
+    monkeypatch.setattr(worker.process, "run_worker", gone)
     assert tgcast_cli.main(["worker", "--burst"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "REDIS_URL" in err[0] and "Traceback" not in err[0]

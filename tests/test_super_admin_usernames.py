@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from db import users
-from jobs.scheduler import tick
 from jobs.send_batch import run_batch
+from jobs.tick import tick
 from services import access
 from tests.conftest import ADMIN_ID, TICK_TOKEN, make_settings
 from tests.harness import Telegram, TgUser

@@ -1,4 +1,4 @@
-"""The scheduler (`jobs.scheduler.tick`, POST /tick, `tgcast tick`): due window and cap, skip
+"""The tick (`jobs.tick.tick`, POST /tick, `tgcast tick`): due window and cap, skip
 reasons, one cycle at a time, interval lower bound, deterministic jitter, idempotent enqueue,
 recovery, pruning, and the configs_due index."""
 
@@ -15,10 +15,10 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from core.schedule import cycle_jitter_ms
-from jobs import queues
-from jobs.scheduler import tick
+from jobs.tick import tick
 from tests.conftest import TICK_TOKEN
 from tests.runtime_helpers import config_row, cycle_row, deliveries_of, make_broadcaster, make_due, utcnow
+from worker import queues
 
 
 def queue(settings, sync_redis) -> Queue:
@@ -329,9 +329,9 @@ async def test_tick_sql_is_the_explained_query() -> None:
     """The EXPLAIN above must stay the tick's real query."""
     import inspect
 
-    from db import scheduler
+    from db import tick as tick_sql
 
-    source = inspect.getsource(scheduler.lock_due)
+    source = inspect.getsource(tick_sql.lock_due)
     assert "WHERE active AND next_run_at <= %(until)s" in source and "FOR UPDATE SKIP LOCKED" in source
 
 

@@ -1,4 +1,4 @@
-"""The tick writes all of its cycles at once (`db.scheduler.create_cycles`, `postpone_many`): the rows
+"""The tick writes all of its cycles at once (`db.tick.create_cycles`, `postpone_many`): the rows
 are exactly those one config at a time would give, and the number of statements does not follow the
 number of due configs."""
 
@@ -12,7 +12,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from core.schedule import cycle_jitter_ms, random_id
-from jobs.scheduler import tick
+from jobs.tick import tick
 from tests.runtime_helpers import config_row, utcnow
 
 JITTER = 15_000

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.scheduler import tick
+from jobs.tick import tick
 from tests.conftest import TICK_TOKEN
 from tests.harness import Telegram, TgUser
 from tests.journey_helpers import allow, log_in, make_groups
@@ -25,7 +25,7 @@ ROOT = Path(__file__).parent.parent
 
 def test_worker_does_not_import_the_web_stack() -> None:
     code = (
-        "import sys, jobs.worker, jobs.send_batch, jobs.scheduler\n"
+        "import sys, worker.process, jobs.send_batch, jobs.tick\n"
         "heavy = [m for m in ('aiogram', 'starlette', 'uvicorn', 'api.app') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
@@ -104,7 +104,7 @@ async def test_worker_log_lines_carry_the_job_and_cycle_ids(db, net, settings, p
     lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
     [done] = [d for d in lines if d["logger"] == "jobs.send_batch" and d["msg"].startswith(f"cycle {cycle_id} attempt")]
     assert (done["job_id"], done["cycle_id"]) == (f"send-{cycle_id}-0", cycle_id)
-    [taken] = [d for d in lines if d["logger"] == "jobs.loop_worker" and d["msg"].endswith(f"send-{cycle_id}-0")]
+    [taken] = [d for d in lines if d["logger"] == "worker.loop_worker" and d["msg"].endswith(f"send-{cycle_id}-0")]
     assert taken["job_id"] == f"send-{cycle_id}-0"
     assert [len(await net.posted(c)) for c in b.chat_ids] == [1, 1]
 
@@ -112,8 +112,8 @@ async def test_worker_log_lines_carry_the_job_and_cycle_ids(db, net, settings, p
 async def test_rq_entry_point_reuses_one_context_per_process(db, net, settings, pool, botapi) -> None:
     """`send_batch` (what RQ calls) runs on the process's runtime: the second job finds the pool,
     Redis and clients the first one opened."""
-    from jobs import context
     from jobs.send_batch import send_batch
+    from worker import context
 
     b = await make_broadcaster(db, net, settings, 3002, groups=2)
     [cycle_id] = (await tick(pool, settings)).cycle_ids

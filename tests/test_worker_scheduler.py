@@ -18,7 +18,8 @@ from redis import Redis
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
-from jobs.worker import BroadcastWorker, SchedulerThread
+from worker.process import BroadcastWorker
+from worker.scheduler import SchedulerThread
 
 
 def _wait(predicate, timeout: float = 10.0) -> bool:

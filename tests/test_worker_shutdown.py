@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.schedule import shutdown_plan
-from jobs.scheduler import tick
+from jobs.tick import tick
 from tests.runtime_helpers import make_broadcaster, spawn_worker
 
 pytestmark = pytest.mark.slow

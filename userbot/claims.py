@@ -22,7 +22,7 @@ claims may), so every holder has stopped trusting its claim before another worke
 
 Not on redis-py's `Lock`, as the send batch's account lock is (`jobs/locks.py`): a claim is held by the
 worker process, not by one holder object (the owner id is the worker's, and names its queue,
-`jobs/routing.py`); all of a worker's claims are renewed in one pipeline; a waiting worker asks the
+`worker/own_queues.py`); all of a worker's claims are renewed in one pipeline; a waiting worker asks the
 holder to let go; and a free claim is not always free to take (the state-loss marker). A `Lock` has
 none of these, and each would be a script beside it.
 """
@@ -78,8 +78,8 @@ return asked
 """
 
 
-# The owner a worker process chose for itself before its job loop opened (jobs/worker.py): its queue of
-# its own is named after it (jobs/routing.py), so the claims must carry the same id. Set in the worker's
+# The owner a worker process chose for itself before its job loop opened (worker/process.py): its queue of
+# its own is named after it (worker/own_queues.py), so the claims must carry the same id. Set in the worker's
 # main thread, it reaches the job loop's tasks with the rest of that thread's context. Unset (tests, RQ's
 # stock workers): every `ConnectionClaims` gets a fresh owner, and nothing is routed to it.
 declared_owner: ContextVar[str | None] = ContextVar("claims_owner", default=None)
@@ -121,7 +121,7 @@ class ConnectionClaims:
         self.prefix = prefix
         self.owner = owner or declared_owner.get() or new_owner()
         self.ttl_ms = max(1, int(ttl_s * 1000))
-        # A worker uses the claim TTL (jobs/context.py, setting CLAIM_STATE_LOSS_WAIT_S): holders stop
+        # A worker uses the claim TTL (worker/context.py, setting CLAIM_STATE_LOSS_WAIT_S): holders stop
         # trusting a claim within it, as they do when it lapses. 0 (tests, tools that hold no
         # connection beside a worker's) takes a free claim at once.
         self.state_loss_wait_ms = max(0, int(state_loss_wait_s * 1000))

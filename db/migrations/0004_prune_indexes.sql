@@ -1,4 +1,4 @@
--- What the tick's prunes look for (db/scheduler.py, `prune`), found through indexes of the candidates
+-- What the tick's prunes look for (db/tick.py, `prune`), found through indexes of the candidates
 -- only, so a tick's cost follows what there is to remove rather than the size of the tables.
 CREATE INDEX messages_deleted ON messages (deleted_at) WHERE deleted_at IS NOT NULL;
 CREATE INDEX notices_sent ON notices (sent_at);

@@ -17,7 +17,7 @@ from handlers.admin.common import SuperAdminOnly, button
 from handlers.menu import send_main_menu
 from handlers.states import AdminStates
 from handlers.ui import show
-from jobs.queues import enqueue_announcement, sync_redis
+from worker.queues import enqueue_announcement, sync_redis
 
 
 def _cancel_markup(tr: Translator) -> InlineKeyboardMarkup:

@@ -79,14 +79,3 @@ class BotApiClient:
     async def copy_message(self, chat_id: int, from_chat_id: int, message_id: int) -> int:
         result = await self.call("copyMessage", chat_id=chat_id, from_chat_id=from_chat_id, message_id=message_id)
         return int(result["message_id"])
-
-    async def send_photo_bytes(self, chat_id: int, data: bytes, *, caption: str | None = None,
-                               filename: str = "chart.png") -> None:
-        """Multipart upload (the JSON path cannot carry files)."""
-        files = {"photo": (filename, data, "image/png")}
-        form = {"chat_id": str(chat_id), **({"caption": caption} if caption else {})}
-        response = await self._client.post(f"{self._base}/sendPhoto", data=form, files=files)
-        payload = response.json()
-        if not payload.get("ok"):
-            raise BotApiError("sendPhoto", int(payload.get("error_code", 0)), str(payload.get("description", "")),
-                              (payload.get("parameters") or {}).get("retry_after"))

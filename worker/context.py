@@ -3,7 +3,7 @@ the account gateway with its cache of connected accounts, the Bot API client, th
 the event loop ("the job loop") they all live on.
 
 The job loop runs in a thread of its own for the whole life of the process. RQ job functions are plain
-functions of ids (`loop_job`); the concurrent worker (jobs/loop_worker.py) starts their async bodies as
+functions of ids (`loop_job`); the concurrent worker (worker/loop_worker.py) starts their async bodies as
 tasks on this loop, hundreds at once, while anything else that calls them (RQ's own workers, a test)
 waits for the one body it started. Either way connections survive from one job to the next. The one
 runtime per process (per thread, for in-process test workers) is module state on purpose: RQ calls job
@@ -30,14 +30,14 @@ from redis.asyncio import Redis
 from core.crypto import SecretBox
 from core.settings import Settings, load_settings
 from db.pool import open_pool
-from jobs.botapi import BotApiClient
-from jobs.queues import sync_redis
-from jobs.routing import own_queue
-from jobs.sent_records import SentRecorder, linger_for
 from userbot.claims import ConnectionClaims, state_loss_wait
 from userbot.factory import build_gateway
 from userbot.gateway import AccountGateway
 from userbot.sender_cache import SenderCache
+from worker.botapi import BotApiClient
+from worker.own_queues import own_queue
+from worker.queues import sync_redis
+from worker.sent_records import SentRecorder, linger_for
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class JobContext:
     box: SecretBox
     senders: SenderCache  # connected accounts, kept across batches
     sent_records: SentRecorder  # the process's batches' "sent" records, written together
-    # This worker process's own broadcast queue (jobs/routing.py), where its batches enqueue their
+    # This worker process's own broadcast queue (worker/own_queues.py), where its batches enqueue their
     # continuations; None outside a routing worker (the shared queue then).
     home_queue: str | None = None
     stop: WorkerStop = field(default_factory=WorkerStop)
@@ -121,8 +121,7 @@ class ProcessRuntime:
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
         self._loop = asyncio.new_event_loop()
-        # Started with the first job, not here: RQ forks its scheduler process at start-up, and a fork
-        # is only safe while this process has one thread.
+        # Started by the first job (`submit`), not here: a runtime that never runs a job starts no thread.
         self._thread = threading.Thread(target=self._loop.run_forever, name="job-loop", daemon=True)
         self._stack = AsyncExitStack()
         self._context: JobContext | None = None

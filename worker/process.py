@@ -1,5 +1,5 @@
 """The worker process: RQ on the broadcast and announcement queues, with the scheduler (a thread) so
-`enqueue_at` jobs run, and many jobs at once on one event loop (jobs/loop_worker.py, docs/worker.md).
+`enqueue_at` jobs run, and many jobs at once on one event loop (worker/loop_worker.py, docs/worker.md).
 
 Why no fork per job: a forked horse that imports the job module pays for it on every job (~150-250 ms
 measured for psycopg, redis, httpx, pydantic) and opens new PostgreSQL, Redis, Bot API and Telegram
@@ -8,14 +8,14 @@ pool, clients and connected accounts across jobs, so a job costs only its own qu
 price of not forking is that a crash that corrupts the process takes the worker down; the jobs' state
 is in PostgreSQL with leases, so a restarted worker (the platform restarts it) simply carries on.
 
-Routing (jobs/routing.py): the process has a broadcast queue of its own, named after its connection
+Routing (worker/own_queues.py): the process has a broadcast queue of its own, named after its connection
 claims' owner and listened to before the shared one in the same slots, so an account's batches come
 to the process that holds its connection. The worker keeps that queue's liveness key, hands over the
 queues of dead workers to the shared queue, and hands its own over when it stops.
 
 Shutdown: the first SIGTERM/SIGINT is a warm shutdown (no new jobs; running ones finish, then exit),
 bounded by WORKER_SHUTDOWN_S: platforms SIGKILL a few seconds after that, so the batches stop sending
-and give the rest back in time, and the queue is handed over before the exit (jobs/loop_worker.py).
+and give the rest back in time, and the queue is handed over before the exit (worker/loop_worker.py).
 A second signal exits at once, and deliveries left in flight go back to pending when their lease
 expires (the tick's recovery).
 """
@@ -28,10 +28,8 @@ import importlib
 import logging
 import threading
 import time
-from datetime import datetime
 from typing import Any
 
-from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job
 from rq.registry import (
@@ -43,14 +41,14 @@ from rq.registry import (
     StartedJobRegistry,
     clean_registries,
 )
-from rq.scheduler import RQScheduler
 
 from core.logs import bind
 from core.settings import Settings
-from jobs import queues, routing
-from jobs.context import close_runtime, runtime, use_settings
-from jobs.loop_worker import LoopWorker
 from userbot import claims
+from worker import own_queues, queues
+from worker.context import close_runtime, runtime, use_settings
+from worker.loop_worker import LoopWorker
+from worker.scheduler import FastPollingScheduler
 
 log = logging.getLogger(__name__)
 
@@ -58,106 +56,19 @@ log = logging.getLogger(__name__)
 # of its own so it never takes a broadcast's place.
 ANNOUNCE_SLOTS = 1
 
-# RQ's scheduler moves due `enqueue_at` jobs to their queue once a second, and its registry keeps
-# whole seconds (we round up so nothing starts early): together up to ~2 s of start lag. Polling five
-# times a second takes most of that away for a few cheap Redis calls.
-POLL_EVERY_S = 0.2
-
 # A dead worker's queue, once emptied of waiting jobs, is looked at this often until its registries
 # (started, failed, finished...) have nothing left to show, then retired from RQ's list of queues.
 RETIRE_EVERY_S = 60
 
-# How often a scheduler tries for the queue locks it lacks (RQ: 120 s). A dead holder's lock expires 61 s
-# after its last heartbeat; this bounds the wait after that.
-REACQUIRE_EVERY_S = 10
-
-# While Redis does not answer, the scheduler loop tries again after a pause doubling up to this.
-SCHEDULER_BACKOFF_MAX_S = 5.0
 # How long a stopping worker waits for its scheduler thread (one poll, or one Redis timeout).
 SCHEDULER_JOIN_S = 5.0
-
-
-class SchedulerThread(threading.Thread):
-    """The scheduler's loop in a thread of the worker process, where RQ forks a process for it.
-
-    Forking this process is unsafe: it runs the job loop's thread (asyncio, psycopg, Telethon), and a
-    fork copies that thread's locks in whatever state they are (a lock held at the instant of the fork
-    is held forever in the child: the continuations it should move never become due) and every open
-    socket (the child keeps "closed" Telegram connections alive). RQ's worker looks for the scheduler in
-    `scheduler._process` (`is_alive()` to restart a dead one, `pid` to signal it on stop): a thread has
-    the first and no pid, so RQ starts a new thread instead of a fork and never signals one."""
-
-    pid = None
-
-
-class FastPollingScheduler(RQScheduler):
-    """RQ 3.0's `RQScheduler.work` loop with the due-job poll every POLL_EVERY_S instead of every
-    `interval`. RQ 3.0 offers no faster poll: `interval` must stay a whole number of seconds, because
-    the scheduler's lock and its metadata key expire after `interval + 60`, handed to Redis as EX/EXPIRE
-    seconds (a fraction is refused), and `Worker._start_scheduler` takes neither an interval nor a
-    scheduler class. So the interval stays 1 s for the heartbeat and locks, as in RQ, and only
-    `enqueue_scheduled_jobs` runs more often."""
-
-    @property
-    def should_reacquire_locks(self) -> bool:
-        # Every worker's scheduler runs now (it always holds its own queue's lock), so RQ's retry of the
-        # locks it lacks, every 2 minutes, is what moves the shared queue's lock on once its holder died.
-        if set(self._queue_names) == set(self.acquired_locks):
-            return False
-        acquired = self.lock_acquisition_time
-        return acquired is None or (datetime.now() - acquired).total_seconds() > REACQUIRE_EVERY_S
-
-    def start(self) -> SchedulerThread:
-        self._status = self.Status.STARTED
-        self._stop_requested = False
-        thread = SchedulerThread(target=self.work, name="rq-scheduler", daemon=True)
-        self._process = thread  # type: ignore[assignment]
-        thread.start()
-        return thread
-
-    def _install_signal_handlers(self) -> None:
-        """Signals belong to the worker's main thread, which stops the scheduler (`request_stop`)."""
-
-    def work(self) -> None:
-        """RQ's loop, riding out Redis errors: an outage pauses the scheduling (with a growing pause
-        between tries) and never ends the thread. Locks that lapsed meanwhile are taken again by the
-        heartbeat, or by another worker's scheduler, whichever comes first."""
-        born = False
-        next_heartbeat = 0.0
-        backoff = 0.0
-        while not self._stop_requested:
-            try:
-                if not born:
-                    self.register_birth()
-                    born = True
-                if time.monotonic() >= next_heartbeat:
-                    if self.should_reacquire_locks:
-                        self.acquire_locks()
-                    self.heartbeat()
-                    next_heartbeat = time.monotonic() + self.interval
-                self.enqueue_scheduled_jobs()
-                backoff = 0.0
-            except (RedisError, OSError) as exc:
-                backoff = min(SCHEDULER_BACKOFF_MAX_S, max(POLL_EVERY_S, backoff * 2))
-                self.log.warning("Scheduler: Redis does not answer (%s); trying again in %.1f s",
-                                 type(exc).__name__, backoff)
-                self._pause(backoff)
-                continue
-            self._pause(POLL_EVERY_S)
-        with contextlib.suppress(RedisError, OSError):  # the locks lapse on their own if Redis is gone
-            self.stop()
-
-    def _pause(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stop_requested and time.monotonic() < deadline:
-            time.sleep(min(POLL_EVERY_S, deadline - time.monotonic()))
 
 
 class BroadcastWorker(LoopWorker):
     """`LoopWorker` with the fast-polling scheduler (RQ has no option to choose the class), whose jobs
     log with their job id. With `settings` and `owner` (its connection claims' owner; its own queue,
-    `routing.personal_queue_name`, must be among `queues`), it keeps that queue's liveness key and
-    hands over its own and dead workers' queues (jobs/routing.py)."""
+    `own_queues.personal_queue_name`, must be among `queues`), it keeps that queue's liveness key and
+    hands over its own and dead workers' queues (worker/own_queues.py)."""
 
     _context_opened = False
 
@@ -166,7 +77,7 @@ class BroadcastWorker(LoopWorker):
         super().__init__(queues, **kwargs)
         self.settings = settings
         self.owner = owner
-        self.home = routing.personal_queue_name(settings, owner) if settings and owner else None
+        self.home = own_queues.personal_queue_name(settings, owner) if settings and owner else None
         self._serving = False
         self._next_home_beat = self._next_handover = 0.0
         self._stall_logged = False
@@ -180,24 +91,24 @@ class BroadcastWorker(LoopWorker):
         # Liveness means the job loop answers, not only this thread: a stalled loop serves none of the
         # jobs routed here (and keeps none of its connection claims alive), so its key is left to
         # lapse and the others hand the queue over.
-        answering = self.runtime.answers(routing.LOOP_STALL_S)
+        answering = self.runtime.answers(own_queues.LOOP_STALL_S)
         if clock >= self._next_home_beat:
             if answering:
-                routing.announce_home(self.settings, self.connection, self.owner)
+                own_queues.announce_home(self.settings, self.connection, self.owner)
                 self._serving = True
-                self._next_home_beat = clock + routing.HOME_BEAT_S
+                self._next_home_beat = clock + own_queues.HOME_BEAT_S
             elif not self._stall_logged:
                 log.warning("Worker %s: the job loop has not answered for %s s; its queue is left to lapse",
-                            self.name, routing.LOOP_STALL_S)
+                            self.name, own_queues.LOOP_STALL_S)
             self._stall_logged = not answering
         if clock >= self._next_handover:
-            self._next_handover = clock + routing.HANDOVER_EVERY_S
-            for name in routing.dead_homes(self.settings, self.connection, own=self.home):
+            self._next_handover = clock + own_queues.HANDOVER_EVERY_S
+            for name in own_queues.dead_homes(self.settings, self.connection, own=self.home):
                 self._take_over(name)
 
     def _take_over(self, name: str) -> None:
         assert self.settings is not None
-        queued, scheduled = routing.hand_over(self.settings, self.connection, name)
+        queued, scheduled = own_queues.hand_over(self.settings, self.connection, name)
         if queued or scheduled:
             log.info("Worker %s: %s is gone: %s queued and %s scheduled jobs handed to the shared queue",
                      self.name, name, queued, scheduled)
@@ -224,7 +135,7 @@ class BroadcastWorker(LoopWorker):
         # running enqueue their continuations here, handed over by the others or by `hand_over_home`.
         if self._serving and self.settings is not None and self.owner is not None:
             with contextlib.suppress(Exception):
-                routing.withdraw_home(self.settings, self.connection, self.owner)
+                own_queues.withdraw_home(self.settings, self.connection, self.owner)
 
     def drained(self) -> None:
         self.hand_over_home()
@@ -235,7 +146,7 @@ class BroadcastWorker(LoopWorker):
         if self.settings is None or self.home is None:
             return
         try:
-            queued, scheduled = routing.hand_over(self.settings, self.connection, self.home)
+            queued, scheduled = own_queues.hand_over(self.settings, self.connection, self.home)
         except Exception:  # Redis gone: the live workers hand it over once they see this one's key lapse
             log.exception("Worker %s: handing over its queue failed", self.name)
             return
@@ -250,7 +161,7 @@ class BroadcastWorker(LoopWorker):
             self.runtime.submit(lambda ctx: asyncio.sleep(0))
             self._context_opened = True
         # The job's task inherits the ids bound here: asyncio copies the submitting thread's context
-        # into it (jobs/context.py, `ProcessRuntime.submit`), and the job adds its own (its cycle).
+        # into it (worker/context.py, `ProcessRuntime.submit`), and the job adds its own (its cycle).
         with bind(job_id=job.id):
             super()._start(job, q)
 
@@ -286,18 +197,18 @@ class BroadcastWorker(LoopWorker):
 
 
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
-    # Preloaded once: jobs never pay for these imports.
-    importlib.import_module("jobs.send_batch")
-    with contextlib.suppress(ImportError):
-        importlib.import_module("jobs.announce")
+    # The job bodies' modules, found by the names their jobs are enqueued under (this package never
+    # imports them), are preloaded once: jobs never pay for these imports.
+    for function in queues.JOB_FUNCTIONS:
+        importlib.import_module(function.rpartition(".")[0])
 
     use_settings(settings)
     connection = queues.sync_redis(settings)
-    # The claims owner is chosen here, before the job loop opens the context (and before RQ forks the
-    # scheduler, which must serve this process's own queue), so that the queue and the claims agree.
+    # The claims owner is chosen here, before the job loop opens the context (and before the scheduler
+    # starts, which must serve this process's own queue), so that the queue and the claims agree.
     owner = claims.new_owner()
     claims.declared_owner.set(owner)
-    home = Queue(routing.personal_queue_name(settings, owner), connection=connection)
+    home = Queue(own_queues.personal_queue_name(settings, owner), connection=connection)
     broadcast = queues.broadcast_queue(settings, connection)
     announce = Queue(queues.announce_queue_name(settings), connection=connection)
     # RQ restarts a dead scheduler process (and takes over a dead worker's scheduler lock) only in its

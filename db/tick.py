@@ -1,4 +1,4 @@
-"""The /tick scheduler's SQL: due selection, cycle creation (set-wise, for all of a tick's cycles at
+"""The tick's SQL (`POST /tick`, jobs/tick.py): due selection, cycle creation (set-wise, for all of a tick's cycles at
 once), recovery and pruning."""
 
 from __future__ import annotations

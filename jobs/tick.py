@@ -1,4 +1,4 @@
-"""The scheduler behind `POST /tick` and `tgcast tick` (docs/runtime.md, "Scheduler").
+"""The tick behind `POST /tick` and `tgcast tick` (docs/runtime.md, "Tick").
 
 One tick: lock the due configs, skip (and count) the ones that cannot run, create a cycle with its
 deliveries for the others in the same transaction, enqueue each cycle's first job at its jittered
@@ -21,14 +21,14 @@ from redis.asyncio import Redis
 
 from core.schedule import cycle_jitter_ms, cycle_start, next_run_at
 from core.settings import Settings
-from db import scheduler as sql
-from jobs import queues, routing
-from jobs.botapi import BotApiClient
-from jobs.context import bot_api_client
+from db import tick as sql
 from jobs.notices import notify
 from services import access, broadcast
 from services.gauges import last_tick_key
 from services.metrics import Metrics
+from worker import own_queues, queues
+from worker.botapi import BotApiClient
+from worker.context import bot_api_client
 
 # A cycle younger than this is left to the tick that created it (it enqueues right after commit);
 # only older ones without a live job count as lost.
@@ -166,8 +166,8 @@ def _skip_reason(state: sql.OwnerState, now: datetime) -> str | None:
 
 def _enqueue_planned(settings: Settings, connection: SyncRedis, planned: list[_Planned], now: datetime) -> int:
     """Each cycle's first job, on the queue of the worker that holds its account's connection where
-    there is one (jobs/routing.py), else on the shared queue; all of them in a few round trips."""
-    homes = routing.home_queues(settings, connection, {p.owner_id for p in planned})
+    there is one (worker/own_queues.py), else on the shared queue; all of them in a few round trips."""
+    homes = own_queues.home_queues(settings, connection, {p.owner_id for p in planned})
     sends = [queues.Send(p.cycle_id, p.run_at, tag="0", queue_name=homes.get(p.owner_id)) for p in planned]
     return sum(job_id is not None for job_id in queues.enqueue_sends(settings, connection, sends, now=now))
 

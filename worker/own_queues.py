@@ -1,6 +1,6 @@
 """Account-affine routing: an account's send batches go to the worker process that holds its connection.
 
-Every worker process (jobs/worker.py) has a queue of its own, `<queue_prefix>-broadcast@<owner>`, named
+Every worker process (worker/process.py) has a queue of its own, `<queue_prefix>-broadcast@<owner>`, named
 after the owner id of its connection claims (userbot/claims.py), and listens to it before the shared
 broadcast queue, in the same slots. The tick asks `home_queues` where each due account's connection is
 held; a running batch enqueues its continuation on its own worker's queue (`JobContext.home_queue`).
@@ -25,8 +25,8 @@ from rq.queue import Queue
 from rq.registry import ScheduledJobRegistry
 
 from core.settings import Settings
-from jobs.queues import broadcast_queue_name
 from userbot.claims import claim_key, declared_owner
+from worker.queues import broadcast_queue_name
 
 # A worker's liveness key lives as long as a connection claim (30 s) and is written every HOME_BEAT_S: a
 # SIGKILLed worker's queue is handed over within HOME_TTL_S + HANDOVER_EVERY_S, by when its claims have

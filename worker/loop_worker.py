@@ -1,16 +1,16 @@
 """An RQ worker that runs many jobs at once as asyncio tasks on the process's job loop.
 
 A send batch spends almost all its time waiting: the 1-2 s pause between two sends of its account,
-and Telegram's answer. One job at a time per process made a box's capacity the number of processes
-it could hold, at 0 % CPU each. Here the RQ side stays as RQ 3 does it — dequeue, one `Execution`
+and Telegram's answer. Run one at a time per process, a box's capacity would be the number of
+processes it could hold, at 0 % CPU each. Here the RQ side stays as RQ 3 does it — dequeue, one `Execution`
 per job in the started registry and the worker's execution set, heartbeats, success and failure
 bookkeeping, the failed registry, warm shutdown — and only the "perform" step differs: the job's
-async body (`jobs.context.loop_job`) becomes a task on the job loop, and this thread goes back to
+async body (`worker.context.loop_job`) becomes a task on the job loop, and this thread goes back to
 the queue while slots are free. docs/worker.md explains the design and the alternatives rejected.
 
 - Slots per queue: broadcasts get `WORKER_CONCURRENCY`, announcements a slot of their own, so a
   six-hour announcement never takes a broadcast's place and broadcasts never hold an announcement. A
-  queue may count against another's slots (`pools`): the worker's own broadcast queue (jobs/routing.py)
+  queue may count against another's slots (`pools`): the worker's own broadcast queue (worker/own_queues.py)
   and the shared one fill one pool, the own queue first, since the queues are listened to in order.
 - A job's timeout cancels that job's task only (`asyncio.timeout`), never its neighbours; no SIGALRM.
 - One account never runs two batches at once anywhere: that is the send batch's own account lock,
@@ -46,8 +46,8 @@ from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
 from core.schedule import shutdown_plan
-from jobs.context import JobContext, ProcessRuntime, WorkerStopping
-from jobs.context import runtime as current_runtime
+from worker.context import JobContext, ProcessRuntime, WorkerStopping
+from worker.context import runtime as current_runtime
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,3 @@ class LoopWorker(SimpleWorker):
                 running.execution.heartbeat(registry, ttl, pipeline=pipeline)
                 running.job.heartbeat(now(), ttl, pipeline=pipeline, xx=True)
             pipeline.execute()
-
-    @property
-    def running_count(self) -> int:
-        return len(self._running)

@@ -1,17 +1,17 @@
 """Group commit of the "sent" records of every batch running in a worker process.
 
 A batch records each send before its next one (the record also tells whether the cycle is still live,
-so a stop takes effect between two sends). Written one statement per send, that was a PostgreSQL round
-trip per delivery and the largest share of the database's CPU at full load: hundreds of batches each
-writing one row every 1–2 s. Here the records of all batches that arrive within `linger_s` of each
+so a stop takes effect between two sends). Written one statement per send, that would be a PostgreSQL
+round trip per delivery and the largest share of the database's CPU at full load: hundreds of batches
+each writing one row every 1–2 s. Here the records of all batches that arrive within `linger_s` of each
 other go in one statement (`db.deliveries.mark_sent_many`), and so do those that arrive while the
 previous statement runs.
 
 What the linger costs: nothing in pace, since a batch's next send waits 1–2 s for the pacing pause
 anyway and the record is awaited inside that pause; a batch's last record ends its job up to
 `linger_s` later. What it risks: a send made but not yet recorded when the process dies is sent again
-after the lease expires, with the same `random_id`, which Telegram de-duplicates — the same window
-every send has had between Telegram's answer and its record, now `linger_s` wider.
+after the lease expires, with the same `random_id`, which Telegram de-duplicates — the window every
+send has between Telegram's answer and its record, widened by `linger_s`.
 """
 
 from __future__ import annotations

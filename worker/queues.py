@@ -20,7 +20,10 @@ from rq.registry import DeferredJobRegistry, ScheduledJobRegistry
 
 from core.settings import Settings
 
-SEND_BATCH = "jobs.send_batch.send_batch"  # by name: enqueuing must not import the worker's code
+# Job functions by their dotted names: enqueuing never imports the job bodies, and the worker imports
+# them by these names. Jobs already in Redis carry these names, so a job body moved elsewhere must leave
+# an importable name here behind (tests/test_rq_upgrade.py runs the names of the previous release).
+SEND_BATCH = "jobs.send_batch.send_batch"
 JOB_TIMEOUT_S = 900
 RESULT_TTL_S = 600
 _FAILURE_TTL_S = 86400
@@ -63,7 +66,7 @@ class Send:
     at: datetime
     tag: str | None = None
     attempt: int = 0
-    queue_name: str | None = None  # a worker's own queue (jobs/routing.py); None: the shared one
+    queue_name: str | None = None  # a worker's own queue (worker/own_queues.py); None: the shared one
 
 
 def enqueue_send(
@@ -72,7 +75,7 @@ def enqueue_send(
 ) -> str | None:
     """Run `send_batch(cycle_id, attempt)` at `at`. `tag` None takes the cycle's next sequence number
     (continuations, retries, recovery); tag "0" is the tick's first job. `queue_name`: a worker's own
-    queue (jobs/routing.py) instead of the shared one. Returns the job id, or None when that job already
+    queue (worker/own_queues.py) instead of the shared one. Returns the job id, or None when that job already
     exists."""
     return enqueue_sends(settings, connection, [Send(cycle_id, at, tag, attempt, queue_name)], now=now)[0]
 
@@ -214,6 +217,7 @@ def forget_cycle(settings: Settings, connection: SyncRedis, cycle_id: int) -> No
 # ---- announcements (admin) ------------------------------------------------------------------------
 
 ANNOUNCE = "jobs.announce.run_announcement"
+JOB_FUNCTIONS = (SEND_BATCH, ANNOUNCE)
 ANNOUNCE_TIMEOUT_S = 6 * 3600  # ~25 users/s: hours for a very large audience
 
 
