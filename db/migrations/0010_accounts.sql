@@ -24,3 +24,8 @@ CREATE INDEX groups_account ON groups (account_id) WHERE account_id IS NOT NULL;
 ALTER TABLE deliveries ADD COLUMN account_id BIGINT;
 UPDATE deliveries d SET account_id = g.account_id
 FROM groups g WHERE g.owner_id = d.owner_id AND g.chat_id = d.chat_id;
+
+-- The import of the older bot's data brings every account of a user: each older account row names the
+-- account it became. Rows imported so far were the user's only account.
+UPDATE legacy_rows r SET target_id = a.id
+FROM accounts a WHERE r.kind = 'account' AND r.target_id IS NULL AND a.owner_id = r.owner_id;
