@@ -25,11 +25,11 @@ from services import rounds
 
 def account_label(tr: Translator, account: Account, position: int) -> str:
     """How an account is named on screens: its name at Telegram, else "Account n"."""
-    return html.escape(account.name) if account.name else tr("accounts.unnamed", n=position)
+    return html.escape(account.name) if account.name else tr("accounts.unnamed", position=position)
 
 
 def account_line(tr: Translator, account: Account, position: int, groups: int, now: datetime) -> str:
-    values = {"n": position, "name": account_label(tr, account, position),
+    values = {"position": position, "name": account_label(tr, account, position),
               "phone": html.escape(mask_phone(account.phone)), "groups": groups}
     if account.status != "active":
         return tr("accounts.line_revoked", **values)
