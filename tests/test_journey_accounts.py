@@ -135,7 +135,7 @@ async def test_logging_out_one_account_keeps_the_others_and_the_broadcast(tg: Te
     assert tg.screen(allowed).has("accounts.title", "accounts.no_account_groups")
     cur = await db.execute("SELECT count(*) FILTER (WHERE account_id IS NULL), count(*) FROM groups"
                            " WHERE owner_id = %(o)s AND selected", {"o": allowed.id})
-    assert tuple(await cur.fetchone()) == (2, 3)  # type: ignore[arg-type]
+    assert tuple(await cur.fetchone()) == (2, 3)
 
     # The last one: as the menu's Log out always was.
     await tg.press(allowed, f"account_logout:{first.id}")
@@ -147,7 +147,7 @@ async def test_logging_out_one_account_keeps_the_others_and_the_broadcast(tg: Te
     await log_in(tg, net, allowed, phone="+998901112233")
     cur = await db.execute("SELECT count(*) FROM groups WHERE owner_id = %(o)s AND account_id IS NULL",
                            {"o": allowed.id})
-    assert (await cur.fetchone())[0] == 0  # type: ignore[index]
+    assert (await cur.fetchone())[0] == 0
 
 
 async def test_the_menu_counts_several_accounts(tg: Telegram, net, allowed: TgUser) -> None:
