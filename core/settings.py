@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     # Self-serve access paid in Telegram Stars: `name:days:stars[:recurring]`, comma-separated
     # (docs/payments.md). Unset: no plans, nothing is sold, the bot behaves as without the feature.
     plans: Annotated[tuple[Plan, ...], NoDecode] = ()
+    # Telegram accounts one user may connect; each posts to its own groups, paced on its own.
+    max_accounts_per_user: int = Field(default=3, ge=1, le=20)
 
     # Storage
     database_url: str

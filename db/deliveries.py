@@ -150,14 +150,29 @@ async def cancel(conn: AsyncConnection, delivery_ids: list[int], reason: str) ->
     )
 
 
+async def cancel_account(conn: AsyncConnection, cycle_id: int, account_id: int, reason: str) -> int:
+    """Cancel the cycle's open deliveries of one account (its session ended): the others go on."""
+    cur = await conn.execute(
+        """
+        UPDATE deliveries SET status = 'cancelled', reason = %(reason)s, lease_until = NULL, updated_at = now()
+        WHERE cycle_id = %(cycle)s AND account_id = %(account)s AND status IN ('pending', 'in_flight')
+        """,
+        {"cycle": cycle_id, "account": account_id, "reason": reason},
+    )
+    return cur.rowcount
+
+
 async def remaining(conn: AsyncConnection, cycle_id: int) -> Remaining:
+    """What is left of the cycle; a delivery whose account is paused falls due when the pause ends."""
     cur = conn.cursor(row_factory=class_row(Remaining))
     await cur.execute(
         """
-        SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending,
-               count(*) FILTER (WHERE status = 'in_flight')::int AS in_flight,
-               min(next_attempt_at) FILTER (WHERE status = 'pending') AS earliest_due
-        FROM deliveries WHERE cycle_id = %(cycle)s
+        SELECT count(*) FILTER (WHERE d.status = 'pending')::int AS pending,
+               count(*) FILTER (WHERE d.status = 'in_flight')::int AS in_flight,
+               min(GREATEST(d.next_attempt_at, COALESCE(a.flood_until, d.next_attempt_at)))
+                   FILTER (WHERE d.status = 'pending') AS earliest_due
+        FROM deliveries d LEFT JOIN accounts a ON a.id = d.account_id
+        WHERE d.cycle_id = %(cycle)s
         """,
         {"cycle": cycle_id},
     )

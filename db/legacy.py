@@ -81,25 +81,57 @@ async def upsert_users(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -
     )
 
 
-async def upsert_accounts(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """(owner_id, tg_user_id, phone, session_enc, status, flood_until)"""
+async def upsert_accounts(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> dict[str, int]:
+    """(legacy_id, owner_id, tg_user_id, phone, session_enc, status, flood_until) -> {legacy id: account id}.
+    An older row imported before updates the account it became; a new one becomes a new account, in
+    the order given (the user's current account first, so it comes first in tgcast too)."""
     if not rows:
-        return
-    await _copy(conn, "legacy_accounts", [("owner_id", "bigint"), ("tg_user_id", "bigint"), ("phone", "text"),
-                                          ("session_enc", "bytea"), ("status", "text"),
-                                          ("flood_until", "timestamptz")], rows)
+        return {}
+    cur = await conn.execute(
+        """
+        SELECT r.legacy_id, a.id FROM legacy_rows r JOIN accounts a ON a.id = r.target_id
+        WHERE r.kind = 'account' AND r.legacy_id = ANY(%(ids)s)
+        """,
+        {"ids": [r[0] for r in rows]},
+    )
+    known = {str(legacy_id): int(account_id) for legacy_id, account_id in await cur.fetchall()}
+    fresh = [r[0] for r in rows if r[0] not in known]
+    if fresh:
+        cur = await conn.execute("SELECT nextval('accounts_id_seq') FROM generate_series(1, %(n)s)",
+                                 {"n": len(fresh)})
+        known.update(zip(fresh, (int(r[0]) for r in await cur.fetchall()), strict=True))
+    await _copy(conn, "legacy_accounts", [("id", "bigint"), ("owner_id", "bigint"), ("tg_user_id", "bigint"),
+                                          ("phone", "text"), ("session_enc", "bytea"), ("status", "text"),
+                                          ("flood_until", "timestamptz")],
+                ((known[r[0]], *r[1:]) for r in rows))
     await conn.execute(
         """
-        INSERT INTO accounts (owner_id, tg_user_id, phone, session_enc, status, flood_until, pause_reason)
-        SELECT owner_id, tg_user_id, phone, session_enc, status, flood_until,
+        INSERT INTO accounts (id, owner_id, tg_user_id, phone, session_enc, status, flood_until, pause_reason)
+        SELECT id, owner_id, tg_user_id, phone, session_enc, status, flood_until,
                CASE WHEN flood_until IS NOT NULL THEN 'flood' END
         FROM legacy_accounts
-        ON CONFLICT (owner_id) DO UPDATE SET
+        ON CONFLICT (id) DO UPDATE SET
             tg_user_id = EXCLUDED.tg_user_id, phone = EXCLUDED.phone, session_enc = EXCLUDED.session_enc,
             status = EXCLUDED.status, login_id = nextval('account_logins'),
             flood_until = GREATEST(accounts.flood_until, EXCLUDED.flood_until),
             pause_reason = COALESCE(EXCLUDED.pause_reason, accounts.pause_reason), updated_at = now()
         """
+    )
+    return {r[0]: known[r[0]] for r in rows}
+
+
+async def assign_groups(conn: AsyncConnection, owner_ids: Sequence[int]) -> None:
+    """The imported users' groups that have no account get the user's first active one."""
+    if not owner_ids:
+        return
+    await conn.execute(
+        """
+        UPDATE groups g SET account_id = f.id
+        FROM (SELECT DISTINCT ON (owner_id) owner_id, id FROM accounts
+              WHERE owner_id = ANY(%(ids)s) AND status = 'active' ORDER BY owner_id, id) f
+        WHERE g.owner_id = f.owner_id AND g.account_id IS NULL
+        """,
+        {"ids": list(owner_ids)},
     )
 
 
@@ -203,6 +235,7 @@ async def has_dry_run(conn: AsyncConnection, source: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ImportedAccount:
+    account_id: int
     owner_id: int
     legacy_id: str
     session_enc: bytes
@@ -214,32 +247,35 @@ async def accounts_to_verify(conn: AsyncConnection, *, again: bool = False) -> l
     """Imported accounts still active in tgcast whose session was not (or, with `again`, was) checked."""
     cur = await conn.execute(
         """
-        SELECT a.owner_id, r.legacy_id, a.session_enc, a.tg_user_id, a.login_id
-        FROM legacy_rows r JOIN accounts a ON a.owner_id = r.owner_id
+        SELECT a.id, a.owner_id, r.legacy_id, a.session_enc, a.tg_user_id, a.login_id
+        FROM legacy_rows r JOIN accounts a ON a.id = r.target_id
         WHERE r.kind = 'account' AND a.status = 'active' AND (%(again)s OR r.verified_at IS NULL)
-        ORDER BY a.owner_id
+        ORDER BY a.owner_id, a.id
         """,
         {"again": again},
     )
-    return [ImportedAccount(int(o), str(lid), bytes(enc), tg, int(login))
-            for o, lid, enc, tg, login in await cur.fetchall()]
+    return [ImportedAccount(int(i), int(o), str(lid), bytes(enc), tg, int(login))
+            for i, o, lid, enc, tg, login in await cur.fetchall()]
 
 
-async def mark_verified(conn: AsyncConnection, owner_id: int, legacy_id: str, tg_user_id: int) -> int | None:
-    """Store the Telegram id the session answered with; returns the other owner that already holds that
-    Telegram account actively (the older data had it twice), in which case nothing is stored."""
+async def mark_verified(conn: AsyncConnection, account_id: int, owner_id: int, legacy_id: str,
+                        tg_user_id: int) -> int | None:
+    """Store the Telegram id the session answered with; returns the owner that already holds that
+    Telegram account (another user actively, or this user under another of their accounts: the older
+    data had it twice), in which case nothing is stored."""
     cur = await conn.execute(
         """
         SELECT owner_id FROM accounts
-        WHERE tg_user_id = %(tg)s AND status = 'active' AND owner_id <> %(owner)s
+        WHERE tg_user_id = %(tg)s AND id <> %(id)s
+          AND ((status = 'active' AND owner_id <> %(owner)s) OR owner_id = %(owner)s)
         """,
-        {"tg": tg_user_id, "owner": owner_id},
+        {"tg": tg_user_id, "owner": owner_id, "id": account_id},
     )
     other = await cur.fetchone()
     if other is not None:
         return int(other[0])
-    await conn.execute("UPDATE accounts SET tg_user_id = %(tg)s, updated_at = now() WHERE owner_id = %(owner)s",
-                       {"tg": tg_user_id, "owner": owner_id})
+    await conn.execute("UPDATE accounts SET tg_user_id = %(tg)s, updated_at = now() WHERE id = %(id)s",
+                       {"tg": tg_user_id, "id": account_id})
     await conn.execute(
         "UPDATE legacy_rows SET verified_at = now() WHERE kind = 'account' AND legacy_id = %(id)s",
         {"id": legacy_id},
@@ -247,11 +283,11 @@ async def mark_verified(conn: AsyncConnection, owner_id: int, legacy_id: str, tg
     return None
 
 
-async def refresh_groups(conn: AsyncConnection, owner_id: int, found: Sequence[tuple[int, str, str, int | None]]
-                         ) -> tuple[int, int]:
+async def refresh_groups(conn: AsyncConnection, owner_id: int, account_id: int,
+                         found: Sequence[tuple[int, str, str, int | None]]) -> tuple[int, int]:
     """Fill in what only Telegram knows of an imported user's groups (access hash, forum): `found` is
-    the account's writable groups (chat_id, title, kind, access_hash). A selected group the account can
-    no longer post in is unselected. Returns (refreshed, unselected)."""
+    the account's writable groups (chat_id, title, kind, access_hash). A selected group of this account
+    it can no longer post in is unselected. Returns (refreshed, unselected)."""
     refreshed = 0
     for chat_id, title, kind, access_hash in found:
         cur = await conn.execute(
@@ -265,8 +301,8 @@ async def refresh_groups(conn: AsyncConnection, owner_id: int, found: Sequence[t
     cur = await conn.execute(
         """
         UPDATE groups SET selected = false
-        WHERE owner_id = %(owner)s AND selected AND NOT (chat_id = ANY(%(chats)s))
+        WHERE owner_id = %(owner)s AND account_id = %(account)s AND selected AND NOT (chat_id = ANY(%(chats)s))
         """,
-        {"owner": owner_id, "chats": [c for c, *_ in found]},
+        {"owner": owner_id, "account": account_id, "chats": [c for c, *_ in found]},
     )
     return refreshed, cur.rowcount

@@ -32,6 +32,7 @@ class BotUser:
 
 @dataclass(slots=True)
 class Account:
+    id: int  # the account's own id: a user may have several, the oldest (lowest id) first
     owner_id: int
     tg_user_id: int | None  # unknown for an imported session until it is used online
     phone: str
@@ -42,6 +43,7 @@ class Account:
     created_at: datetime
     updated_at: datetime
     login_id: int = 0  # one per login: what the "session ended" notice is remembered by
+    name: str = ""  # the account's name at Telegram when it logged in ("" when not known)
 
 
 @dataclass(slots=True)
@@ -58,6 +60,7 @@ class Group:
     added_at: datetime
     last_sent_at: datetime | None = None  # the broadcast's last post here (per-group spacing)
     last_message_id: int | None = None  # that post's Telegram message id (docs/runtime.md, "No pile-up")
+    account_id: int | None = None  # the account that posts here (None: logged out, none chosen yet)
 
 
 @dataclass(slots=True)
@@ -147,6 +150,7 @@ class Delivery:
     updated_at: datetime
     wait_until: datetime | None = None  # a slow mode's end, for a post that failed on it
     unsure_since: datetime | None = None  # the first attempt that may have been posted, unanswered
+    account_id: int | None = None  # the account this post is sent from
 
 
 @dataclass(slots=True)

@@ -29,13 +29,16 @@ class OwnerState:
     owner_id: int
     status: str
     expires_at: datetime | None
-    account_status: str | None  # None: no account
-    flood_until: datetime | None
+    account_status: str | None  # 'active' when some account is; None: no account at all
+    flood_until: datetime | None  # set only when every active account is paused: the earliest end
     has_message: bool
     selected_groups: int
     running_cycle: bool
     # The usernames this owner was resolved under as a super admin (services.access.is_super_admin).
     admin_usernames: list[str]
+    # The owner's active accounts, the first first: the cycle's first job goes where the first one's
+    # connection is (worker/own_queues.py).
+    account_ids: list[int]
 
     def allowed_at(self, now: datetime) -> bool:
         return self.status == "active" and (self.expires_at is None or self.expires_at > now)
@@ -46,6 +49,7 @@ class StalledCycle:
     id: int
     owner_id: int
     earliest_due: datetime | None  # None: nothing pending; the job only has to finish the cycle
+    account_ids: list[int]  # the owner's accounts: a job that runs holds some of their locks
 
 
 async def lock_due(conn: AsyncConnection, until: datetime, cap: int) -> list[DueConfig]:
@@ -67,21 +71,33 @@ async def lock_due(conn: AsyncConnection, until: datetime, cap: int) -> list[Due
 
 
 async def owner_states(conn: AsyncConnection, owner_ids: list[int]) -> dict[int, OwnerState]:
+    """Per owner: access, whether some account is active (and whether all of those are paused, until
+    when), the message, the selected groups an active account posts to, and a running cycle."""
     cur = conn.cursor(row_factory=class_row(OwnerState))
     await cur.execute(
         """
         SELECT u.user_id AS owner_id, u.status, u.expires_at,
-               a.status AS account_status, a.flood_until,
+               CASE WHEN a.active > 0 THEN 'active'
+                    WHEN a.total > 0 THEN 'revoked' END AS account_status,
+               CASE WHEN a.active > 0 AND a.paused = a.active THEN a.pause_end END AS flood_until,
                (m.id IS NOT NULL AND m.deleted_at IS NULL) AS has_message,
-               (SELECT count(*) FROM groups g WHERE g.owner_id = cf.owner_id AND g.selected)::int
-                   AS selected_groups,
+               (SELECT count(*) FROM groups g JOIN accounts ga ON ga.id = g.account_id AND ga.status = 'active'
+                WHERE g.owner_id = cf.owner_id AND g.selected)::int AS selected_groups,
                EXISTS (SELECT 1 FROM cycles c WHERE c.owner_id = cf.owner_id AND c.status = 'running')
                    AS running_cycle,
                ARRAY(SELECT au.username FROM admin_usernames au WHERE au.user_id = cf.owner_id)
-                   AS admin_usernames
+                   AS admin_usernames,
+               ARRAY(SELECT x.id FROM accounts x WHERE x.owner_id = cf.owner_id AND x.status = 'active'
+                     ORDER BY x.id) AS account_ids
         FROM configs cf
         JOIN bot_users u ON u.user_id = cf.owner_id
-        LEFT JOIN accounts a ON a.owner_id = cf.owner_id
+        LEFT JOIN LATERAL (
+            SELECT count(*) AS total,
+                   count(*) FILTER (WHERE x.status = 'active') AS active,
+                   count(*) FILTER (WHERE x.status = 'active' AND x.flood_until > now()) AS paused,
+                   min(x.flood_until) FILTER (WHERE x.status = 'active') AS pause_end
+            FROM accounts x WHERE x.owner_id = cf.owner_id
+        ) a ON true
         LEFT JOIN messages m ON m.id = cf.message_id
         WHERE cf.owner_id = ANY(%(ids)s)
         """,
@@ -157,21 +173,23 @@ async def create_cycles(conn: AsyncConnection, plans: list[PlannedCycle]) -> lis
         """,
         {"ids": owners},
     )
-    # The groups are read once and counted here, so a cycle's total is exactly its delivery rows.
+    # The groups are read once and counted here, so a cycle's total is exactly its delivery rows. Only
+    # groups an active account posts to: those of a logged-out or ended account sit the round out.
     cur = await conn.execute(
         """
-        SELECT g.owner_id, g.chat_id, GREATEST(u.run_at, g.last_sent_at + make_interval(mins => u.iv))
+        SELECT g.owner_id, g.chat_id, GREATEST(u.run_at, g.last_sent_at + make_interval(mins => u.iv)), g.account_id
         FROM groups g
         JOIN unnest(%(ids)s::bigint[], %(run_at)s::timestamptz[], %(iv)s::int[]) AS u(owner_id, run_at, iv)
           ON g.owner_id = u.owner_id
+        JOIN accounts a ON a.id = g.account_id AND a.status = 'active'
         WHERE g.selected
         ORDER BY g.owner_id, g.added_at, g.chat_id
         """,
         {"ids": owners, "run_at": [p.run_at for p in plans], "iv": [p.config.interval_minutes for p in plans]},
     )
-    groups: dict[int, list[tuple[int, datetime]]] = {owner_id: [] for owner_id in owners}
-    for owner_id, chat_id, not_before in await cur.fetchall():
-        groups[int(owner_id)].append((int(chat_id), not_before))
+    groups: dict[int, list[tuple[int, datetime, int]]] = {owner_id: [] for owner_id in owners}
+    for owner_id, chat_id, not_before, account_id in await cur.fetchall():
+        groups[int(owner_id)].append((int(chat_id), not_before, int(account_id)))
     totals = [len(groups[owner_id]) for owner_id in owners]
     # The ORDER BY of the SELECT runs before the insert takes its ids, so ids follow `plans`.
     cur = await conn.execute(
@@ -202,21 +220,23 @@ async def create_cycles(conn: AsyncConnection, plans: list[PlannedCycle]) -> lis
     chats: list[int] = []
     positions: list[int] = []
     due: list[datetime] = []
+    account_of: list[int] = []
     for cycle in created:
-        for pos, (chat_id, not_before) in enumerate(groups[cycle.owner_id]):
+        for pos, (chat_id, not_before, account_id) in enumerate(groups[cycle.owner_id]):
             cycle_of.append(cycle.id)
             owner_of.append(cycle.owner_id)
             chats.append(chat_id)
             positions.append(pos)
             due.append(not_before)
+            account_of.append(account_id)
     await conn.execute(
         """
-        INSERT INTO deliveries (id, cycle_id, owner_id, chat_id, position, next_attempt_at, random_id)
+        INSERT INTO deliveries (id, cycle_id, owner_id, chat_id, position, next_attempt_at, random_id, account_id)
         SELECT * FROM unnest(%(id)s::bigint[], %(cycle)s::bigint[], %(owner)s::bigint[], %(chat)s::bigint[],
-                             %(pos)s::int[], %(at)s::timestamptz[], %(rid)s::bigint[])
+                             %(pos)s::int[], %(at)s::timestamptz[], %(rid)s::bigint[], %(account)s::bigint[])
         """,
         {"id": ids, "cycle": cycle_of, "owner": owner_of, "chat": chats, "pos": positions, "at": due,
-         "rid": [random_id(did, cid) for did, cid in zip(ids, cycle_of, strict=True)]},
+         "rid": [random_id(did, cid) for did, cid in zip(ids, cycle_of, strict=True)], "account": account_of},
     )
     return created
 
@@ -244,7 +264,8 @@ async def stalled_cycles(conn: AsyncConnection, created_before: datetime) -> lis
     await cur.execute(
         """
         SELECT c.id, c.owner_id,
-               min(d.next_attempt_at) FILTER (WHERE d.status = 'pending') AS earliest_due
+               min(d.next_attempt_at) FILTER (WHERE d.status = 'pending') AS earliest_due,
+               ARRAY(SELECT a.id FROM accounts a WHERE a.owner_id = c.owner_id ORDER BY a.id) AS account_ids
         FROM cycles c LEFT JOIN deliveries d ON d.cycle_id = c.id
         WHERE c.status = 'running' AND c.created_at < %(before)s
         GROUP BY c.id

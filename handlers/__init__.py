@@ -11,7 +11,20 @@ from aiogram import Router
 
 def build_router() -> Router:
     # Imported here so that a worker importing `handlers.callbacks` does not pull every router in.
-    from handlers import admin, broadcast, fallback, groups, guide, history, language, login, menu, message, pile_up
+    from handlers import (
+        accounts,
+        admin,
+        broadcast,
+        fallback,
+        groups,
+        guide,
+        history,
+        language,
+        login,
+        menu,
+        message,
+        pile_up,
+    )
 
     root = Router(name="tgcast")
     # Feature routers first; the fallback must only see what none of them took. The menu's commands
@@ -21,6 +34,7 @@ def build_router() -> Router:
         admin.make_router(),  # before the conversations: its announcement state takes any content
         language.make_router(),
         login.make_router(),
+        accounts.make_router(),
         groups.make_router(),
         broadcast.make_router(),
         pile_up.make_router(),

@@ -47,6 +47,27 @@ class LogoutConfirm(CallbackData, prefix="logout_confirm"):
     pass
 
 
+# ---- accounts ------------------------------------------------------------------------------------
+
+
+class Accounts(CallbackData, prefix="accounts"):
+    """The accounts screen: every account of the presser, its state, Add and Log out."""
+
+
+class AccountAdd(CallbackData, prefix="account_add"):
+    """Log in another account (or one whose session ended), within MAX_ACCOUNTS_PER_USER."""
+
+
+class AccountLogout(CallbackData, prefix="account_logout"):
+    """Ask before logging out one account; `id` must be one of the presser's own accounts."""
+
+    id: RowId
+
+
+class AccountLogoutConfirm(CallbackData, prefix="account_logout_ok"):
+    id: RowId
+
+
 class BackToMenu(CallbackData, prefix="back_to_menu"):
     pass
 
@@ -109,6 +130,19 @@ class ImportGroup(CallbackData, prefix="import_group"):
 
 
 class AddAllGroups(CallbackData, prefix="add_all_groups"):
+    page: Page
+
+
+class GroupAccounts(CallbackData, prefix="group_accounts"):
+    """Which account posts to which group of the list, a page of it."""
+
+    page: Page
+
+
+class GroupAccount(CallbackData, prefix="group_account"):
+    """Post to this group of the list from the next of the presser's accounts that is in it."""
+
+    chat_id: ChatId
     page: Page
 
 

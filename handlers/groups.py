@@ -15,9 +15,11 @@ from core.crypto import SecretBox
 from core.i18n import Translator
 from core.paging import Page, page_of
 from core.settings import Settings
+from db import accounts
 from db import groups as db_groups
 from db.rows import Group
 from handlers import callbacks as cb
+from handlers.accounts_screen import account_label
 from handlers.menu import button, require_login, send_main_menu
 from handlers.ui import show
 from services.groups import FLOOD_CODE, AccountGroups, NotLoggedIn
@@ -45,7 +47,8 @@ def fetch_failed_text(tr: Translator, exc: GatewayError | NotLoggedIn) -> str:
     return tr("groups.fetch_failed")
 
 
-def _nav(kb: InlineKeyboardBuilder, page: Page, factory: type[cb.SelectGroupsPage] | type[cb.AddGroupPage]) -> None:
+def _nav(kb: InlineKeyboardBuilder, page: Page,
+         factory: type[cb.SelectGroupsPage] | type[cb.AddGroupPage] | type[cb.GroupAccounts]) -> None:
     row = []
     if page.has_prev:
         row.append(button("◀", factory(page=page.number - 1)))
@@ -55,11 +58,14 @@ def _nav(kb: InlineKeyboardBuilder, page: Page, factory: type[cb.SelectGroupsPag
         kb.row(*row)
 
 
-def list_keyboard(tr: Translator, page: Page, rows: list[Group], total: int) -> InlineKeyboardMarkup:
+def list_keyboard(tr: Translator, page: Page, rows: list[Group], total: int, *,
+                  several_accounts: bool = False) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for g in rows:
         kb.row(button(f"{IN_LIST} {_short(g.title)}", cb.ToggleGroup(chat_id=g.chat_id, page=page.number)))
     _nav(kb, page, cb.SelectGroupsPage)
+    if total and several_accounts:
+        kb.row(button(tr("groups.btn_accounts"), cb.GroupAccounts(page=page.number)))
     if total:
         kb.row(button(tr("groups.btn_remove_all"), cb.DeselectAllGroups()))
     kb.row(button(tr("groups.btn_import"), cb.AddGroup()), button(tr("groups.btn_add_all"), cb.AddAllGroups(page=0)))
@@ -87,12 +93,30 @@ async def show_list(query: CallbackQuery, pool: AsyncConnectionPool, tr: Transla
         total = await db_groups.count_selected(conn, query.from_user.id)
         page = page_of(requested, total, PER_PAGE)
         rows = await db_groups.selected_page(conn, query.from_user.id, offset=page.offset, limit=PER_PAGE)
+        several = await accounts.count(conn, query.from_user.id) > 1
     text = tr("groups.list_title", count=total)
     if total:
         text += "\n" + tr("groups.page", page=page.number + 1, pages=page.count)
     else:
         text += "\n" + tr("groups.list_empty")
-    await show(query, text, list_keyboard(tr, page, rows, total))
+    await show(query, text, list_keyboard(tr, page, rows, total, several_accounts=several))
+
+
+async def show_account_choice(query: CallbackQuery, pool: AsyncConnectionPool, tr: Translator, requested: int) -> None:
+    """Which account posts to each group of the list, a page at a time; pressing a group moves it on."""
+    async with pool.connection() as conn:
+        total = await db_groups.count_selected(conn, query.from_user.id)
+        page = page_of(requested, total, PER_PAGE)
+        rows = await db_groups.selected_page(conn, query.from_user.id, offset=page.offset, limit=PER_PAGE)
+        owned = await accounts.list_for_owner(conn, query.from_user.id)
+    labels = {a.id: account_label(tr, a, n) for n, a in enumerate(owned, 1)}
+    kb = InlineKeyboardBuilder()
+    for g in rows:
+        label = labels.get(g.account_id, tr("groups.no_account")) if g.account_id else tr("groups.no_account")
+        kb.row(button(f"{_short(g.title)} · {label}", cb.GroupAccount(chat_id=g.chat_id, page=page.number)))
+    _nav(kb, page, cb.GroupAccounts)
+    kb.row(button(tr("common.back"), cb.SelectGroups()))
+    await show(query, tr("groups.accounts_title", page=page.number + 1, pages=page.count), kb.as_markup())
 
 
 async def show_import(query: CallbackQuery, pool: AsyncConnectionPool, service: AccountGroups, tr: Translator,
@@ -205,6 +229,46 @@ async def deselect_all_groups(query: CallbackQuery, pool: AsyncConnectionPool, s
     await show_list(query, pool, tr, 0)
 
 
+async def group_accounts(query: CallbackQuery, callback_data: cb.GroupAccounts, pool: AsyncConnectionPool,
+                         settings: Settings, tr: Translator, is_admin: bool) -> None:
+    if not await _guard(query, pool, settings, tr, is_admin):
+        return
+    await query.answer()
+    await show_account_choice(query, pool, tr, callback_data.page)
+
+
+async def group_account(query: CallbackQuery, callback_data: cb.GroupAccount, pool: AsyncConnectionPool,
+                        redis: Redis, gateway: AccountGateway, box: SecretBox, settings: Settings, tr: Translator,
+                        is_admin: bool) -> None:
+    """Move a group of the presser's list to the next of their accounts that is in it. Both ids are
+    checked server-side: the group must be in the presser's list, the account one of theirs listing it."""
+    if not await _guard(query, pool, settings, tr, is_admin):
+        return
+    service = _service(redis, gateway, box, settings)
+    async with pool.connection() as conn:
+        group = await db_groups.get(conn, query.from_user.id, callback_data.chat_id)
+        if group is None or not group.selected:
+            await query.answer(tr("groups.not_found"), show_alert=True)
+            return
+        try:
+            reach = await service.reach(conn, query.from_user.id)
+        except (GatewayError, NotLoggedIn) as exc:
+            await query.answer(fetch_failed_text(tr, exc), show_alert=True)
+            return
+        candidates = reach.accounts.get(group.chat_id, [])
+        others = [a for a in candidates if a != group.account_id]
+        if not others:
+            await query.answer(tr("groups.no_other_account"), show_alert=True)
+            return
+        after = [a for a in others if group.account_id is not None and a > group.account_id]
+        chosen = (after or others)[0]
+        await db_groups.set_account(conn, query.from_user.id, group.chat_id, chosen)
+        owned = await accounts.list_for_owner(conn, query.from_user.id)
+    label = next(account_label(tr, a, n) for n, a in enumerate(owned, 1) if a.id == chosen)
+    await query.answer(tr("groups.account_set", title=group.title, account=label))
+    await show_account_choice(query, pool, tr, callback_data.page)
+
+
 async def import_groups_command(message: Message, pool: AsyncConnectionPool, redis: Redis,
                                 gateway: AccountGateway, box: SecretBox, settings: Settings, tr: Translator,
                                 is_admin: bool) -> None:
@@ -233,6 +297,8 @@ def make_router() -> Router:
     router.callback_query.register(add_all_groups, cb.AddAllGroups.filter())
     router.callback_query.register(toggle_group, cb.ToggleGroup.filter())
     router.callback_query.register(deselect_all_groups, cb.DeselectAllGroups.filter())
+    router.callback_query.register(group_accounts, cb.GroupAccounts.filter())
+    router.callback_query.register(group_account, cb.GroupAccount.filter())
     router.message.register(import_groups_command, Command("import_groups"))
     return router
 

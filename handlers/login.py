@@ -28,6 +28,7 @@ from core.phone import looks_like_code, mask_phone, normalize_code, normalize_ph
 from core.settings import Settings
 from db import accounts, users
 from handlers import callbacks as cb
+from handlers.accounts_screen import show_accounts
 from handlers.menu import button, send_main_menu
 from handlers.states import LoginStates
 from handlers.ui import show
@@ -75,6 +76,8 @@ async def _ensure_row(pool: AsyncConnectionPool, user: User, is_admin: bool) -> 
 
 async def login(query: CallbackQuery, state: FSMContext, pool: AsyncConnectionPool, settings: Settings,
                 tr: Translator, is_admin: bool) -> None:
+    """The menu's Log in: for a user with no active account (another one is added from the accounts
+    screen, `account_add`)."""
     async with pool.connection() as conn:
         logged_in = await accounts.get_active(conn, query.from_user.id) is not None
     if logged_in:
@@ -82,6 +85,11 @@ async def login(query: CallbackQuery, state: FSMContext, pool: AsyncConnectionPo
         await send_main_menu(query, pool=pool, settings=settings, tr=tr, user_id=query.from_user.id,
                              is_admin=is_admin)
         return
+    await begin_login(query, state, tr)
+
+
+async def begin_login(query: CallbackQuery, state: FSMContext, tr: Translator) -> None:
+    """Ask for the phone number; the rest of the conversation is the same for every account."""
     await state.set_state(LoginStates.WAITING_PHONE)
     await query.answer()
     await show(query, tr("login.ask_phone"), phone_keyboard(tr))
@@ -158,7 +166,11 @@ async def _after(message: Message, outcome: Outcome, state: FSMContext, bot: Bot
         case "signed_in":
             await state.clear()
             await _tell_previous_owners(bot, pool, settings, outcome.moved_from)
+            async with pool.connection() as conn:
+                several = await accounts.count(conn, user_id) > 1
             notice = tr("login.success_2fa") if with_password else tr("login.success")
+            if several:
+                notice = tr("login.account_added")
             await send_main_menu(message, pool=pool, settings=settings, tr=tr, user_id=user_id,
                                  is_admin=is_admin, notice=notice)
         case "password_needed":
@@ -168,6 +180,10 @@ async def _after(message: Message, outcome: Outcome, state: FSMContext, bot: Bot
             await message.answer(tr("login.wrong_code"))
         case "wrong_password":
             await message.answer(tr("login.wrong_password"))
+        case "too_many_accounts":
+            await state.clear()
+            await send_main_menu(message, pool=pool, settings=settings, tr=tr, user_id=user_id, is_admin=is_admin,
+                                 notice=tr("login.too_many_accounts", max=settings.max_accounts_per_user))
         case "too_many_tries":
             await state.clear()
             await send_main_menu(message, pool=pool, settings=settings, tr=tr, user_id=user_id,
@@ -215,8 +231,15 @@ async def cancel(message: Message, state: FSMContext, pool: AsyncConnectionPool,
 
 async def logout(query: CallbackQuery, pool: AsyncConnectionPool, settings: Settings, tr: Translator,
                  is_admin: bool) -> None:
+    """The menu's Log out: with one account, as it always was; with several, the accounts screen, where
+    each has its own Log out."""
     async with pool.connection() as conn:
-        account = await accounts.get(conn, query.from_user.id)
+        owned = await accounts.list_for_owner(conn, query.from_user.id)
+    if len(owned) > 1:
+        await query.answer()
+        await show_accounts(query, pool, settings, tr)
+        return
+    account = owned[0] if owned else None
     await query.answer()
     if account is None:
         await send_main_menu(query, pool=pool, settings=settings, tr=tr, user_id=query.from_user.id,
@@ -230,7 +253,14 @@ async def logout_confirm(query: CallbackQuery, state: FSMContext, pool: AsyncCon
                          is_admin: bool) -> None:
     await state.clear()
     async with pool.connection() as conn:
-        done = await log_out(conn, redis, settings, gateway, box, query.from_user.id)
+        if await accounts.count(conn, query.from_user.id) > 1:
+            done = None  # which one is not said: each is logged out from the accounts screen
+        else:
+            done = await log_out(conn, redis, settings, gateway, box, query.from_user.id)
+    if done is None:
+        await query.answer()
+        await show_accounts(query, pool, settings, tr)
+        return
     await query.answer(tr("login.logged_out") if done else None)
     await send_main_menu(query, pool=pool, settings=settings, tr=tr, user_id=query.from_user.id,
                          is_admin=is_admin, notice=tr("login.logged_out") if done else None)

@@ -47,7 +47,8 @@ def account_keyboard(tr: Translator, *, active: bool) -> InlineKeyboardMarkup:
     kb.row(button(tr("menu.btn_groups"), cb.SelectGroups()), button(tr("menu.btn_message"), cb.SendMessage()))
     kb.row(button(tr("menu.btn_pile_up"), cb.PileUpMenu()))
     kb.row(button(tr("menu.btn_history"), cb.SentMessages()), button(tr("menu.btn_refresh"), cb.RestartBot()))
-    kb.row(button(tr("menu.btn_guide"), cb.FullManual()), button(tr("menu.btn_logout"), cb.Logout()))
+    kb.row(button(tr("menu.btn_guide"), cb.FullManual()), button(tr("menu.btn_accounts"), cb.Accounts()),
+           button(tr("menu.btn_logout"), cb.Logout()))
     return kb.as_markup()
 
 
@@ -64,9 +65,13 @@ async def user_menu_screen(conn: AsyncConnection, tr: Translator, user_id: int,
     last = await cycles.last_rounds(conn, user_id)
     active = bool(config and config.active)
     view = await rounds.outlook(conn, config, account, jitter_max_ms=settings.jitter_max_ms)
+    owned = await accounts.list_for_owner(conn, user_id)
+    several = [tr("menu.status_accounts", active=sum(a.status == "active" for a in owned), total=len(owned))] \
+        if len(owned) > 1 else []
     lines = [
         tr("menu.status_title"),
         tr("menu.status_account", phone=html.escape(mask_phone(account.phone))),
+        *several,
         tr("menu.status_groups", count=selected),
         tr("menu.status_on") if active else tr("menu.status_off"),
         *rounds.status_lines(tr, view, selected_groups=selected),  # when the next round goes out

@@ -20,6 +20,7 @@ from psycopg import AsyncConnection
 from core import outcomes, pile_up
 from core.logs import bind
 from core.outcomes import Decision, Kind, Policy
+from core.phone import mask_phone
 from core.schedule import (
     claim_horizon_ms,
     continuation_at,
@@ -29,6 +30,7 @@ from core.schedule import (
     send_pause_s,
 )
 from db import accounts, batches, cycles, deliveries
+from db import groups as db_groups
 from db.deliveries import Target
 from db.rows import Account, Cycle, Delivery, Media, Message
 from jobs.locks import AccountLock
@@ -56,6 +58,9 @@ class BatchResult:
 
 @dataclass(slots=True)
 class _BatchState:
+    """One account's share of a batch."""
+
+    account_id: int = 0
     sent: int = 0
     attempted: int = 0
     flood_until: datetime | None = None
@@ -82,7 +87,10 @@ async def send_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> str:
 
 async def run_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> BatchResult:
     """One batch. A PostgreSQL connection is held for single steps only, never across a send or a
-    pause: hundreds of batches share a worker's few connections (worker/context.py, POOL_MAX)."""
+    pause: hundreds of batches share a worker's few connections (worker/context.py, POOL_MAX).
+
+    Each account of the owner sends its own groups' deliveries (docs/runtime.md, "Accounts"): under its
+    own lock, flood pause and connection, all of them at once, each paced on its own."""
     async with ctx.pool.connection() as conn:
         seen = await batches.view(conn, cycle_id)
         cycle = seen.cycle
@@ -91,30 +99,42 @@ async def run_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> BatchRe
         stale = await _stale(ctx, conn, seen, cycle)
     if stale is not None:
         if stale == "no_account":
-            await ctx.senders.discard(cycle.owner_id)
+            for gone in seen.accounts:
+                await ctx.senders.discard(gone.id)
         return BatchResult(stale)
-    lock = AccountLock(ctx.redis, queues.account_lock_key(ctx.settings, cycle.owner_id),
-                       ctx.settings.lock_ttl_s * 1000)
-    if not await lock.acquire():
-        async with ctx.pool.connection() as conn:
-            return await _lock_busy(ctx, conn, cycle, attempt)
+    held: dict[int, AccountLock] = {}
     try:
+        for candidate in seen.accounts:
+            if candidate.status != "active":
+                continue
+            lock = AccountLock(ctx.redis, queues.account_lock_key(ctx.settings, candidate.id),
+                               ctx.settings.lock_ttl_s * 1000)
+            if await lock.acquire():
+                held[candidate.id] = lock
+        if not held:
+            async with ctx.pool.connection() as conn:
+                return await _lock_busy(ctx, conn, cycle, attempt)
         async with ctx.pool.connection() as conn:
-            # Read inside the lock: the previous holder may have just paused the account.
-            account = await accounts.get(conn, cycle.owner_id)
-            if account is None or account.status != "active":
+            # Read inside the locks: the previous holder may have just paused an account.
+            current = await batches.accounts_of(conn, cycle.owner_id)
+            if not any(a.status == "active" for a in current):
                 await cycles.cancel_open(conn, cycle.owner_id)
-                await ctx.senders.discard(cycle.owner_id)
+                for gone in current:
+                    await ctx.senders.discard(gone.id)
                 return BatchResult("no_account")
             now = utcnow()
-            if account.flood_until is not None and account.flood_until > now:
-                at = account.flood_until + timedelta(milliseconds=flood_jitter_ms(f"{cycle_id}:{attempt}"))
+            usable = [a for a in current if a.id in held and a.status == "active"]
+            ready = [a for a in usable if a.flood_until is None or a.flood_until <= now]
+            paused = [a.flood_until for a in usable if a.flood_until is not None and a.flood_until > now]
+            if not ready and paused:
+                at = min(paused) + timedelta(milliseconds=flood_jitter_ms(f"{cycle_id}:{attempt}"))
                 job_id = await _enqueue(ctx, cycle_id, at)
                 await cycles.set_continuation(conn, cycle_id, "flood")
                 return BatchResult("deferred", continuation="flood", job_id=job_id)
-        return await _run_locked(ctx, cycle, account, lock)
+        return await _run_locked(ctx, cycle, ready, held)
     finally:
-        await lock.release()
+        for lock in held.values():
+            await lock.release()
 
 
 async def _stale(ctx: JobContext, conn: AsyncConnection, seen: batches.BatchView, cycle: Cycle) -> str | None:
@@ -131,14 +151,14 @@ async def _stale(ctx: JobContext, conn: AsyncConnection, seen: batches.BatchView
     if seen.config is None or not seen.config.active:
         await cycles.cancel_open(conn, cycle.owner_id)
         return "inactive"
-    if seen.account is None or seen.account.status != "active":
+    if not any(a.status == "active" for a in seen.accounts):
         await cycles.cancel_open(conn, cycle.owner_id)
         return "no_account"
     return None
 
 
 async def _lock_busy(ctx: JobContext, conn: AsyncConnection, cycle: Cycle, attempt: int) -> BatchResult:
-    """Another job sends from this account right now. Retry a bounded number of times, then drop:
+    """Another job sends from these accounts right now. Retry a bounded number of times, then drop:
     the holder's own continuation carries the cycle on."""
     await cycles.count_lock_busy(conn, cycle.id)
     if attempt >= ctx.settings.lock_busy_retries:
@@ -149,7 +169,8 @@ async def _lock_busy(ctx: JobContext, conn: AsyncConnection, cycle: Cycle, attem
     return BatchResult("lock_busy", job_id=job_id)
 
 
-async def _run_locked(ctx: JobContext, cycle: Cycle, account: Account, lock: AccountLock) -> BatchResult:
+async def _run_locked(ctx: JobContext, cycle: Cycle, ready: list[Account], locks: dict[int, AccountLock]
+                      ) -> BatchResult:
     s = ctx.settings
     now = utcnow()
     async with ctx.pool.connection() as conn:
@@ -157,17 +178,26 @@ async def _run_locked(ctx: JobContext, cycle: Cycle, account: Account, lock: Acc
         # shift deliveries by seconds; without the horizon each shifted one would cost a continuation job.
         horizon_ms = claim_horizon_ms(s.claim_ahead_ms, s.batch_size, s.send_pause_min_ms, s.lease_s)
         started = await batches.start(conn, cycle, now=now, due_by=now + timedelta(milliseconds=horizon_ms),
-                                      lease_until=now + timedelta(seconds=s.lease_s), limit=s.batch_size)
+                                      lease_until=now + timedelta(seconds=s.lease_s), limit=s.batch_size,
+                                      account_ids=[a.id for a in ready])
     if started.lag_ms is not None:
         log.info("cycle %s started, lag_ms=%s", cycle.id, started.lag_ms)
         await Metrics(ctx.redis, s.redis_prefix).observe("tgcast_cycle_start_lag_seconds", started.lag_ms / 1000)
-    state = _BatchState()
-    if started.claimed:
-        await _send_claimed(ctx, cycle, account, started, state, lock)
+    parts = [(a, _BatchState(account_id=a.id)) for a in ready]
+    sending = [(a, state) for a, state in parts if a.id in started.claimed]
+    if len(sending) == 1:
+        account, state = sending[0]
+        await _send_claimed(ctx, cycle, account, started, state, locks[account.id])
+    elif sending:
+        # Each account's share at once: a user's round with three accounts takes a third of the time.
+        async with asyncio.TaskGroup() as group:
+            for account, state in sending:
+                group.create_task(_send_claimed(ctx, cycle, account, started, state, locks[account.id]))
     async with ctx.pool.connection() as conn:
-        result = await _after_batch(ctx, conn, cycle, account, state)
-    if state.revoked:
-        await ctx.senders.discard(cycle.owner_id)
+        result = await _after_batch(ctx, conn, cycle, parts)
+    for account, state in parts:
+        if state.revoked:
+            await ctx.senders.discard(account.id)
     return result
 
 
@@ -175,7 +205,7 @@ async def _send_claimed(
     ctx: JobContext, cycle: Cycle, account: Account, started: batches.Started, state: _BatchState,
     lock: AccountLock,
 ) -> None:
-    claimed = started.claimed
+    claimed = started.claimed[account.id]
     open_ids = [d.id for d in claimed]
     # The delivery whose send request is out, and since when: cut off there (a job timeout, a stopping
     # worker's deadline), its post may have been made.
@@ -190,7 +220,7 @@ async def _send_claimed(
         session = ctx.box.decrypt(account.session_enc)
         try:
             # The account's connection from the worker's cache: connected once, reused by every batch.
-            async with ctx.senders.sender(cycle.owner_id, session) as sender:
+            async with ctx.senders.sender(account.id, session) as sender:
                 paused_until: datetime | None = None
                 for delivery in claimed:
                     # Never before the delivery's own time (its group's spacing, a retry's backoff), and
@@ -482,43 +512,45 @@ async def _pause_account(conn: AsyncConnection, cycle: Cycle, decision: Decision
     assert decision.account_pause_s is not None
     until = utcnow() + timedelta(seconds=decision.account_pause_s)
     reason = "flood" if decision.kind is Kind.FLOOD else "peer_flood"
-    await accounts.pause(conn, cycle.owner_id, until, reason)
+    await accounts.pause(conn, state.account_id, until, reason)
     state.flood_until = max(state.flood_until or until, until)
 
 
 async def _after_batch(
-    ctx: JobContext, conn: AsyncConnection, cycle: Cycle, account: Account, state: _BatchState
+    ctx: JobContext, conn: AsyncConnection, cycle: Cycle, parts: list[tuple[Account, _BatchState]]
 ) -> BatchResult:
-    if state.revoked:
-        revoked_now = await accounts.revoke(conn, cycle.owner_id, account.login_id)
-        if revoked_now:
-            await broadcast.stop(conn, cycle.owner_id)
-            # Once per login, not per Telegram account: logging in again and losing that session too
-            # is told again. With the Log in button of the menu (`login`, handlers/callbacks.py `Login`).
-            await notify(conn, ctx.botapi, ctx.settings, cycle.owner_id, cause="session_ended",
-                         ref=f"login:{account.login_id}", key="notices.session_ended",
-                         button=("menu.btn_login", "login"))
-        return BatchResult("no_account", sent=state.sent, attempted=state.attempted)
-    await _tell(ctx, conn, cycle, state)
-    if state.stopped:
-        return BatchResult("inactive", sent=state.sent, attempted=state.attempted)
+    sent = sum(state.sent for _, state in parts)
+    attempted = sum(state.attempted for _, state in parts)
+    for account, state in parts:
+        if state.revoked:
+            await _session_ended(ctx, conn, cycle, account)
+    if any(state.revoked for _, state in parts) and await accounts.get_active(conn, cycle.owner_id) is None:
+        return BatchResult("no_account", sent=sent, attempted=attempted)
+    for _, state in parts:
+        await _tell(ctx, conn, cycle, state)
+    if any(state.stopped for _, state in parts):
+        return BatchResult("inactive", sent=sent, attempted=attempted)
     left = await deliveries.remaining(conn, cycle.id)
     if left.pending == 0 and left.in_flight == 0:
         await finish_cycle(ctx, conn, cycle.id)
-        return BatchResult("finished", sent=state.sent, attempted=state.attempted)
+        return BatchResult("finished", sent=sent, attempted=attempted)
     if left.pending == 0:
         # Only other jobs' in-flight rows are left: their job finishes the cycle, or their lease
         # expires and the tick's recovery hands them to a new job.
-        return BatchResult("waiting", sent=state.sent, attempted=state.attempted)
+        return BatchResult("waiting", sent=sent, attempted=attempted)
     now = utcnow()
     step = await _step(ctx, cycle.id)
     delay = continuation_delay_ms(ctx.settings.cont_delay_ms, ctx.settings.cont_jitter_ms, cycle.id, step)
+    # The earliest due time already counts each account's pause; a pause met in this batch that holds
+    # everything left gets its jitter on top.
     earliest = left.earliest_due
-    if state.flood_until is not None:
-        resume = state.flood_until + timedelta(milliseconds=flood_jitter_ms(f"{cycle.id}:{step}"))
+    floods = [state.flood_until for _, state in parts if state.flood_until is not None]
+    flood = bool(floods) and earliest is not None and earliest >= min(floods)
+    if flood:
+        resume = min(floods) + timedelta(milliseconds=flood_jitter_ms(f"{cycle.id}:{step}"))
         earliest = max(earliest, resume) if earliest else resume
     at = continuation_at(now, delay, earliest)
-    if state.flood_until is not None:
+    if flood:
         reason = "flood"
     elif earliest is not None and earliest > now + timedelta(milliseconds=delay):
         reason = "next_due"
@@ -526,7 +558,30 @@ async def _after_batch(
         reason = "ready"
     job_id = await _enqueue(ctx, cycle.id, at)
     await cycles.set_continuation(conn, cycle.id, reason)
-    return BatchResult("continued", sent=state.sent, attempted=state.attempted, continuation=reason, job_id=job_id)
+    return BatchResult("continued", sent=sent, attempted=attempted, continuation=reason, job_id=job_id)
+
+
+async def _session_ended(ctx: JobContext, conn: AsyncConnection, cycle: Cycle, account: Account) -> None:
+    """The session this batch used stopped working. Only that login is revoked; the owner is told once
+    per login. With no other active account the broadcast stops, as it always did; otherwise only this
+    account's groups sit out (its deliveries are cancelled) and the user is told which account it was."""
+    if not await accounts.revoke(conn, account.id, account.login_id):
+        return
+    if await accounts.get_active(conn, cycle.owner_id) is None:
+        await broadcast.stop(conn, cycle.owner_id)
+        # Once per login, not per Telegram account: logging in again and losing that session too
+        # is told again. With the Log in button of the menu (`login`, handlers/callbacks.py `Login`).
+        await notify(conn, ctx.botapi, ctx.settings, cycle.owner_id, cause="session_ended",
+                     ref=f"login:{account.login_id}", key="notices.session_ended",
+                     button=("menu.btn_login", "login"))
+        return
+    await deliveries.cancel_account(conn, cycle.id, account.id, "session_ended")
+    by_account = await db_groups.selected_by_account(conn, cycle.owner_id)
+    # With the accounts screen's button (`accounts`, handlers/callbacks.py `Accounts`): log in again there.
+    await notify(conn, ctx.botapi, ctx.settings, cycle.owner_id, cause="session_ended",
+                 ref=f"login:{account.login_id}", key="notices.account_ended",
+                 phone=html.escape(mask_phone(account.phone)), count=by_account.get(account.id, 0),
+                 button=("menu.btn_accounts", "accounts"))
 
 
 async def _step(ctx: JobContext, cycle_id: int) -> int:

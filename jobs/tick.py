@@ -52,7 +52,7 @@ class TickSummary:
 @dataclass(slots=True)
 class _Planned:
     cycle_id: int
-    owner_id: int
+    account_id: int | None  # the owner's first active account: where its connection is, the job goes
     run_at: datetime
 
 
@@ -107,7 +107,8 @@ async def tick(
             # tick, however many configs are due (docs/runtime.md, "Cost of a tick").
             await sql.postpone_many(conn, postponed)
             created = await sql.create_cycles(conn, plans)
-        planned = [_Planned(c.id, c.owner_id, p.run_at) for c, p in zip(created, plans, strict=True)]
+        planned = [_Planned(c.id, next(iter(states[c.owner_id].account_ids), None), p.run_at)
+                   for c, p in zip(created, plans, strict=True)]
         # Enqueued after the commit, so a job never looks for a cycle that does not exist yet. A crash
         # in between is repaired by the recovery below (in a later tick).
         queue_redis = queues.sync_redis(settings)
@@ -165,10 +166,12 @@ def _skip_reason(state: sql.OwnerState, now: datetime) -> str | None:
 
 
 def _enqueue_planned(settings: Settings, connection: SyncRedis, planned: list[_Planned], now: datetime) -> int:
-    """Each cycle's first job, on the queue of the worker that holds its account's connection where
+    """Each cycle's first job, on the queue of the worker that holds its first account's connection where
     there is one (worker/own_queues.py), else on the shared queue; all of them in a few round trips."""
-    homes = own_queues.home_queues(settings, connection, {p.owner_id for p in planned})
-    sends = [queues.Send(p.cycle_id, p.run_at, tag="0", queue_name=homes.get(p.owner_id)) for p in planned]
+    homes = own_queues.home_queues(settings, connection, {p.account_id for p in planned if p.account_id is not None})
+    sends = [queues.Send(p.cycle_id, p.run_at, tag="0",
+                         queue_name=homes.get(p.account_id) if p.account_id is not None else None)
+             for p in planned]
     return sum(job_id is not None for job_id in queues.enqueue_sends(settings, connection, sends, now=now))
 
 
@@ -176,7 +179,7 @@ def _recover(settings: Settings, connection: SyncRedis, stalled: list[sql.Stalle
     """Re-enqueue the stalled cycles no job carries on any more. On the shared queue, not the account's
     home: the job that was lost may have died with the worker that still looks like the home (its keys
     outlive it by up to HOME_TTL_S), and any live worker can take a job from the shared queue."""
-    live = queues.live_cycles(settings, connection, [(c.id, c.owner_id) for c in stalled])
+    live = queues.live_cycles(settings, connection, [(c.id, c.account_ids) for c in stalled])
     sends = [queues.Send(c.id, max(now, c.earliest_due) if c.earliest_due else now)
              for c in stalled if c.id not in live]
     return sum(job_id is not None for job_id in queues.enqueue_sends(settings, connection, sends, now=now))

@@ -62,7 +62,7 @@ async def run_import(settings: Settings, request: ImportRequest, *, now: datetim
             options = Options(now=now, min_interval=settings.min_interval_minutes,
                               max_interval=settings.max_interval_minutes, stopped_at=request.stopped_at or now,
                               use_last_run=request.use_last_run, interval_unit=request.interval_unit,
-                              admin_ids=frozenset(settings.admin_ids))
+                              admin_ids=frozenset(settings.admin_ids), max_accounts=settings.max_accounts_per_user)
             existing = Existing(state.fingerprints, state.users, state.imported_users, state.active_tg_users)
             plan = build(snapshot, options, existing, report)
             report.facts["stopped_at"] = options.stopped_at.isoformat(timespec="seconds")
@@ -85,11 +85,15 @@ async def _write(conn: psycopg.AsyncConnection, plan: Plan, message_ids: dict[st
     await store.upsert_users(conn, [(u.user_id, u.username, u.first_name, u.last_name, u.status, u.expires_at,
                                      u.created_at) for u in plan.users])
     progress(f"writing {len(plan.accounts)} accounts …")
-    await store.upsert_accounts(conn, [(a.owner_id, a.tg_user_id, a.phone, box.encrypt(a.session), a.status,
-                                        a.flood_until) for a in plan.accounts])
+    account_ids = await store.upsert_accounts(conn, [(a.legacy_id, a.owner_id, a.tg_user_id, a.phone,
+                                                      box.encrypt(a.session), a.status, a.flood_until)
+                                                     for a in plan.accounts])
     progress(f"writing {len(plan.groups)} groups …")
     await store.upsert_groups(conn, [(g.owner_id, g.chat_id, g.title, g.kind, g.selected, g.last_sent_at)
                                      for g in plan.groups])
+    # Every group of a user is posted to from their first account (the older bot's current one), unless
+    # it has one already; the user may move it to another (docs/bot.md, "Accounts").
+    await store.assign_groups(conn, sorted({g.owner_id for g in plan.groups} | {a.owner_id for a in plan.accounts}))
     progress(f"writing {len(plan.messages)} messages …")
     new_ids = await store.insert_messages(conn, [(m.owner_id, m.text, m.entities, m.content_hash, m.created_at)
                                                  for m in plan.messages])
@@ -98,5 +102,6 @@ async def _write(conn: psycopg.AsyncConnection, plan: Plan, message_ids: dict[st
     progress(f"writing {len(plan.configs)} broadcasts …")
     await store.upsert_configs(conn, [(c.owner_id, ids.get(c.message_key) if c.message_key else None,
                                        c.interval_minutes, c.active, c.next_run_at) for c in plan.configs])
-    await store.record_rows(conn, [(m.kind, m.legacy_id, m.owner_id, ids.get(m.legacy_id) if m.kind == "message"
-                                    else None, m.fingerprint) for m in plan.mappings])
+    targets = {"message": ids, "account": account_ids}
+    await store.record_rows(conn, [(m.kind, m.legacy_id, m.owner_id, targets.get(m.kind, {}).get(m.legacy_id),
+                                    m.fingerprint) for m in plan.mappings])

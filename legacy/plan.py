@@ -40,6 +40,7 @@ class Options:
     use_last_run: bool = False  # groups never posted to: count from the config's last run instead
     interval_unit: rules.IntervalUnit | None = None  # None: the data decides
     admin_ids: frozenset[int] = frozenset()
+    max_accounts: int = 3  # MAX_ACCOUNTS_PER_USER: a user's accounts beyond it are not imported
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ class UserPlan:
 @dataclass(frozen=True, slots=True)
 class AccountPlan:
     owner_id: int
+    legacy_id: str  # the older row: a re-import updates the account it became
     tg_user_id: int | None
     phone: str
     session: str = field(repr=False)  # the Telethon string: a secret, encrypted when written
@@ -281,7 +283,7 @@ class _UserImport:
             self.plan.users.append(user)
         return admin or access in (Access.PERMANENT, Access.ACTIVE)
 
-    # -- the account (tgcast keeps one per user: the older bot's "current" one)
+    # -- the accounts: every one of the user's, the older bot's "current" one first (it gets the groups)
     def _account(self) -> bool:
         rows = sorted(self.person.accounts, key=lambda r: (r.is_active is not False, rules.as_utc(r.created_at)
                                                            or _MIN, r.id), reverse=True)
@@ -290,10 +292,18 @@ class _UserImport:
                                True, None, None, None)]
         if not rows:
             return False
-        chosen, extra = rows[0], rows[1:]
+        kept, extra = rows[: self.opts.max_accounts], rows[self.opts.max_accounts:]
         for row in extra:
-            self.report.note("account", row.id, "extra_account", f"user {self.legacy_id} keeps {chosen.id}")
+            self.report.note("account", row.id, "extra_account",
+                             f"user {self.legacy_id} keeps {', '.join(r.id for r in kept)}")
             self.report.skipped["account"] += 1
+        seen_tg: set[int] = set()
+        active = False
+        for row in kept:
+            active = self._one_account(row, seen_tg) or active
+        return active
+
+    def _one_account(self, chosen: AccountRow, seen_tg: set[int]) -> bool:
         session, tg_user_id, status = "", None, "active"
         try:
             parsed = parse_session(chosen.session or self.person.fallback_session or "")
@@ -303,6 +313,13 @@ class _UserImport:
             self.report.sessions["unreadable"] += 1
             self.report.note("account", chosen.id, "unreadable_session", exc.reason)
             status = "revoked"
+        if tg_user_id is not None and tg_user_id in seen_tg:
+            # One Telegram account is one tgcast account: the user's first row of it is the one kept.
+            self.report.note("account", chosen.id, "same_account_twice")
+            self.report.skipped["account"] += 1
+            return False
+        if tg_user_id is not None:
+            seen_tg.add(tg_user_id)
         if chosen.is_active is False and status == "active":
             status = "revoked"
             self.report.note("account", chosen.id, "inactive_account")
@@ -320,7 +337,7 @@ class _UserImport:
         if flood is not None:
             self.report.note("account", chosen.id, "flood_carried", f"until {flood:%Y-%m-%d %H:%M} UTC")
         phone = normalize_phone(chosen.phone) or (chosen.phone or "").strip()
-        plan = AccountPlan(self.user_id, tg_user_id, phone, session, status, flood)
+        plan = AccountPlan(self.user_id, chosen.id, tg_user_id, phone, session, status, flood)
         print_ = fingerprint(chosen.id, hashlib.sha256(session.encode()).hexdigest(), tg_user_id, phone, status,
                              flood)
         if self._changed("account", chosen.id, print_):

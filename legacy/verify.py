@@ -88,7 +88,7 @@ async def verify_sessions(settings: Settings, gateway: AccountGateway, url: Lega
     async def one(account: store.ImportedAccount) -> None:
         nonlocal done
         async with gate:
-            name = str(account.owner_id)  # the name a worker's connection cache claims it by
+            name = str(account.account_id)  # the name a worker's connection cache claims it by
             if not await claims.hold(name):
                 report.outcomes["in_use"] += 1
                 report.notes.append((account.owner_id, "in_use", "a tgcast worker holds its connection"))
@@ -128,15 +128,18 @@ async def _verify_one(settings: Settings, gateway: AccountGateway, box: SecretBo
         return
     async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
         async with conn.transaction():
-            holder = await store.mark_verified(conn, account.owner_id, account.legacy_id, tg_user_id)
+            holder = await store.mark_verified(conn, account.account_id, account.owner_id, account.legacy_id,
+                                               tg_user_id)
             if holder is not None:
-                if await accounts.revoke(conn, account.owner_id, account.login_id):
+                if await accounts.revoke(conn, account.account_id, account.login_id) \
+                        and await accounts.get_active(conn, account.owner_id) is None:
                     await stop(conn, account.owner_id)
                 report.outcomes["taken"] += 1
                 report.notes.append((account.owner_id, "taken", f"held by user {holder}"))
                 return
             refreshed, unselected = await store.refresh_groups(
-                conn, account.owner_id, [(g.chat_id, g.title, g.kind, g.access_hash) for g in found])
+                conn, account.owner_id, account.account_id,
+                [(g.chat_id, g.title, g.kind, g.access_hash) for g in found])
     report.groups_refreshed += refreshed
     report.groups_unselected += unselected
     report.outcomes["ok"] += 1
@@ -146,7 +149,8 @@ async def _needs_login(settings: Settings, account: store.ImportedAccount, repor
     async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
         async with conn.transaction():
             # Only this login's session: a user who logged in again meanwhile keeps the new one.
-            if await accounts.revoke(conn, account.owner_id, account.login_id):
+            if await accounts.revoke(conn, account.account_id, account.login_id) \
+                    and await accounts.get_active(conn, account.owner_id) is None:
                 await stop(conn, account.owner_id)
     report.outcomes["needs_login"] += 1
     report.notes.append((account.owner_id, "needs_login", code))

@@ -34,7 +34,7 @@ async def rotate_sessions(conn: AsyncConnection, settings: Settings, *, batch_si
     report = RotationReport()
     async with aclosing(accounts.iter_sessions(conn, batch_size=batch_size)) as batches:
         async for batch in batches:
-            for owner_id, token in batch:
+            for account_id, owner_id, token in batch:
                 try:
                     first.decrypt(token)
                     report.current += 1
@@ -42,7 +42,7 @@ async def rotate_sessions(conn: AsyncConnection, settings: Settings, *, batch_si
                 except InvalidToken:
                     pass
                 try:
-                    await accounts.update_session(conn, owner_id, box.rotate(token))
+                    await accounts.update_session(conn, account_id, box.rotate(token))
                     report.rotated += 1
                 except SecretBoxError:
                     # Left as it is: an operator may still have the key that opens it.

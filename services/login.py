@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from core.crypto import SecretBox, SecretBoxError
 from core.settings import Settings
 from db import accounts, users
+from db import groups as db_groups
 from services import broadcast
 from services.groups import cache_key as groups_cache_key
 from userbot.gateway import AccountGateway, GatewayError, PasswordNeeded, SignedIn
@@ -44,7 +45,7 @@ class Outcome:
 
     kind: Literal[
         "code_sent", "signed_in", "password_needed", "wrong_code", "wrong_password", "too_many_tries",
-        "code_expired", "no_login", "invalid_phone", "banned_phone", "flood", "error",
+        "code_expired", "no_login", "invalid_phone", "banned_phone", "flood", "error", "too_many_accounts",
     ]
     seconds: int = 0
     moved_from: tuple[int, ...] = ()  # previous owners of the account (they must be told)
@@ -165,19 +166,37 @@ class LoginFlow:
         return Outcome(kind)
 
     async def _finish(self, conn: AsyncConnection, user_id: int, signed: SignedIn) -> Outcome:
-        """Store the durable session (encrypted); the account leaves any other bot user who had it."""
+        """Store the durable session (encrypted): the user's row of this Telegram account is renewed, or
+        a new account is added within MAX_ACCOUNTS_PER_USER. The account leaves any other bot user who
+        had it. Groups left with no account (theirs was logged out) are posted to from this one."""
         encrypted = self.box.encrypt(signed.session)
+        settings = self.store.settings
         async with conn.transaction():
-            previous = await accounts.owners_of_tg_user(conn, signed.tg_user_id, except_owner=user_id)
-            for owner in previous:
-                await broadcast.stop(conn, owner)
-                await accounts.delete(conn, owner)
-            await accounts.store(conn, user_id, tg_user_id=signed.tg_user_id, phone=signed.phone,
-                                 session_enc=encrypted)
+            known = await accounts.find_own(conn, user_id, tg_user_id=signed.tg_user_id, phone=signed.phone)
+            if known is None and await accounts.count(conn, user_id) >= settings.max_accounts_per_user:
+                refused = True
+            else:
+                refused = False
+                previous = await accounts.others_holding(conn, signed.tg_user_id, except_owner=user_id)
+                for row in previous:
+                    await accounts.delete(conn, row.owner_id, row.id)
+                    if await accounts.get_active(conn, row.owner_id) is None:
+                        await broadcast.stop(conn, row.owner_id)
+                account_id = await accounts.store(conn, user_id, tg_user_id=signed.tg_user_id, phone=signed.phone,
+                                                  session_enc=encrypted, name=signed.name)
+                await db_groups.adopt(conn, user_id, account_id)
+        if refused:
+            await self.cancel(user_id)
+            # The session just made is of no use here: end it at Telegram rather than leave it open.
+            try:
+                await self.gateway.log_out(signed.session)
+            except GatewayError as exc:
+                log.info("log_out of a refused login failed: %s", exc.code)
+            return Outcome("too_many_accounts")
         await self.store.delete(user_id)
-        # Groups cached from a previous account of this user must not be offered for the new one.
-        await self.store.redis.delete(groups_cache_key(self.store.settings, user_id))
-        return Outcome("signed_in", moved_from=tuple(previous))
+        # Groups cached for an earlier session of this account must not be offered for the new one.
+        await self.store.redis.delete(groups_cache_key(settings, user_id, account_id))
+        return Outcome("signed_in", moved_from=tuple(dict.fromkeys(row.owner_id for row in previous)))
 
 
 async def ensure_user_row(conn: AsyncConnection, user_id: int, *, is_admin: bool, first_name: str,
@@ -192,13 +211,23 @@ async def ensure_user_row(conn: AsyncConnection, user_id: int, *, is_admin: bool
 
 
 async def log_out(conn: AsyncConnection, redis: Redis, settings: Settings, gateway: AccountGateway, box: SecretBox,
-                  user_id: int) -> bool:
-    """Stop the broadcast, end the session at Telegram where possible, delete it here."""
-    await broadcast.stop(conn, user_id)
-    await redis.delete(groups_cache_key(settings, user_id))
-    account = await accounts.delete(conn, user_id)
+                  user_id: int, account_id: int | None = None) -> bool:
+    """Log one account of the user out (None: their first): end the session at Telegram where possible
+    and delete it here. Its groups stay in the list with no account; the broadcast stops when no active
+    account is left, and otherwise goes on from the others (the round cancels what this one would have
+    sent, db/batches.py)."""
+    if account_id is None:
+        first = await accounts.get(conn, user_id)
+        if first is None:
+            return False
+        account_id = first.id
+    async with conn.transaction():
+        account = await accounts.delete(conn, user_id, account_id)
+        if account is not None and await accounts.get_active(conn, user_id) is None:
+            await broadcast.stop(conn, user_id)
     if account is None:
         return False
+    await redis.delete(groups_cache_key(settings, user_id, account.id))
     try:
         await gateway.log_out(box.decrypt(account.session_enc))
     except (GatewayError, SecretBoxError) as exc:

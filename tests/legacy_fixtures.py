@@ -254,7 +254,7 @@ def seed_python(db: LegacyDb, now: datetime) -> Seeded:
     db.insert("history", user_id="1002", text="From history", created_at=n - timedelta(days=3))
     _attempt(db, "1002", "2", "-1001000000021", "pending", next_attempt_at=n + timedelta(minutes=7),
              reason="retriable-rate-limit")
-    # 1003: expired access but a running broadcast (stopped on import); two accounts (one kept)
+    # 1003: expired access but a running broadcast (stopped on import); two accounts (both kept, the newer one first)
     _user(db, "1003", n - timedelta(days=60), expires=n - timedelta(days=3), first="Sardor")
     db.insert("accounts", id="acc-3a", user_id="1003", session_string=s["acc-3a"], phone_number="+998901000003",
               is_active=True, is_flood_wait=False, created_at=n - timedelta(days=50), updated_at=n - timedelta(days=1))

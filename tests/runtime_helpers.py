@@ -39,6 +39,7 @@ class Broadcaster:
     chat_ids: list[int]
     message_id: int
     session: str
+    account_id: int = 0  # the account's own id (connection claims, locks and groups name it)
 
 
 def utcnow() -> datetime:
@@ -95,22 +96,22 @@ async def make_broadcaster(
     await conn.execute(
         "UPDATE bot_users SET first_name = 'U', language = 'en' WHERE user_id = %(id)s", {"id": user_id}
     )
-    await accounts.store(conn, user_id, tg_user_id=tg_user_id, phone=phone,
-                         session_enc=SecretBox(settings.session_keys).encrypt(session))
+    account_id = await accounts.store(conn, user_id, tg_user_id=tg_user_id, phone=phone,
+                                      session_enc=SecretBox(settings.session_keys).encrypt(session))
     for n, chat_id in enumerate(chat_ids):
         await conn.execute(
             """
-            INSERT INTO groups (owner_id, chat_id, title, kind, selected, added_at)
-            VALUES (%(o)s, %(c)s, %(t)s, 'supergroup', true, now() + make_interval(secs => %(n)s))
+            INSERT INTO groups (owner_id, chat_id, title, kind, selected, added_at, account_id)
+            VALUES (%(o)s, %(c)s, %(t)s, 'supergroup', true, now() + make_interval(secs => %(n)s), %(a)s)
             """,
-            {"o": user_id, "c": chat_id, "t": f"Group {n} <of {user_id}>", "n": n},
+            {"o": user_id, "c": chat_id, "t": f"Group {n} <of {user_id}>", "n": n, "a": account_id},
         )
     kind = "photo" if media is not None else "text"
     message_id = await add_message(conn, user_id, text, kind=kind, media=media)
     await configs.set_message(conn, user_id, message_id)
     if active:
         await configs.activate(conn, user_id, interval_minutes, first_run_at or utcnow())
-    return Broadcaster(user_id, tg_user_id, phone, list(chat_ids), message_id, session)
+    return Broadcaster(user_id, tg_user_id, phone, list(chat_ids), message_id, session, account_id)
 
 
 def run_job(settings: Settings, function: Callable[..., T], *args: Any) -> T:
@@ -133,7 +134,7 @@ async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
 async def deliveries_of(conn: AsyncConnection, cycle_id: int) -> list[dict]:
     cur = await conn.execute(
         "SELECT id, chat_id, status, retry, reason, error, next_attempt_at, sent_at, tg_message_id, random_id, "
-        "wait_until, unsure_since "
+        "wait_until, unsure_since, account_id "
         "FROM deliveries WHERE cycle_id = %(c)s ORDER BY position", {"c": cycle_id},
     )
     names = [d.name for d in cur.description or []]

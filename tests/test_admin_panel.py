@@ -91,6 +91,13 @@ async def test_user_card_shows_the_user_and_buttons(tg: Telegram, db, admin: TgU
     assert screen.callbacks == [f"admin_add_week:{TARGET}", f"admin_add_month:{TARGET}",
                                 f"admin_sub_month:{TARGET}", f"admin_add_vip:{TARGET}",
                                 f"admin_block:{TARGET}", "admin_panel:all:0"]
+    assert not screen.has("admin.card_accounts")  # one account: nothing more to count
+
+    second = await accounts.store(db, TARGET, tg_user_id=2, phone="+998907654321", session_enc=b"y")
+    await db.execute("UPDATE accounts SET status = 'revoked' WHERE id = %(a)s", {"a": second})
+    await tg.press(admin, f"admin_user:{TARGET}")
+    screen = tg.screen(admin)
+    assert screen.has("admin.card_accounts") and "1 active of 2" in screen.text
 
 
 async def test_a_pending_users_card_says_access_was_not_granted(tg: Telegram, db, admin: TgUser) -> None:

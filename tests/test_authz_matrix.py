@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from core.phone import mask_phone
 from db import users
 from tests.conftest import ADMIN_ID
 from tests.harness import Telegram, TgUser
@@ -39,7 +40,7 @@ DOC = Path(__file__).parent.parent / "docs" / "reliability.md"
 @dataclass(frozen=True)
 class Case:
     action: str  # placeholders: {msg} the owner's old history entry, {chat} an owner's group, {target},
-    # {payment} a Stars payment of the target
+    # {payment} a Stars payment of the target, {account} the owner's account
     changes: frozenset[str]  # roles whose press changes rows
     who_changes: str  # "owner": the object's owner's rows; "self": the presser's own rows; "target"
     shows: frozenset[str] = frozenset()  # roles that get the screen (read-only actions)
@@ -65,6 +66,14 @@ CASES: list[Case] = [
     _c("select_groups_page:-5", shows="owner other", marker="toggle_group:", note="forged page: clamped"),
     _c("add_group_page:1", shows="owner other", marker="import_group:", note="each sees their own account"),
     _c("sent_messages_page:1", shows="owner other", marker="history_view:", note="each sees their own history"),
+    _c("accounts", shows="owner other", marker="account_logout:", note="each sees their own accounts"),
+    _c("account_logout:{account}", shows="owner", marker="account_logout_ok:",
+       note="others: 'not connected any more', nothing of the owner's shown"),
+    _c("account_logout_ok:{account}", changes="owner", note="only the owner logs their account out"),
+    _c("account_logout_ok:999999", note="no such account, for anyone"),
+    _c("account_add", note="starts the login conversation of the presser's own account; stores nothing"),
+    _c("group_accounts:0", shows="owner other", marker="group_account:", note="each sees their own list"),
+    _c("group_account:{chat}:0", note="owner: no other account of theirs is in it; others: not their group"),
     _c("sent_messages_page:99999", shows="owner other", marker="history_view:", note="forged page: clamped"),
     _c("set_interval:3", changes="owner other", who="self", note="own config; needs login and a message"),
     _c("set_interval:7", who="self", note="forged value: refused for everyone"),
@@ -108,6 +117,8 @@ class World:
     chat: int  # one of the owner's groups
     target: int
     payment: int  # a payment of TARGET, not refunded
+    account: int  # the owner's account
+    phone: str  # the owner's account's phone, masked as screens show it
 
 
 async def _history(db: psycopg.AsyncConnection, owner: int, n: int, text: str) -> int:
@@ -140,7 +151,7 @@ async def build_world(db, net, settings, case: Case) -> World:
     owner_id = {"owner": OWNER, "target": TARGET, "target_banned": TARGET_BANNED}[case.owner_is]
     ids = {"owner": owner_id, "other": OTHER, "pending": PENDING, "banned": BANNED, "admin": ADMIN_ID}
     target = TARGET_BANNED if case.owner_is == "target_banned" else TARGET
-    return World(ids, msg, owner.chat_ids[0], target, payment)
+    return World(ids, msg, owner.chat_ids[0], target, payment, owner.account_id, mask_phone(owner.phone))
 
 
 TABLES = {
@@ -186,7 +197,8 @@ def _expected_changed(case: Case, role: str, world: World) -> set[int]:
 @pytest.mark.parametrize("case", CASES, ids=[c.action for c in CASES])
 async def test_authorization_matrix(tg: Telegram, db, net, settings, case: Case, role: str) -> None:
     world = await build_world(db, net, settings, case)
-    action = case.action.format(msg=world.msg, chat=world.chat, target=world.target, payment=world.payment)
+    action = case.action.format(msg=world.msg, chat=world.chat, target=world.target, payment=world.payment,
+                                account=world.account)
     presser = TgUser(world.ids[role], first_name=role, language_code="en")
     before = await snapshot(db)
     tg.api.clear()
@@ -205,6 +217,7 @@ async def test_authorization_matrix(tg: Telegram, db, net, settings, case: Case,
         texts = " ".join(str(m.get("text") or m.get("caption") or "") for m in shown)
         assert SECRET_TEXT not in texts
         assert f"<of {OWNER}>" not in texts
+        assert world.phone not in texts  # the owner's account is never named to anyone else
         assert not any(str(world.chat) in c for c in callbacks)
 
 

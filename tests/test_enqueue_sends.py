@@ -165,12 +165,12 @@ def test_live_cycles(settings, sync_redis) -> None:
     """A cycle is carried on by a waiting job, or a started one whose account lock is held; not by a
     pointer to nothing, a job gone with a flush, a finished job, or a started one without its lock."""
     now = datetime.now(UTC)
-    cycles = {1: 101, 2: 102, 3: 103, 4: 104, 5: 105, 6: 106, 7: 107}  # cycle -> owner
+    cycles = {1: [101], 2: [102], 3: [103], 4: [104], 5: [105, 205], 6: [106], 7: [107]}  # cycle -> accounts
     queues.enqueue_sends(settings, sync_redis, [Send(2, now, tag="0"), Send(3, now + timedelta(minutes=1), tag="0")]
                          + [Send(c, now, tag="0") for c in (4, 5, 6, 7)], now=now)
     for cycle_id in (5, 6):
         Job.fetch(f"send-{cycle_id}-0", connection=sync_redis).set_status(JobStatus.STARTED)
-    sync_redis.set(queues.account_lock_key(settings, 105), "w")
+    sync_redis.set(queues.account_lock_key(settings, 205), "w")  # one of the owner's accounts is enough
     Job.fetch("send-7-0", connection=sync_redis).set_status(JobStatus.FINISHED)
     sync_redis.delete(Job.key_for("send-4-0"))  # lost, its pointer stays
     assert queues.live_cycles(settings, sync_redis, list(cycles.items())) == {2, 3, 5}
@@ -188,7 +188,7 @@ def test_a_waiting_job_counts_only_where_its_status_says_it_waits(settings, sync
         Send(3, now, tag="0", queue_name=own), Send(4, now + timedelta(minutes=1), tag="0", queue_name=own),
         Send(5, now, tag="0", queue_name=own), Send(6, now + timedelta(minutes=1), tag="0", queue_name=own),
     ], now=now)
-    cycles = [(c, 100 + c) for c in range(1, 7)]
+    cycles = [(c, [100 + c]) for c in range(1, 7)]
     assert queues.live_cycles(settings, sync_redis, cycles) == {1, 2, 3, 4, 5, 6}
     popped = sync_redis.blpop([Queue(own, connection=sync_redis).key], 1)  # the queued job of cycle 3 first
     assert popped is not None and popped[1] == b"send-3-0"
@@ -204,13 +204,19 @@ async def test_the_tick_puts_a_first_job_on_its_accounts_home_queue(db, net, set
     home = f"{settings.queue_prefix}-broadcast@w9"
     asked: list[set[int]] = []
 
-    def home_queues(settings_, connection, owner_ids):
-        asked.append(set(owner_ids))
-        return {homed.user_id: home}
+    async def account_of(owner_id: int) -> int:
+        return int((await (await db.execute("SELECT id FROM accounts WHERE owner_id = %(o)s",
+                                            {"o": owner_id})).fetchone())[0])
+
+    accounts = {601: await account_of(601), 602: await account_of(602)}
+
+    def home_queues(settings_, connection, account_ids):
+        asked.append(set(account_ids))
+        return {accounts[homed.user_id]: home}
 
     monkeypatch.setattr(own_queues, "home_queues", home_queues)
     summary = await tick(pool, settings)
-    assert summary.enqueued == 2 and asked == [{601, 602}]
+    assert summary.enqueued == 2 and asked == [{accounts[601], accounts[602]}]
     by_owner = dict(await (await db.execute("SELECT owner_id, id FROM cycles")).fetchall())
     assert Queue(home, connection=sync_redis).get_job_ids() == [f"send-{by_owner[601]}-0"]
     assert queues.broadcast_queue(settings, sync_redis).get_job_ids() == [f"send-{by_owner[602]}-0"]
@@ -225,7 +231,7 @@ async def test_recovery_enqueues_lost_cycles_on_the_shared_queue(db, net, settin
     first = await tick(pool, settings)
     assert first.enqueued == 2
     sync_redis.flushdb()
-    monkeypatch.setattr(own_queues, "home_queues", lambda s, c, ids: {603: f"{s.queue_prefix}-broadcast@w8"})
+    monkeypatch.setattr(own_queues, "home_queues", lambda s, c, ids: {i: f"{s.queue_prefix}-broadcast@w8" for i in ids})
     later = await tick(pool, settings, utcnow() + timedelta(minutes=2))
     assert later.recovered == 2
     by_owner = dict(await (await db.execute("SELECT owner_id, id FROM cycles")).fetchall())

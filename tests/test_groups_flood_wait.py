@@ -19,6 +19,11 @@ from userbot.gateway import GroupInfo
 LARGE = 2000
 
 
+async def _account(db, owner_id: int) -> int:
+    cur = await db.execute("SELECT id FROM accounts WHERE owner_id = %(o)s ORDER BY id LIMIT 1", {"o": owner_id})
+    return int((await cur.fetchone())[0])
+
+
 @pytest.fixture
 async def allowed(db, user: TgUser) -> TgUser:
     await allow(db, user)
@@ -47,7 +52,8 @@ async def test_flood_wait_on_a_large_account_is_answered_at_once_and_nothing_is_
     assert await selected(db, allowed.id) == set(picked)
     shown = tg.screen(allowed)
 
-    await redis.delete(groups_service.cache_key(settings, allowed.id))  # the cached minute is over
+    account_id = await _account(db, allowed.id)
+    await redis.delete(groups_service.cache_key(settings, allowed.id, account_id))  # the cached minute is over
     await net.fail_next(uid, "FLOOD_WAIT_30")
     await tg.press(allowed, "add_group")
     assert "groups.flood_wait" in tg.toast_keys() and "30" in last_toast(tg)
@@ -67,10 +73,10 @@ async def test_flood_wait_on_a_large_account_is_answered_at_once_and_nothing_is_
     await tg.send(allowed, "/import_groups")
     assert tg.screen(allowed).has("groups.flood_wait")
     assert await net.pending_faults(uid) == ["FLOOD_WAIT_999"]
-    assert 0 < await redis.ttl(groups_service.flood_key(settings, allowed.id)) <= 30
+    assert 0 < await redis.ttl(groups_service.flood_key(settings, allowed.id, account_id)) <= 30
     assert await selected(db, allowed.id) == set(picked)
 
-    await redis.delete(groups_service.flood_key(settings, allowed.id))  # the wait is over
+    await redis.delete(groups_service.flood_key(settings, allowed.id, account_id))  # the wait is over
     await redis.delete(f"{net.p}faults:{uid}")
     await tg.press(allowed, "add_all_groups:0")
     assert "groups.added_n" in tg.toast_keys()

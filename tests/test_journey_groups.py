@@ -7,6 +7,7 @@ import json
 import pytest
 
 from core.i18n import t
+from db import accounts
 from db import groups as db_groups
 from tests.harness import Telegram, TgUser
 from tests.journey_helpers import add_groups, allow, log_in, make_groups
@@ -175,10 +176,13 @@ async def test_no_groups_in_the_account(tg: Telegram, net, allowed: TgUser) -> N
     assert screen.has("groups.none_found") and screen.callbacks == ["select_groups"]
 
 
-async def test_account_groups_are_cached_for_a_minute(tg: Telegram, net, redis, settings, allowed: TgUser) -> None:
+async def test_account_groups_are_cached_for_a_minute(tg: Telegram, net, db, redis, settings,
+                                                     allowed: TgUser) -> None:
     uid = await log_in(tg, net, allowed, groups=make_groups(1))
     await tg.press(allowed, "add_group")
-    key = f"{settings.redis_prefix}groups:{allowed.id}"
+    account = await accounts.get(db, allowed.id)
+    assert account is not None
+    key = f"{settings.redis_prefix}groups:{allowed.id}:{account.id}"  # each account's listing apart
     assert 0 < await redis.ttl(key) <= 60
     assert len(json.loads(await redis.get(key))) == 1
     late = make_groups(1, start=50)

@@ -14,7 +14,7 @@ from tests.journey_helpers import allow, fsm_state, log_in, make_groups
 
 GUEST_MENU = ["login", "full_manual"]
 ACCOUNT_MENU = ["start_broadcast", "select_groups", "send_message", "pile_up_menu", "sent_messages", "restart_bot",
-                "full_manual", "logout"]
+                "full_manual", "accounts", "logout"]
 
 
 async def test_start_without_video_greets_then_shows_the_guest_menu(tg: Telegram, db, user: TgUser, botapi) -> None:

@@ -46,7 +46,7 @@ def test_dry_run_then_import_with_a_json_report(base_env, tmp_path: Path, databa
     assert report["dry_run"] is False and report["flavour"] == "python"
     assert report["reasons"]["non_numeric_id"] == 1 and report["imported"]["user"] == 5
     assert "reading" in second.stderr and "writing" in second.stderr  # progress goes to stderr
-    assert counts(database_url)[:2] == (5, 5)
+    assert counts(database_url)[:2] == (5, 6)  # one user has two accounts
     printed = first.stdout + first.stderr + second.stdout + second.stderr
     assert not any(s[4:40] in printed for s in seeded.sessions.values() if len(s) > 40)
 
@@ -94,4 +94,4 @@ def test_verify_sessions_refuses_while_the_older_worker_writes(base_env, tmp_pat
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith("tgcast: ")
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT count(*) FROM accounts WHERE status = 'active'").fetchone()
-    assert row is not None and row[0] == 4  # untouched: all but the unreadable one
+    assert row is not None and row[0] == 5  # untouched: all but the unreadable one

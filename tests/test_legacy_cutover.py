@@ -160,12 +160,14 @@ async def test_verify_sessions_never_opens_an_account_a_tgcast_worker_holds(sett
     await import_all(settings, legacy_dbs_node.url(), now)
     await net.add_session(parse_session(seeded.sessions["n-1"]).to_telethon(), 9001)
     worker = ConnectionClaims(redis, settings.redis_prefix, "worker-a", ttl_s=30)
-    assert await worker.hold("2001")  # a running worker has 2001's connection open
+    cur = await db.execute("SELECT id FROM accounts WHERE owner_id = 2001")
+    name = str((await cur.fetchone())[0])  # the name a worker's connection cache claims it by
+    assert await worker.hold(name)  # a running worker has 2001's connection open
     report = await verify_sessions(settings, FakeGateway(net), parse_legacy_url(legacy_dbs_node.url()),
                                    claims(redis, settings))
     assert report.outcomes["in_use"] == 1
     assert await net.peak_connections(9001) == 0  # never opened: one session, one place
-    assert await worker.hold("2001")  # still the worker's
+    assert await worker.hold(name)  # still the worker's
 
 
 async def test_a_flood_wait_leaves_the_session_for_a_later_check(settings, db, net, redis, legacy_dbs_node) -> None:

@@ -72,8 +72,14 @@ async def test_python_schema_lands_with_every_trap_handled(settings, db, legacy_
     assert users[1001]["username"] == "user1001" and users[1001]["first_name"] == "Ali"
 
     box = SecretBox(settings.session_keys)
-    accounts = {r["owner_id"]: r for r in await rows(db, "SELECT * FROM accounts")}
+    every = await rows(db, "SELECT * FROM accounts ORDER BY id")
+    accounts: dict[int, dict[str, Any]] = {}
+    for r in every:
+        accounts.setdefault(r["owner_id"], r)  # each user's first account
     assert set(accounts) == {1001, 1002, 1003, 1004, 1005}
+    # Every account of a user is brought over, the older bot's current one first.
+    assert [(r["tg_user_id"], r["status"]) for r in every if r["owner_id"] == 1003] == [
+        (5033, "active"), (5003, "active")]
     # Pyrogram → Telethon, byte for byte; the Pyrogram string carried the user id
     stored = parse_session(box.decrypt(accounts[1001]["session_enc"]))
     assert (stored.format, stored.dc, stored.address, stored.port, stored.auth_key) == (
@@ -106,11 +112,26 @@ async def test_python_schema_lands_with_every_trap_handled(settings, db, legacy_
     assert not configs[1004]["active"] and configs[1004]["message_id"] is None  # nothing to send
 
     reasons = report.reasons()
-    for reason in ("non_numeric_id", "extra_account", "unreadable_session", "interval_clamped",
+    for reason in ("non_numeric_id", "unreadable_session", "interval_clamped",
                    "message_from_history", "empty_message", "no_access_broadcast", "pending_without_row",
                    "flood_carried"):
         assert reasons[reason] >= 1, reason
-    assert report.sessions == {"pyrogram": 3, "telethon": 1, "unreadable": 1}
+    assert report.sessions == {"pyrogram": 4, "telethon": 1, "unreadable": 1}
+    # The groups are posted to from each user's first account.
+    cur = await db.execute(
+        "SELECT DISTINCT g.owner_id, g.account_id = (SELECT min(a.id) FROM accounts a WHERE a.owner_id = g.owner_id)"
+        " FROM groups g")
+    assert {owner: first for owner, first in await cur.fetchall()} == {1001: True, 1002: True}
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_accounts_per_user": 1}])
+async def test_accounts_beyond_the_limit_are_reported_not_imported(settings, db, legacy_dbs) -> None:
+    source = make(legacy_dbs, "python")
+    seed_python(source, NOW)
+    report = await apply(settings, source.url("sqlalchemy"))
+    assert report.reasons()["extra_account"] == 1
+    found = await rows(db, "SELECT tg_user_id FROM accounts WHERE owner_id = 1003")
+    assert found == [{"tg_user_id": 5033}]  # the current one
     assert report.access["pending"] == 1 and report.access["expired"] == 1 and report.access["none"] == 1
 
 

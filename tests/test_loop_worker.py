@@ -120,7 +120,7 @@ async def test_a_job_timeout_cancels_its_own_batch_only(db, net, settings, pool,
     # The cancelled batch handed its rows back and let go of the account.
     statuses = [r["status"] for r in await deliveries_of(db, slow_cycle)]
     assert "in_flight" not in statuses and "sent" in statuses and "pending" in statuses, statuses
-    assert not sync_redis.exists(queues.account_lock_key(settings, slow.user_id))
+    assert not sync_redis.exists(queues.account_lock_key(settings, slow.account_id))
     # Its neighbour was not touched.
     assert (await cycle_row(db, other_cycle))["outcome"] == "sent"
     assert [len(await net.posted(c)) for c in other.chat_ids] == [1, 1, 1]

@@ -212,13 +212,16 @@ def place(r: SyncRedis, job_id: str, queue_name: str, at: datetime | None = None
 
 
 async def owners_of(db, cycle_ids: list[int]) -> dict[int, int]:
-    cur = await db.execute("SELECT id, owner_id FROM cycles WHERE id = ANY(%(ids)s)", {"ids": cycle_ids})
+    """{cycle id: the owner's first account id} (connection claims and routing name accounts)."""
+    cur = await db.execute(
+        "SELECT c.id, (SELECT min(a.id) FROM accounts a WHERE a.owner_id = c.owner_id) FROM cycles c"
+        " WHERE c.id = ANY(%(ids)s)", {"ids": cycle_ids})
     return {row[0]: row[1] for row in await cur.fetchall()}
 
 
 async def suspended_tick(db, pool, settings: Settings, r: SyncRedis) -> dict[int, int]:
     """The tick with the workers held (RQ's suspension), so its jobs can be placed before any is taken;
-    the caller resumes. Returns {cycle id: owner id}."""
+    the caller resumes. Returns {cycle id: the owner's account id}."""
     suspend(r)
     await asyncio.sleep(1.5)  # a worker blocked in a dequeue (up to 1 s) gets back to the suspension check
     cycle_ids = (await tick(pool, settings)).cycle_ids
@@ -241,8 +244,8 @@ async def all_done(db, cycle_ids: list[int]) -> bool:
     return all([(await cycle_row(db, c))["status"] == "done" for c in cycle_ids])
 
 
-def claim_holders(settings: Settings, r: SyncRedis, owner_ids: list[int]) -> set[str | None]:
-    raw: list[bytes | None] = r.mget([claim_key(settings.redis_prefix, str(o)) for o in owner_ids])  # type: ignore[assignment]
+def claim_holders(settings: Settings, r: SyncRedis, account_ids: list[int]) -> set[str | None]:
+    raw: list[bytes | None] = r.mget([claim_key(settings.redis_prefix, str(a)) for a in account_ids])  # type: ignore[assignment]
     return {v.decode() if v else None for v in raw}
 
 
@@ -251,13 +254,13 @@ async def test_an_accounts_batches_go_to_the_worker_holding_its_connection(db, n
     """Worker A holds four accounts; B is idle. Each worker runs one batch at a time, so without routing
     B would take some of the accounts' next batches (and connect them again) while A is busy."""
     people = [await make_broadcaster(db, net, settings, 4_810_000 + i, groups=2) for i in range(4)]
-    owner_ids = [p.user_id for p in people]
+    account_ids = [p.account_id for p in people]
     a, a_owner = await start_worker(settings, sync_redis)
     b = None
     try:
         first = await routed_tick(db, pool, settings, sync_redis)
         await wait_for(lambda: all_done(db, first), what="the first cycles")
-        assert claim_holders(settings, sync_redis, owner_ids) == {a_owner}
+        assert claim_holders(settings, sync_redis, account_ids) == {a_owner}
         b, b_owner = await start_worker(settings, sync_redis)
         for _ in range(2):
             for p in people:
@@ -330,14 +333,14 @@ async def test_a_sigkilled_workers_waiting_jobs_are_handed_over_and_run(db, net,
         finally:
             resume(sync_redis)
         await wait_for(lambda: all_done(db, list(cycles)), what="the first cycles")
-        assert claim_holders(settings, sync_redis, [x.user_id, y.user_id]) == {a_owner}
+        assert claim_holders(settings, sync_redis, [x.account_id, y.account_id]) == {a_owner}
         for p in (x, y):
             await make_due(db, p.user_id)
         try:  # the next ones wait on A: x's queued, y's scheduled
             cycles = await suspended_tick(db, pool, settings, sync_redis)
             assert set(own_queues.home_queues(settings, sync_redis, cycles.values()).values()) == {a_queue.name}
             by_owner = {owner: cycle for cycle, owner in cycles.items()}
-            x_job, y_job = (queues.send_job_id(by_owner[p.user_id], "0") for p in (x, y))
+            x_job, y_job = (queues.send_job_id(by_owner[p.account_id], "0") for p in (x, y))
             place(sync_redis, x_job, a_queue.name)
             place(sync_redis, y_job, a_queue.name, at=datetime.now(UTC) + timedelta(seconds=5))
             os.killpg(a.pid, signal.SIGKILL)  # the worker and its scheduler, as a container's end does
@@ -377,7 +380,7 @@ async def test_a_stopping_worker_hands_its_queue_over(db, net, settings, pool, s
         try:
             cycles = await suspended_tick(db, pool, settings, sync_redis)
             by_owner = {owner: cycle for cycle, owner in cycles.items()}
-            x_job, y_job = (queues.send_job_id(by_owner[p.user_id], "0") for p in (x, y))
+            x_job, y_job = (queues.send_job_id(by_owner[p.account_id], "0") for p in (x, y))
             place(sync_redis, x_job, a_queue.name)
             place(sync_redis, y_job, a_queue.name, at=datetime.now(UTC) + timedelta(seconds=6))
             await stop_worker(a)  # warm shutdown while its queue holds both

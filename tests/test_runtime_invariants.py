@@ -106,7 +106,7 @@ async def test_sigkill_between_send_and_commit_neither_duplicates_nor_loses(
     assert [r["status"] for r in rows] == ["in_flight"] * 3  # the whole micro-batch was claimed
     # The dead job's lock expires by itself (nobody renews it); then the tick sees the job is dead.
     for _ in range(100):
-        if not sync_redis.exists(queues.account_lock_key(settings, b.user_id)):
+        if not sync_redis.exists(queues.account_lock_key(settings, b.account_id)):
             break
         await asyncio.sleep(0.05)
     summary = await tick(pool, settings, utcnow() + timedelta(minutes=2))

@@ -314,3 +314,25 @@ async def test_a_deleted_post_shows_as_deleted_in_the_groups_panel(live: LiveSan
         groups = c.get("/sandbox/api/network").json()["groups"]
     posts = {p["message_id"]: p for p in next(g for g in groups if g["chat_id"] == chat)["posts"]}
     assert (posts[kept]["deleted"], posts[gone]["deleted"]) == (False, True)
+
+
+def test_a_second_emulated_account_is_added_from_the_accounts_screen(live: LiveSandbox) -> None:
+    """Any phone typed in the sandbox is an emulated account: a user adds a second one as they would a
+    real one, and the network panel lists both under the user."""
+    from tests.sandbox_server import press, say
+
+    admin = {"id": SANDBOX_ADMIN_ID, "first_name": "Admin", "language_code": "en"}
+    with live.client() as c:
+        say(c, USER, "/start")
+        say(c, admin, f"/adduser {USER_ID} 30")
+        for n, phone in enumerate(("+998901113301", "+998901113302")):
+            if n:
+                press(c, USER, "accounts")  # the menu's Accounts, then Add
+            press(c, USER, "login" if n == 0 else "account_add")
+            assert c.post("/sandbox/api/contact", json={"user": USER, "phone": phone}).json()["ok"]
+            code = next(x["code"] for x in c.get(f"/sandbox/api/network?user={USER_ID}").json()["codes"]
+                        if x["phone"] == phone)
+            say(c, USER, " ".join(code))
+        assert "login.account_added" in _bot_keys(_chat(live))
+        listed = [a for a in c.get("/sandbox/api/network").json()["accounts"] if a["owner_id"] == USER_ID]
+        assert len(listed) == 2 and {a["status"] for a in listed} == {"active"}

@@ -274,7 +274,7 @@ async def test_a_stale_batch_does_not_revoke_a_newer_login(db, net, settings, po
     cur = await db.execute("SELECT login_id FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
     [old_login] = await cur.fetchone()
     await accounts.store(db, b.user_id, tg_user_id=b.tg_user_id, phone=b.phone, session_enc=b"new")
-    assert not await accounts.revoke(db, b.user_id, old_login)
+    assert not await accounts.revoke(db, b.account_id, old_login)
     cur = await db.execute("SELECT status FROM accounts WHERE owner_id = %(o)s", {"o": b.user_id})
     assert (await cur.fetchone())[0] == "active"
 
@@ -302,7 +302,7 @@ async def test_bad_content_fails_and_tells_the_user_once_per_cycle(db, net, sett
 async def test_lock_busy_re_enqueues_a_bounded_number_of_times(db, net, settings, pool, ctx, redis, sync_redis) -> None:
     b = await make_broadcaster(db, net, settings, 1015, groups=1)
     cycle_id = await start_cycle(pool, settings)
-    await redis.set(queues.account_lock_key(settings, b.user_id), "someone-else", px=60_000)
+    await redis.set(queues.account_lock_key(settings, b.account_id), "someone-else", px=60_000)
     result = await run_batch(ctx, cycle_id, attempt=0)
     assert result.outcome == "lock_busy" and result.job_id is not None
     assert result.job_id in scheduled(settings, sync_redis)
@@ -313,7 +313,7 @@ async def test_lock_busy_re_enqueues_a_bounded_number_of_times(db, net, settings
     assert (await cycle_row(db, cycle_id))["lock_busy"] == 2
     assert await net.send_attempts(b.tg_user_id) == []
     # the lock of someone else is never released by us
-    assert await redis.get(queues.account_lock_key(settings, b.user_id)) == b"someone-else"
+    assert await redis.get(queues.account_lock_key(settings, b.account_id)) == b"someone-else"
 
 
 @pytest.mark.parametrize("settings_overrides", [{"send_pause_min_ms": 50, "send_pause_max_ms": 50}])

@@ -230,8 +230,10 @@ async def _apply(step: tuple[str, int], b, clock: TimeTravel, posts: Posts, db, 
             now = utcnow()
             cycle = await cycles.get(db, cycle_id)
             assert cycle is not None
+            owned = await (await db.execute("SELECT id FROM accounts WHERE owner_id = %(o)s",
+                                            {"o": b.user_id})).fetchall()
             await batches.start(db, cycle, now=now, due_by=now, lease_until=now + timedelta(seconds=settings.lease_s),
-                                limit=2)
+                                limit=2, account_ids=[r[0] for r in owned])
 
 
 _USERS = iter(range(3_200_000, 3_300_000))

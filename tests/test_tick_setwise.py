@@ -36,10 +36,14 @@ async def add_owner(
     never opens the session)."""
     last_sent = last_sent or {}
     await db.execute("INSERT INTO bot_users (user_id, status) VALUES (%(u)s, 'active')", {"u": user_id})
-    await db.execute(
-        "INSERT INTO accounts (owner_id, tg_user_id, phone, session_enc) VALUES (%(u)s, %(u)s, '+1', '\\x00')",
+    cur = await db.execute(
+        "INSERT INTO accounts (owner_id, tg_user_id, phone, session_enc) VALUES (%(u)s, %(u)s, '+1', '\\x00')"
+        " RETURNING id",
         {"u": user_id},
     )
+    account = await cur.fetchone()
+    assert account is not None
+    account_id = account[0]
     cur = await db.execute(
         "INSERT INTO messages (owner_id, kind, text, content_hash) VALUES (%(u)s, 'text', 'hi', 'h') RETURNING id",
         {"u": user_id},
@@ -55,10 +59,10 @@ async def add_owner(
         at = last_sent.get(n)
         await db.execute(
             """
-            INSERT INTO groups (owner_id, chat_id, title, kind, selected, last_sent_at, added_at)
-            VALUES (%(o)s, %(c)s, 'g', 'supergroup', %(s)s, %(l)s, now() + make_interval(secs => %(n)s))
+            INSERT INTO groups (owner_id, chat_id, title, kind, selected, last_sent_at, added_at, account_id)
+            VALUES (%(o)s, %(c)s, 'g', 'supergroup', %(s)s, %(l)s, now() + make_interval(secs => %(n)s), %(a)s)
             """,
-            {"o": user_id, "c": chat_id, "s": selected, "l": at, "n": n},
+            {"o": user_id, "c": chat_id, "s": selected, "l": at, "n": n, "a": account_id},
         )
         added.append((chat_id, selected, at))
     await db.execute(

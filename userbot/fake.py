@@ -100,12 +100,12 @@ class FakeTelegram:
 
     async def add_account(
         self, phone: str, *, password: str | None = None, tg_user_id: int | None = None,
-        groups: Sequence[int] = (), banned: bool = False,
+        groups: Sequence[int] = (), banned: bool = False, name: str = "",
     ) -> int:
         uid = tg_user_id or int(phone.lstrip("+")[-9:]) + 7_000_000_000
         await self.redis.hset(  # type: ignore[misc]
             f"{self.p}acct:{phone}",
-            mapping={"tg_user_id": uid, "password": password or "", "banned": int(banned)},
+            mapping={"tg_user_id": uid, "password": password or "", "banned": int(banned), "name": name},
         )
         if groups:
             await self.redis.sadd(f"{self.p}member:{uid}", *groups)  # type: ignore[misc]
@@ -462,7 +462,7 @@ class FakeGateway:
         if account.get("password"):
             await self._r.set(f"{p}temp2fa:{temp_session}", phone, ex=_CODE_TTL_S * 2)
             return PasswordNeeded(temp_session=temp_session, hint=None)
-        return await self._issue(temp_session, phone, int(account["tg_user_id"]))
+        return await self._issue(temp_session, phone, int(account["tg_user_id"]), account.get("name", ""))
 
     async def check_password(self, temp_session: str, phone: str, password: str) -> SignedIn:
         p = self.net.p
@@ -471,15 +471,15 @@ class FakeGateway:
         account = await self.net._account(phone)
         if account is None or account.get("password") != password:
             raise GatewayError("PASSWORD_HASH_INVALID")
-        return await self._issue(temp_session, phone, int(account["tg_user_id"]))
+        return await self._issue(temp_session, phone, int(account["tg_user_id"]), account.get("name", ""))
 
-    async def _issue(self, temp_session: str, phone: str, uid: int) -> SignedIn:
+    async def _issue(self, temp_session: str, phone: str, uid: int, name: str = "") -> SignedIn:
         p = self.net.p
         session = "fake-" + secrets.token_hex(24)
         await self._r.set(f"{p}session:{session}", uid)
         await self._r.srem(f"{p}revoked", uid)  # type: ignore[misc]
         await self._r.delete(f"{p}temp:{temp_session}", f"{p}temp2fa:{temp_session}")
-        return SignedIn(session=session, tg_user_id=uid, phone=phone)
+        return SignedIn(session=session, tg_user_id=uid, phone=phone, name=name)
 
     async def discard_login(self, temp_session: str) -> None:
         p = self.net.p

@@ -44,6 +44,7 @@ class SignedIn:
     session: str  # durable session string; a secret, stored encrypted only
     tg_user_id: int
     phone: str
+    name: str = ""  # the account's first and last name at Telegram
 
 
 @dataclass(frozen=True, slots=True)

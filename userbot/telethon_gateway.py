@@ -447,7 +447,8 @@ async def _password_hint(client: TelegramClient) -> str | None:
 def _signed_in(client: TelegramClient, user: Any, phone: str) -> SignedIn:
     if not isinstance(user, types.User):
         raise GatewayError("UNKNOWN", detail=f"sign-in returned {type(user).__name__}")
-    return SignedIn(session=client.session.save(), tg_user_id=user.id, phone=phone)
+    name = " ".join(p for p in (user.first_name, user.last_name) if p)
+    return SignedIn(session=client.session.save(), tg_user_id=user.id, phone=phone, name=name)
 
 
 class TelethonSender:

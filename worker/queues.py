@@ -42,8 +42,8 @@ def broadcast_queue(settings: Settings, connection: SyncRedis) -> Queue:
     return Queue(broadcast_queue_name(settings), connection=connection)
 
 
-def account_lock_key(settings: Settings, owner_id: int) -> str:
-    return f"{settings.redis_prefix}lock:account:{owner_id}"
+def account_lock_key(settings: Settings, account_id: int) -> str:
+    return f"{settings.redis_prefix}lock:account:{account_id}"
 
 
 def _pointer_key(settings: Settings, cycle_id: int) -> str:
@@ -144,9 +144,9 @@ def enqueue_sends(
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
-def live_cycles(settings: Settings, connection: SyncRedis, cycles: Sequence[tuple[int, int]]) -> set[int]:
-    """Which of these (cycle_id, owner_id) still have a job that will carry them on, in at most four
-    round trips.
+def live_cycles(settings: Settings, connection: SyncRedis, cycles: Sequence[tuple[int, Sequence[int]]]) -> set[int]:
+    """Which of these (cycle_id, the owner's account ids) still have a job that will carry them on, in
+    at most four round trips.
 
     A waiting job counts only where its status says it waits: a queued job must be in its queue's list,
     a scheduled one in its queue's schedule. A worker listening to several queues pops with BLPOP, which
@@ -155,7 +155,7 @@ def live_cycles(settings: Settings, connection: SyncRedis, cycles: Sequence[tupl
     taken up again; were the job still about to start, the cycle would have two jobs, which the account
     lock and the claim's SKIP LOCKED make harmless.
 
-    A job marked started whose account lock is gone is treated as dead: a SIGKILLed worker leaves its job
+    A job marked started none of whose account locks is held is treated as dead: a SIGKILLed worker leaves its job
     "started" for a long while, but its lock expires within LOCK_TTL because nobody renews it. A pointer
     to a job hash that is gone (a Redis flush) is no live job."""
     if not cycles:
@@ -170,9 +170,9 @@ def live_cycles(settings: Settings, connection: SyncRedis, cycles: Sequence[tupl
             pipe.hmget(Job.key_for(job_id), ["status", "origin"])
         fields = pipe.execute()
     waiting: list[int] = []
-    started: list[tuple[int, int]] = []
+    started: list[tuple[int, Sequence[int]]] = []
     with connection.pipeline(transaction=False) as pipe:
-        for ((cycle_id, owner_id), job_id), (raw_status, raw_origin) in zip(pointed, fields, strict=True):
+        for ((cycle_id, account_ids), job_id), (raw_status, raw_origin) in zip(pointed, fields, strict=True):
             status, origin = _status(raw_status), _text(raw_origin) if raw_origin is not None else ""
             if status == JobStatus.QUEUED:
                 pipe.lpos(Queue.redis_queue_namespace_prefix + origin, job_id)
@@ -181,10 +181,10 @@ def live_cycles(settings: Settings, connection: SyncRedis, cycles: Sequence[tupl
                 registry = ScheduledJobRegistry if status == JobStatus.SCHEDULED else DeferredJobRegistry
                 pipe.zscore(registry.key_template.format(origin), job_id)
                 waiting.append(cycle_id)
-            elif status == JobStatus.STARTED:
-                started.append((cycle_id, owner_id))
-        for _, owner_id in started:
-            pipe.exists(account_lock_key(settings, owner_id))
+            elif status == JobStatus.STARTED and account_ids:
+                started.append((cycle_id, account_ids))
+        for _, account_ids in started:
+            pipe.exists(*(account_lock_key(settings, a) for a in account_ids))
         found = pipe.execute()
     live = {cycle_id for cycle_id, where in zip(waiting, found[: len(waiting)], strict=True) if where is not None}
     live.update(cycle_id for (cycle_id, _), held in zip(started, found[len(waiting):], strict=True) if held)

@@ -98,6 +98,7 @@ async def card_screen(conn: AsyncConnection, tr: Translator, user_id: int) -> tu
         return None
     now = datetime.now(UTC)
     account = await accounts.get_active(conn, user_id)
+    owned = await accounts.list_for_owner(conn, user_id)
     config = await configs.get(conn, user_id)
     last = await cycles.last_rounds(conn, user_id)
     lines = [
@@ -108,6 +109,8 @@ async def card_screen(conn: AsyncConnection, tr: Translator, user_id: int) -> tu
         _access_line(tr, row),
         tr("admin.card_account", phone=html.escape(mask_phone(account.phone))) if account
         else tr("admin.card_no_account"),
+        *([tr("admin.card_accounts", active=sum(a.status == "active" for a in owned), total=len(owned))]
+          if len(owned) > 1 else []),
         tr("admin.card_broadcast_on") if config and config.active else tr("admin.card_broadcast_off"),
         tr("admin.card_groups", count=await groups.count_selected(conn, user_id)),
         *rounds.last_round_lines(tr, last, "admin.card_"),
