@@ -64,8 +64,8 @@ async def user_menu_screen(conn: AsyncConnection, tr: Translator, user_id: int,
     selected = await groups.count_selected(conn, user_id)
     last = await cycles.last_rounds(conn, user_id)
     active = bool(config and config.active)
-    view = await rounds.outlook(conn, config, account, jitter_max_ms=settings.jitter_max_ms)
     owned = await accounts.list_for_owner(conn, user_id)
+    view = await rounds.outlook(conn, config, owned, jitter_max_ms=settings.jitter_max_ms)
     several = [tr("menu.status_accounts", active=sum(a.status == "active" for a in owned), total=len(owned))] \
         if len(owned) > 1 else []
     lines = [

@@ -153,8 +153,8 @@ async def saved_text(conn: AsyncConnection, tr: Translator, settings: Settings, 
     """`key` (`<key>_running` while the broadcast runs, with from which round the message just made
     current goes out)."""
     config = await configs.get(conn, user_id)
-    account = await accounts.get_active(conn, user_id)
-    view = await rounds.outlook(conn, config, account, jitter_max_ms=settings.jitter_max_ms)
+    owned = await accounts.list_for_owner(conn, user_id)
+    view = await rounds.outlook(conn, config, owned, jitter_max_ms=settings.jitter_max_ms)
     line = rounds.applies_line(tr, view, message_id)
     return f"{tr(key + '_running')}\n{line}" if line else tr(key)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -63,12 +64,21 @@ class Outlook:
         return self.current.next_post_at or self.current.run_at
 
 
-async def outlook(conn: AsyncConnection, config: Config | None, account: Account | None, *, jitter_max_ms: int,
+def paused_until(owned: Sequence[Account], now: datetime) -> datetime | None:
+    """When sending resumes, if Telegram paused every active account of the user: the earliest pause's
+    end. None while any active account may send (its groups go out; the tick delays the round only when
+    all are paused, so saying "paused" then would be untrue)."""
+    active = [a for a in owned if a.status == "active"]
+    ends = [a.flood_until for a in active if a.flood_until is not None and a.flood_until > now]
+    return min(ends) if active and len(ends) == len(active) else None
+
+
+async def outlook(conn: AsyncConnection, config: Config | None, owned: Sequence[Account], *, jitter_max_ms: int,
                   now: datetime | None = None) -> Outlook:
+    """The broadcast as the user's screens tell it; `owned` are the user's accounts."""
     now = now or datetime.now(UTC)
     active = bool(config and config.active)
-    paused = account.flood_until if account is not None and account.flood_until and account.flood_until > now \
-        else None
+    paused = paused_until(owned, now)
     if config is None or not active:
         return Outlook(False, None, None, paused, now)
     current = await cycles.open_round(conn, config.owner_id)

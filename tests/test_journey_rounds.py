@@ -146,3 +146,27 @@ async def test_a_flood_pause_and_an_empty_list_are_shown(tg: Telegram, db, runni
     await tg.press(running, "back_to_menu")
     screen = tg.screen(running)
     assert screen.has("menu.status_no_groups") and "menu.status_next_round" not in screen.keys
+
+
+async def test_with_several_accounts_paused_is_shown_only_when_every_one_is(tg: Telegram, db, running: TgUser) -> None:
+    """The tick holds a round back only when every active account is paused; while another may send,
+    "paused" would not be true."""
+    await db.execute(
+        "INSERT INTO accounts (owner_id, tg_user_id, phone, session_enc, status) "
+        "SELECT owner_id, tg_user_id + 1, phone || '9', session_enc, 'active' FROM accounts WHERE owner_id = %(o)s",
+        {"o": running.id})
+    first, second = [r[0] for r in await (await db.execute(
+        "SELECT id FROM accounts WHERE owner_id = %(o)s ORDER BY id", {"o": running.id})).fetchall()]
+    await db.execute("UPDATE accounts SET flood_until = %(t)s WHERE id = %(id)s",
+                     {"t": utcnow() + timedelta(minutes=7), "id": first})
+    await tg.press(running, "restart_bot")
+    assert "menu.status_paused" not in tg.screen(running).keys
+    await db.execute("UPDATE accounts SET flood_until = %(t)s WHERE id = %(id)s",
+                     {"t": utcnow() + timedelta(minutes=4), "id": second})
+    await tg.press(running, "restart_bot")
+    screen = tg.screen(running)
+    assert screen.has("menu.status_paused") and "in 4 min" in screen.text  # the earliest end
+    await db.execute("UPDATE accounts SET status = 'revoked' WHERE id = %(id)s", {"id": second})
+    await tg.press(running, "restart_bot")
+    screen = tg.screen(running)  # the only active one is paused
+    assert screen.has("menu.status_paused") and "in 7 min" in screen.text
