@@ -44,6 +44,8 @@ from worker.context import JobContext, loop_job
 log = logging.getLogger(__name__)
 
 STREAK_LIMIT = 3
+# A delivery given up because its account is paused past the next round while others send.
+ACCOUNT_PAUSED = "account_paused"
 _LOCK_BUSY_MIN_DELAY_MS = 2000
 
 
@@ -125,6 +127,8 @@ async def run_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> BatchRe
             now = utcnow()
             usable = [a for a in current if a.id in held and a.status == "active"]
             ready = [a for a in usable if a.flood_until is None or a.flood_until <= now]
+            if ready:
+                await _give_up_long_paused(conn, cycle, usable)
             paused = [a.flood_until for a in usable if a.flood_until is not None and a.flood_until > now]
             if not ready and paused:
                 at = min(paused) + timedelta(milliseconds=flood_jitter_ms(f"{cycle_id}:{attempt}"))
@@ -135,6 +139,20 @@ async def run_batch(ctx: JobContext, cycle_id: int, attempt: int = 0) -> BatchRe
     finally:
         for lock in held.values():
             await lock.release()
+
+
+async def _give_up_long_paused(conn: AsyncConnection, cycle: Cycle, usable: list[Account]) -> None:
+    """While another account can send: the share of an account whose pause ends after the next round is
+    due is cancelled (`account_paused`). Waiting for it would hold this round open, and with it every
+    other account's next round (docs/runtime.md, "Accounts"). With one account, or all paused, the
+    round waits for the pause, as it always did. Called under these accounts' locks."""
+    next_due = cycle.scheduled_at + timedelta(minutes=cycle.interval_minutes)
+    for account in usable:
+        if account.flood_until is not None and account.flood_until > next_due:
+            given_up = await deliveries.cancel_account(conn, cycle.id, account.id, ACCOUNT_PAUSED)
+            if given_up:
+                log.info("cycle %s: account %s paused past the next round, %s deliveries given up", cycle.id,
+                         account.id, given_up)
 
 
 async def _stale(ctx: JobContext, conn: AsyncConnection, seen: batches.BatchView, cycle: Cycle) -> str | None:

@@ -126,13 +126,28 @@ async def test_a_paused_account_does_not_hold_the_others(db, net, settings, pool
     """An account already paused when the batch starts is skipped; the others send their share."""
     b = await make_broadcaster(db, net, settings, 5104, groups=2)
     _, _, second_chats = await add_account(db, net, settings, b, 1, groups=2)
-    await db.execute("UPDATE accounts SET flood_until = now() + interval '10 minutes' WHERE id = %(a)s",
-                     {"a": b.account_id})
+    await db.execute("UPDATE accounts SET flood_until = now() + interval '5 minutes' WHERE id = %(a)s",
+                     {"a": b.account_id})  # ends before the next round (10 minutes): its share waits for it
     cycle_id = await start_cycle(pool, settings)
     result = await run_batch(ctx, cycle_id)
     assert result.outcome == "continued" and result.sent == 2
     rows = {r["chat_id"]: r["status"] for r in await deliveries_of(db, cycle_id)}
     assert {rows[c] for c in second_chats} == {"sent"} and {rows[c] for c in b.chat_ids} == {"pending"}
+
+
+async def test_a_pause_past_the_next_round_gives_up_that_accounts_share(db, net, settings, pool, ctx) -> None:
+    """Waiting an hour for one account would hold the round open, and every other account's next
+    rounds with it: its share of this round is cancelled and the round finishes with the others."""
+    b = await make_broadcaster(db, net, settings, 5108, groups=2)
+    _, _, second_chats = await add_account(db, net, settings, b, 1, groups=2)
+    await db.execute("UPDATE accounts SET flood_until = now() + interval '1 hour' WHERE id = %(a)s",
+                     {"a": b.account_id})
+    cycle_id = await start_cycle(pool, settings)
+    result = await run_batch(ctx, cycle_id)
+    assert (result.outcome, result.sent) == ("finished", 2)
+    rows = {r["chat_id"]: (r["status"], r["reason"]) for r in await deliveries_of(db, cycle_id)}
+    assert {rows[c] for c in second_chats} == {("sent", None)}
+    assert {rows[c] for c in b.chat_ids} == {("cancelled", "account_paused")}
 
 
 async def test_every_account_paused_defers_the_batch_as_one_account_did(db, net, settings, pool, ctx) -> None:
