@@ -146,7 +146,9 @@ async def _give_up_long_paused(conn: AsyncConnection, cycle: Cycle, usable: list
     due is cancelled (`account_paused`). Waiting for it would hold this round open, and with it every
     other account's next round (docs/runtime.md, "Accounts"). With one account, or all paused, the
     round waits for the pause, as it always did. Called under these accounts' locks."""
-    next_due = cycle.scheduled_at + timedelta(minutes=cycle.interval_minutes)
+    # Paused now, and past the next round: a round running late (its next one already due) must not
+    # take a pause that is over, or about to be, for a long one.
+    next_due = max(cycle.scheduled_at + timedelta(minutes=cycle.interval_minutes), utcnow())
     for account in usable:
         if account.flood_until is not None and account.flood_until > next_due:
             given_up = await deliveries.cancel_account(conn, cycle.id, account.id, ACCOUNT_PAUSED)

@@ -210,3 +210,17 @@ async def test_a_lock_held_on_one_account_lets_the_others_send(db, net, settings
     rows = {r["chat_id"]: r["status"] for r in await deliveries_of(db, cycle_id)}
     assert rows == {b.chat_ids[0]: "pending", second_chats[0]: "sent"}
     assert await redis.get(queues.account_lock_key(settings, b.account_id)) == b"someone-else"
+
+
+async def test_a_pause_that_is_over_gives_up_nothing_in_a_round_running_late(db, net, settings, pool, ctx) -> None:
+    """The round's next one is long due (it runs late) and the pause ended a minute ago, after that due
+    time: nothing is paused now, so nothing is given up (found by the spacing property test)."""
+    b = await make_broadcaster(db, net, settings, 5109, groups=2)
+    _, _, second_chats = await add_account(db, net, settings, b, 1, groups=1)
+    cycle_id = await start_cycle(pool, settings)
+    await db.execute("UPDATE cycles SET scheduled_at = now() - interval '30 minutes' WHERE id = %(c)s",
+                     {"c": cycle_id})
+    await db.execute("UPDATE accounts SET flood_until = now() - interval '1 minute' WHERE owner_id = %(o)s",
+                     {"o": b.user_id})
+    result = await run_batch(ctx, cycle_id)
+    assert (result.outcome, result.sent) == ("finished", 3)
