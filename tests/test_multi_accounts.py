@@ -216,7 +216,7 @@ async def test_a_pause_that_is_over_gives_up_nothing_in_a_round_running_late(db,
     """The round's next one is long due (it runs late) and the pause ended a minute ago, after that due
     time: nothing is paused now, so nothing is given up (found by the spacing property test)."""
     b = await make_broadcaster(db, net, settings, 5109, groups=2)
-    _, _, second_chats = await add_account(db, net, settings, b, 1, groups=1)
+    await add_account(db, net, settings, b, 1, groups=1)
     cycle_id = await start_cycle(pool, settings)
     await db.execute("UPDATE cycles SET scheduled_at = now() - interval '30 minutes' WHERE id = %(c)s",
                      {"c": cycle_id})
