@@ -110,9 +110,12 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=500, ge=1, le=5000)
     announce_rate: float = Field(default=25, gt=0, le=30)
     # Account connections a worker keeps between batches: closed after this long unused (longer than
-    # common intervals, so every cycle of an account reuses one), and at most this many open.
+    # common intervals, so every cycle of an account reuses one), and at most this many open. The cap is
+    # a safety bound, not a working limit: below the accounts a worker serves it closes connections that
+    # are needed again within the interval (10,000 accounts on 4 workers is 2,500 each, and one worker
+    # may be left holding most of them while the others restart). docs/runtime.md, "Account connections".
     client_idle_s: int = Field(default=900, ge=1)
-    client_max: int = Field(default=2000, ge=1)
+    client_max: int = Field(default=10000, ge=1)
     # Every request to Telegram from a send batch (a send, each 512 KiB part of an upload) is bounded by
     # this; a request that takes longer is a TIMEOUT, retried with the same random_id.
     request_timeout_s: float = Field(default=20, gt=0, le=300)
