@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     fake_connect_ms: int = Field(default=0, ge=0)
     fake_send_p50_ms: int = Field(default=0, ge=0)
     fake_send_p99_ms: int = Field(default=0, ge=0)
+    # What the emulator charges per open connection (0: nothing): KiB kept resident, and a keep-alive
+    # ping every FAKE_PING_EVERY_S costing FAKE_PING_CPU_MS of the worker's CPU; benchmarks set the
+    # figures measured against a real MTProto server (docs/benchmarks.md).
+    fake_conn_kib: float = Field(default=0, ge=0)
+    fake_ping_every_s: float = Field(default=0, ge=0)
+    fake_ping_cpu_ms: float = Field(default=0, ge=0)
     # How long the emulator remembers a send's random_id (unset: for ever). Telegram does not say how
     # long it de-duplicates; the soak sets 60 s so that a resend a whole interval later is a duplicate.
     fake_random_id_ttl_s: int | None = Field(default=None, ge=1)
