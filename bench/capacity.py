@@ -74,7 +74,12 @@ TICK_EVERY_S = 3
 # 3 minutes and more; at a 1-minute interval it would select each config while its previous cycle still
 # runs. The harness ticks every 3 s, so 5 s is enough to create each cycle before its time.
 DUE_WINDOW_S = 5
-LATENCY = {"FAKE_CONNECT_MS": "300", "FAKE_SEND_P50_MS": "100", "FAKE_SEND_P99_MS": "1000"}
+# Telegram's costs as the emulator charges them: a connect, a send (log-normal), and what an open
+# connection costs its worker process (memory; a keep-alive ping a minute and its CPU), the latter as
+# measured for the locked Telethon against a real MTProto server (bench/connection_cost.py,
+# docs/benchmarks.md "The cost of an open connection").
+LATENCY = {"FAKE_CONNECT_MS": "300", "FAKE_SEND_P50_MS": "100", "FAKE_SEND_P99_MS": "1000",
+           "FAKE_CONN_KIB": "44", "FAKE_PING_EVERY_S": "60", "FAKE_PING_CPU_MS": "0.7"}
 FAKE_PREFIX = "tgcast:fake:"
 DATABASE = "tgcast_bench_capacity"
 # Production values, taken from the settings' own defaults and passed explicitly, so neither the

@@ -111,6 +111,7 @@ async def _measure(strings: list[str], host: str, port: int, pubkey: str, idle_s
     from telethon.tl.functions.updates import GetStateRequest
 
     unreadable: list[int] = []
+    failed: list[str] = []
 
     base_rss = _rss_kib()
     cpu0 = _cpu_s()
@@ -134,6 +135,9 @@ async def _measure(strings: list[str], host: str, port: int, pubkey: str, idle_s
                 if getattr(c, "_keepalive_handle", None) is None:
                     c._updates_handle = asyncio.get_running_loop().create_task(c._update_loop())
                     c._keepalive_handle = asyncio.get_running_loop().create_task(c._keepalive_loop())
+            except (OSError, ConnectionError, RuntimeError, ValueError) as exc:
+                # The server under test drops a key exchange now and then: counted, not measured.
+                failed.append(type(exc).__name__)
 
     await asyncio.gather(*(open_one(c) for c in clients))
     open_wall = time.monotonic() - opened
@@ -145,10 +149,11 @@ async def _measure(strings: list[str], host: str, port: int, pubkey: str, idle_s
     cpu3 = _cpu_s()
     idle_rss = _rss_kib()
     connected = sum(c.is_connected() for c in clients)
-    await asyncio.gather(*(c.disconnect() for c in clients))
-    n = len(clients)
+    await asyncio.gather(*(c.disconnect() for c in clients), return_exceptions=True)
+    n = connected
     return {
-        "count": n, "connected_after_idle": connected, "unreadable_answers": len(unreadable),
+        "count": len(clients), "failed_to_open": len(failed), "connected_after_idle": connected,
+        "unreadable_answers": len(unreadable),
         "base_rss_mib": base_rss / 1024,
         "open_rss_mib": open_rss / 1024, "idle_rss_mib": idle_rss / 1024,
         "rss_per_connection_kib": (idle_rss - base_rss) / n,
