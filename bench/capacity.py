@@ -130,7 +130,7 @@ class Level:
 
 def levels() -> list[Level]:
     full_s = int(os.environ.get("BENCH_CAPACITY_SECONDS", "150"))
-    every = [Level(10, 1, 40, 40), Level(30, 2, 40, 40), Level(100, 3, 45, full_s)]
+    every = [Level(10, 1, 35, 30), Level(30, 2, 35, 30), Level(100, 3, 45, full_s)]
     chosen = os.environ.get("BENCH_CAPACITY_LEVELS")
     if chosen:
         wanted = {int(p) for p in chosen.split(",")}
