@@ -194,6 +194,30 @@ def cmd_tick(args: argparse.Namespace) -> int:
     return _with_storage(run)
 
 
+# Descriptors a worker needs besides its account connections: its pools, Redis, logs, the Bot API client.
+OTHER_FILES = 256
+
+
+def raise_open_files(needed: int) -> tuple[int, int]:
+    """Lift the soft limit on open files to what `needed` connections take (each account connection is a
+    socket), up to the hard limit; many systems start processes at a soft 1,024, below CLIENT_MAX. Returns
+    (soft, hard) as they are afterwards; a hard limit below `needed` is logged, not fatal: past it a
+    connect fails like any network error and the batch retries later."""
+    import logging
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = needed + OTHER_FILES
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < want:
+        logging.getLogger(__name__).warning(
+            "open files limited to %d (hard limit): fewer than CLIENT_MAX account connections fit", soft)
+    return soft, hard
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -202,6 +226,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     settings.check_live(accounts=True)
     _reach(settings, wait=True)
+    raise_open_files(settings.client_max)
     try:
         run_worker(settings, burst=args.burst)
     except RedisConnectionError as exc:

@@ -17,9 +17,7 @@ from api.state import AppState
 from core.crypto import SecretBox
 from core.settings import Settings, load_settings
 from db.pool import open_pool
-from handlers.dispatcher import build_bot, build_dispatcher
 from services.metrics import BufferedMetrics
-from userbot.factory import build_gateway
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +50,15 @@ def create_app(settings: Settings | None = None, *, sandbox: SandboxApp | None =
             stack.push_async_callback(pool.close)
             redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
             stack.push_async_callback(redis.aclose)
-            bot = build_bot(settings)
-            stack.push_async_callback(bot.session.close)
             box = SecretBox(settings.session_keys)
-            gateway = build_gateway(settings, redis)
-            dispatcher = build_dispatcher(settings, redis=redis, pool=pool, gateway=gateway, box=box)
             metrics = BufferedMetrics(redis, settings.redis_prefix)
             stack.push_async_callback(metrics.flush)  # runs after the flusher below is cancelled
             flusher = asyncio.create_task(metrics.flush_every(METRICS_FLUSH_S))
             stack.callback(flusher.cancel)
-            app.state.tgcast = AppState(settings, pool, redis, bot, dispatcher, gateway, box, metrics)
+            # The Bot, the Dispatcher and the gateway are built on the first update (api/bot_side.py).
+            state = AppState(settings, pool, redis, box, metrics)
+            stack.push_async_callback(state.aclose)
+            app.state.tgcast = state
             if sandbox is not None:
                 await sandbox.start(app.state.tgcast)
             if settings.admin_usernames:

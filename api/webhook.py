@@ -12,8 +12,6 @@ import logging
 import time
 from typing import Any
 
-from aiogram.methods import TelegramMethod
-from aiogram.types import Update
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -65,33 +63,6 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def _event(update: Update) -> Any:
-    try:
-        return update.event
-    except Exception:  # an update kind aiogram does not know yet
-        return None
-
-
-def _update_type(update: Update) -> str:
-    try:
-        return update.event_type
-    except Exception:  # an update kind aiogram does not know yet
-        return "unknown"
-
-
-def _method_response(state: AppState, result: Any) -> dict[str, Any] | None:
-    """The handler's method as a webhook reply, or None when it must be called instead (files)."""
-    if not isinstance(result, TelegramMethod):
-        return None
-    files: dict[str, Any] = {}
-    body: dict[str, Any] = {"method": result.__api_method__}
-    for key, value in result.model_dump(warnings=False).items():
-        prepared = state.bot.session.prepare_value(value, bot=state.bot, files=files)
-        if prepared is not None:
-            body[key] = prepared
-    return None if files else body
-
-
 async def telegram_webhook(request: Request) -> JSONResponse:
     state = app_state(request)
     metrics = state.metrics
@@ -103,16 +74,18 @@ async def telegram_webhook(request: Request) -> JSONResponse:
     except BodyTooLarge:
         await metrics.inc("tgcast_webhook_errors_total", kind="too_large")
         return JSONResponse({"error": "body too large"}, status_code=413)
+    # aiogram is imported on the first update, not at start-up (api/bot_side.py).
+    side = await state.bot_side()
     try:
         payload = json.loads(raw)
         if not isinstance(payload, dict):
             raise ValueError("not an object")
-        update = Update.model_validate(_without_nul(payload), context={"bot": state.bot})
+        update = side.parse_update(_without_nul(payload))
     except (ValueError, ValidationError, RecursionError):  # RecursionError: absurdly deep nesting
         await metrics.inc("tgcast_webhook_errors_total", kind="bad_update")
         return JSONResponse({"error": "not a Telegram update"}, status_code=400)
 
-    key = f"{state.settings.redis_prefix}update:{state.bot.id}:{update.update_id}"
+    key = f"{state.settings.redis_prefix}update:{side.bot.id}:{update.update_id}"
     try:
         first_time = await state.redis.set(key, 1, nx=True, ex=DEDUP_TTL_S)
     except RedisError:
@@ -126,13 +99,13 @@ async def telegram_webhook(request: Request) -> JSONResponse:
 
     started = time.perf_counter()
     ids: dict[str, Any] = {"update_id": update.update_id}
-    sender = getattr(_event(update), "from_user", None)
+    sender = getattr(side.event(update), "from_user", None)
     if sender is not None:
         ids["user_id"] = sender.id
     token = log_context.set(ids)
     try:
         # `metrics` reaches the dispatcher's error handler, which counts the handlers' failures.
-        result = await state.dispatcher.feed_update(state.bot, update, metrics=metrics)
+        result = await side.dispatcher.feed_update(side.bot, update, metrics=metrics)
     except TRY_LATER as exc:
         # Forget the update id, or the redelivery would be dropped as a duplicate.
         log.warning("update %s deferred: %s", update.update_id, type(exc).__name__)
@@ -150,10 +123,10 @@ async def telegram_webhook(request: Request) -> JSONResponse:
         return JSONResponse({})
     finally:
         log_context.reset(token)
-    reply = _method_response(state, result)
-    if reply is None and isinstance(result, TelegramMethod):
-        await state.bot(result)
+    reply = side.method_response(result)
+    if reply is None and side.is_method(result):
+        await side.bot(result)
     async with metrics.pipeline() as m:
-        m.inc("tgcast_webhook_updates_total", type=_update_type(update))
+        m.inc("tgcast_webhook_updates_total", type=side.update_type(update))
         m.observe("tgcast_webhook_latency_seconds", time.perf_counter() - started)
     return JSONResponse(reply or {})

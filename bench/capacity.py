@@ -74,7 +74,12 @@ TICK_EVERY_S = 3
 # 3 minutes and more; at a 1-minute interval it would select each config while its previous cycle still
 # runs. The harness ticks every 3 s, so 5 s is enough to create each cycle before its time.
 DUE_WINDOW_S = 5
-LATENCY = {"FAKE_CONNECT_MS": "300", "FAKE_SEND_P50_MS": "100", "FAKE_SEND_P99_MS": "1000"}
+# Telegram's costs as the emulator charges them: a connect, a send (log-normal), and what an open
+# connection costs its worker process (memory; a keep-alive ping a minute and its CPU), the latter as
+# measured for the locked Telethon against a real MTProto server (bench/connection_cost.py,
+# docs/benchmarks.md "The cost of an open connection").
+LATENCY = {"FAKE_CONNECT_MS": "300", "FAKE_SEND_P50_MS": "100", "FAKE_SEND_P99_MS": "1000",
+           "FAKE_CONN_KIB": "44", "FAKE_PING_EVERY_S": "60", "FAKE_PING_CPU_MS": "0.7"}
 FAKE_PREFIX = "tgcast:fake:"
 DATABASE = "tgcast_bench_capacity"
 # Production values, taken from the settings' own defaults and passed explicitly, so neither the
@@ -102,19 +107,30 @@ class Level:
     workers: int
     warmup_s: int
     measure_s: int
+    # The shape: the compressed form's unless given (the real shape: bench/real_shape.py).
+    interval_min: int = INTERVAL_MIN
+    broadcasters: int | None = None  # None: `percent` of FULL_LOAD
+    tick_every_s: int = TICK_EVERY_S
+    due_window_s: int | None = DUE_WINDOW_S  # None: the default
+    spread_s: int = 60  # the first cycles' scheduled starts, spread evenly over this
+    name: str = ""
 
     @property
     def users(self) -> int:
-        return FULL_LOAD * self.percent // 100
+        return self.broadcasters if self.broadcasters is not None else FULL_LOAD * self.percent // 100
 
     @property
     def needed(self) -> float:
-        return self.users * GROUPS / (INTERVAL_MIN * 60)
+        return self.users * GROUPS / (self.interval_min * 60)
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.percent} %"
 
 
 def levels() -> list[Level]:
     full_s = int(os.environ.get("BENCH_CAPACITY_SECONDS", "150"))
-    every = [Level(10, 1, 40, 40), Level(30, 2, 40, 40), Level(100, 3, 45, full_s)]
+    every = [Level(10, 1, 35, 30), Level(30, 2, 35, 30), Level(100, 3, 45, full_s)]
     chosen = os.environ.get("BENCH_CAPACITY_LEVELS")
     if chosen:
         wanted = {int(p) for p in chosen.split(",")}
@@ -157,6 +173,7 @@ class Result:
     cpu: dict[str, float] = field(default_factory=dict)
     box_cpu: float = 0.0
     tick_ms: list[float] = field(default_factory=list)
+    tick_enqueued: list[int] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     seed_s: float = 0.0
     profiles: list[str] = field(default_factory=list)
@@ -187,13 +204,17 @@ class _Harness:
     def __init__(self, level: Level, logs: Path) -> None:
         self.level = level
         self.logs = logs
-        self.tag = f"capacity{level.percent}"
+        self.tag = f"capacity{level.name or level.percent}"
         self.database_url = fresh_database(DATABASE)
         flush_redis()
         self.port = free_port()
-        env = base_env(self.database_url, BOT_API_BASE="http://127.0.0.1:9/unused", MIN_INTERVAL_MINUTES="1",
-                       DUE_WINDOW_S=str(DUE_WINDOW_S), LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-                       **production_settings(), **LATENCY)
+        shape = {} if level.interval_min >= Settings.model_fields["min_interval_minutes"].default else {
+            "MIN_INTERVAL_MINUTES": str(level.interval_min)}
+        if level.due_window_s is not None:
+            shape["DUE_WINDOW_S"] = str(level.due_window_s)
+        env = base_env(self.database_url, BOT_API_BASE="http://127.0.0.1:9/unused",
+                       LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+                       **shape, **production_settings(), **LATENCY)
         python = sys.executable
         self.web = spawn([python, "-m", "tgcast_cli", "web", "--port", str(self.port)], env,
                          logs / f"{self.tag}-web.log")
@@ -203,6 +224,7 @@ class _Harness:
         self.ledger = Ledger(self.database_url)
         self.measuring = threading.Event()
         self.ticks: list[tuple[float, dict[str, object]]] = []
+        self.ticks_sent = 0
         self.rss_samples: list[float] = []
         self.in_flight: list[int] = []
         self.threads: list[threading.Thread] = []
@@ -212,8 +234,12 @@ class _Harness:
     def _ticker(self) -> None:
         headers = {"Authorization": f"Bearer {TICK_TOKEN}"}
         url = f"http://127.0.0.1:{self.port}/tick"
-        with httpx.Client(timeout=30) as client, (self.logs / f"{self.tag}-ticks.log").open("w") as out:
-            while not self.stop_event.wait(TICK_EVERY_S):
+        with httpx.Client(timeout=60) as client, (self.logs / f"{self.tag}-ticks.log").open("w") as out:
+            # The first call at once (a cron that has been running all along), then every tick_every_s.
+            while True:
+                if self.ticks_sent and self.stop_event.wait(self.level.tick_every_s):
+                    break
+                self.ticks_sent += 1
                 try:
                     response = client.post(url, headers=headers)
                 except httpx.HTTPError as exc:
@@ -348,8 +374,8 @@ def run_level(level: Level, logs: Path) -> Result:
         seeded = time.monotonic()
         start_at = datetime.now(UTC) + timedelta(seconds=5)
         seed(h.database_url, services()["redis"], users=users, groups_per_user=GROUPS,
-             interval_minutes=INTERVAL_MIN, box=SecretBox([SESSION_KEY]), start_at=start_at, spread_s=60,
-             shared_groups=SHARED_GROUPS)
+             interval_minutes=level.interval_min, box=SecretBox([SESSION_KEY]), start_at=start_at,
+             spread_s=level.spread_s, shared_groups=SHARED_GROUPS)
         result.seed_s = time.monotonic() - seeded
         h.start()
         time.sleep(max(0.0, (start_at - datetime.now(UTC)).total_seconds()) + level.warmup_s)
@@ -398,7 +424,7 @@ def run_level(level: Level, logs: Path) -> Result:
     result.delivered_run = len(attributed.per_delivery)
     result.duplicates = attributed.duplicates
     result.unattributed = attributed.unattributed
-    spaced = spacing(posts, INTERVAL_MIN * 60, w0.timestamp(), w1.timestamp())
+    spaced = spacing(posts, level.interval_min * 60, w0.timestamp(), w1.timestamp())
     result.early_spacing, result.group_gap_s = spaced.early, spaced.gaps_s
     checks = cycle_checks(cycles, attributed.cycle_spans())
     result.early_cycles, result.overlapping = checks.early, checks.overlapping
@@ -426,6 +452,7 @@ def run_level(level: Level, logs: Path) -> Result:
     for at, body in h.ticks:
         if w0.timestamp() <= at < w1.timestamp():
             result.tick_ms.append(float(body.get("duration_ms", 0)))  # type: ignore[arg-type]
+            result.tick_enqueued.append(int(body.get("enqueued", 0)))  # type: ignore[call-overload]
             skipped = body.get("skipped", {})
             result.skipped.update(skipped if isinstance(skipped, dict) else {})
     return result
@@ -449,13 +476,13 @@ def _cpu(r: Result) -> str:
 
 
 def level_table(results: list[Result]) -> str:
-    head = "| measurement | " + " | ".join(f"{r.level.percent} %" for r in results) + " |"
+    head = "| measurement | " + " | ".join(r.level.label for r in results) + " |"
     rows = [head, "|---|" + "---|" * len(results)]
 
     def row(name: str, cells: list[str]) -> None:
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
 
-    row("broadcasters × groups, every", [f"{r.level.users:,} × {GROUPS}, {INTERVAL_MIN} min" for r in results])
+    row("broadcasters × groups, every", [f"{r.level.users:,} × {GROUPS}, {r.level.interval_min} min" for r in results])
     row("worker processes (batches each at most)",
         [f"{r.level.workers} ({production_settings()['WORKER_CONCURRENCY']})" for r in results])
     row("window after warm-up (s)", [f"{r.window_s:.0f} after {r.level.warmup_s}" for r in results])
@@ -558,7 +585,7 @@ def _limits(r: Result) -> str:
         found.append(f"the box's CPU: {r.box_cpu:.0f} of 200 % busy ({ours:.0f} this benchmark's processes, "
                      f"{max(0.0, r.box_cpu - ours):.0f} other users)")
     tick_ms = percentile(r.tick_ms, 50) if r.tick_ms else 0.0
-    if tick_ms > TICK_EVERY_S * 1000:
+    if tick_ms > r.level.tick_every_s * 1000:
         found.append(f"/tick: {tick_ms / 1000:.1f} s per call (median), so cycles are created late")
     if r.skipped.get("previous_cycle_running"):
         found.append(f"{r.skipped['previous_cycle_running']} cycles pushed a whole interval for running over")

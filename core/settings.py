@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     fake_connect_ms: int = Field(default=0, ge=0)
     fake_send_p50_ms: int = Field(default=0, ge=0)
     fake_send_p99_ms: int = Field(default=0, ge=0)
+    # What the emulator charges per open connection (0: nothing): KiB kept resident, and a keep-alive
+    # ping every FAKE_PING_EVERY_S costing FAKE_PING_CPU_MS of the worker's CPU; benchmarks set the
+    # figures measured against a real MTProto server (docs/benchmarks.md).
+    fake_conn_kib: float = Field(default=0, ge=0)
+    fake_ping_every_s: float = Field(default=0, ge=0)
+    fake_ping_cpu_ms: float = Field(default=0, ge=0)
     # How long the emulator remembers a send's random_id (unset: for ever). Telegram does not say how
     # long it de-duplicates; the soak sets 60 s so that a resend a whole interval later is a duplicate.
     fake_random_id_ttl_s: int | None = Field(default=None, ge=1)
@@ -112,9 +118,12 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=500, ge=1, le=5000)
     announce_rate: float = Field(default=25, gt=0, le=30)
     # Account connections a worker keeps between batches: closed after this long unused (longer than
-    # common intervals, so every cycle of an account reuses one), and at most this many open.
+    # common intervals, so every cycle of an account reuses one), and at most this many open. The cap is
+    # a safety bound, not a working limit: below the accounts a worker serves it closes connections that
+    # are needed again within the interval (10,000 accounts on 4 workers is 2,500 each, and one worker
+    # may be left holding most of them while the others restart). docs/runtime.md, "Account connections".
     client_idle_s: int = Field(default=900, ge=1)
-    client_max: int = Field(default=2000, ge=1)
+    client_max: int = Field(default=10000, ge=1)
     # After Redis lost its data (a flush, a restart without persistence) nobody takes an account's
     # connection claim anew for this long, so a worker still trusting a claim that vanished closes its
     # connection before another connects (userbot/claims.py). Unset: the claim TTL (30 s). 0 only where

@@ -52,20 +52,23 @@ class StalledCycle:
     account_ids: list[int]  # the owner's accounts: a job that runs holds some of their locks
 
 
-async def lock_due(conn: AsyncConnection, until: datetime, cap: int) -> list[DueConfig]:
+async def lock_due(
+    conn: AsyncConnection, until: datetime, cap: int, exclude: list[int] | None = None,
+) -> list[DueConfig]:
     """Due configs, locked for this transaction; rows another tick holds are skipped, so two ticks
-    at once never both start a cycle for one config. Plain on purpose (no joins): the planner then
-    walks the `configs_due` partial index and stops after `cap` rows."""
+    at once never both start a cycle for one config, and so are the owners in `exclude` (those an
+    earlier slice of the same tick decided on). Plain on purpose (no joins): the planner then walks the
+    `configs_due` partial index and stops after `cap` rows."""
     cur = conn.cursor(row_factory=class_row(DueConfig))
     await cur.execute(
         """
         SELECT owner_id, message_id, interval_minutes, next_run_at, cycle, last_scheduled_at FROM configs
-        WHERE active AND next_run_at <= %(until)s
+        WHERE active AND next_run_at <= %(until)s AND owner_id <> ALL(%(exclude)s::bigint[])
         ORDER BY next_run_at
         LIMIT %(cap)s
         FOR UPDATE SKIP LOCKED
         """,
-        {"until": until, "cap": cap},
+        {"until": until, "cap": cap, "exclude": exclude or []},
     )
     return await cur.fetchall()
 
@@ -215,29 +218,21 @@ async def create_cycles(conn: AsyncConnection, plans: list[PlannedCycle]) -> lis
     # does not have), so the ids are taken first, all at once, and the rows written with their keys.
     cur = await conn.execute("SELECT nextval('deliveries_id_seq') FROM generate_series(1, %(n)s)", {"n": count})
     ids = [int(r[0]) for r in await cur.fetchall()]
-    cycle_of: list[int] = []
-    owner_of: list[int] = []
-    chats: list[int] = []
-    positions: list[int] = []
-    due: list[datetime] = []
-    account_of: list[int] = []
-    for cycle in created:
-        for pos, (chat_id, not_before, account_id) in enumerate(groups[cycle.owner_id]):
-            cycle_of.append(cycle.id)
-            owner_of.append(cycle.owner_id)
-            chats.append(chat_id)
-            positions.append(pos)
-            due.append(not_before)
-            account_of.append(account_id)
-    await conn.execute(
-        """
-        INSERT INTO deliveries (id, cycle_id, owner_id, chat_id, position, next_attempt_at, random_id, account_id)
-        SELECT * FROM unnest(%(id)s::bigint[], %(cycle)s::bigint[], %(owner)s::bigint[], %(chat)s::bigint[],
-                             %(pos)s::int[], %(at)s::timestamptz[], %(rid)s::bigint[], %(account)s::bigint[])
-        """,
-        {"id": ids, "cycle": cycle_of, "owner": owner_of, "chat": chats, "pos": positions, "at": due,
-         "rid": [random_id(did, cid) for did, cid in zip(ids, cycle_of, strict=True)], "account": account_of},
-    )
+    # Binary COPY rather than INSERT … unnest(arrays): at 2,000 cycles × 20 groups (a minute of
+    # 10,000 broadcasters every 5 minutes) it writes the rows in about half the time, the arrays'
+    # text encoding and parsing being most of the difference (docs/runtime.md, "Cost of a tick").
+    n = 0
+    async with conn.cursor().copy(
+        "COPY deliveries (id, cycle_id, owner_id, chat_id, position, next_attempt_at, random_id, account_id)"
+        " FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["int8", "int8", "int8", "int8", "int4", "timestamptz", "int8", "int8"])
+        for cycle in created:
+            for pos, (chat_id, not_before, account_id) in enumerate(groups[cycle.owner_id]):
+                did = ids[n]
+                n += 1
+                await copy.write_row((did, cycle.id, cycle.owner_id, chat_id, pos, not_before,
+                                      random_id(did, cycle.id), account_id))
     return created
 
 

@@ -56,6 +56,14 @@ class _Planned:
     run_at: datetime
 
 
+# A tick drains what is due in slices of TICK_CAP configs, each slice its own transaction, until a slice
+# comes back short: the cap bounds one transaction, not how many cycles a tick starts, so a once-a-minute
+# cron keeps up with any number due per minute (docs/runtime.md, "Due selection"). A backlog larger than
+# this much work (after an outage) is left to the next call, so that one call stays well inside the
+# cron's minute.
+DRAIN_BUDGET_S = 30.0
+
+
 async def tick(
     pool: AsyncConnectionPool, settings: Settings, now: datetime | None = None, *,
     botapi: BotApiClient | None = None,
@@ -64,12 +72,49 @@ async def tick(
     now = now or datetime.now(UTC)
     summary = TickSummary()
     skipped: Counter[str] = Counter()
+    expired: list[tuple[int, str]] = []
+    handled: list[int] = []  # owners whose configs this tick decided on, never taken twice
+    while True:
+        taken = await _start_due(pool, settings, now, summary, skipped, expired, handled)
+        if taken < settings.tick_cap or time.perf_counter() - started > DRAIN_BUDGET_S:
+            break
+    async with pool.connection() as conn:
+        queue_redis = queues.sync_redis(settings)
+        try:
+            released = await sql.release_expired_leases(conn, now)
+            stalled = await sql.stalled_cycles(conn, now - RECOVERY_GRACE)
+            requeued = await asyncio.to_thread(_recover, settings, queue_redis, stalled, now)
+            summary.recovered = len(released) + requeued
+        finally:
+            queue_redis.close()
+        # Cycle summaries past the retention, then the messages, media and notices nothing needs.
+        summary.pruned = await sql.prune(conn, now, timedelta(days=settings.run_retention_days))
+        if expired:
+            client = botapi or bot_api_client(settings)
+            try:
+                for owner_id, ref in expired:
+                    await notify(conn, client, settings, owner_id, cause="expired", ref=ref, key="notices.expired")
+            finally:
+                if botapi is None:
+                    await client.aclose()
+    summary.skipped = dict(skipped)
+    summary.duration_ms = int((time.perf_counter() - started) * 1000)
+    return summary
+
+
+async def _start_due(
+    pool: AsyncConnectionPool, settings: Settings, now: datetime, summary: TickSummary,
+    skipped: Counter[str], expired: list[tuple[int, str]], handled: list[int],
+) -> int:
+    """One slice: lock up to TICK_CAP due configs not yet handled by this tick, start the cycles of
+    those that can run (one transaction), then enqueue them. Returns how many configs it took."""
     plans: list[sql.PlannedCycle] = []
     postponed: list[tuple[int, datetime]] = []
-    expired: list[tuple[int, str]] = []
     async with pool.connection() as conn:
         async with conn.transaction():
-            due = await sql.lock_due(conn, now + timedelta(seconds=settings.due_window_s), settings.tick_cap)
+            due = await sql.lock_due(conn, now + timedelta(seconds=settings.due_window_s), settings.tick_cap,
+                                     exclude=handled)
+            handled.extend(d.owner_id for d in due)
             states = await sql.owner_states(conn, [d.owner_id for d in due])
             for config in due:
                 state = states[config.owner_id]
@@ -104,37 +149,21 @@ async def tick(
                     next_run_at=next_run_at(scheduled_at, config.interval_minutes, now),
                 ))
             # Decided one config at a time, written all at once: a constant number of statements per
-            # tick, however many configs are due (docs/runtime.md, "Cost of a tick").
+            # slice, however many configs are due (docs/runtime.md, "Cost of a tick").
             await sql.postpone_many(conn, postponed)
             created = await sql.create_cycles(conn, plans)
-        planned = [_Planned(c.id, next(iter(states[c.owner_id].account_ids), None), p.run_at)
-                   for c, p in zip(created, plans, strict=True)]
-        # Enqueued after the commit, so a job never looks for a cycle that does not exist yet. A crash
-        # in between is repaired by the recovery below (in a later tick).
+    planned = [_Planned(c.id, next(iter(states[c.owner_id].account_ids), None), p.run_at)
+               for c, p in zip(created, plans, strict=True)]
+    # Enqueued after the commit, so a job never looks for a cycle that does not exist yet. A crash
+    # in between is repaired by the recovery (in a later tick).
+    if planned:
         queue_redis = queues.sync_redis(settings)
         try:
-            summary.enqueued = await asyncio.to_thread(_enqueue_planned, settings, queue_redis, planned, now)
-            summary.cycle_ids = [p.cycle_id for p in planned]
-
-            released = await sql.release_expired_leases(conn, now)
-            stalled = await sql.stalled_cycles(conn, now - RECOVERY_GRACE)
-            requeued = await asyncio.to_thread(_recover, settings, queue_redis, stalled, now)
-            summary.recovered = len(released) + requeued
+            summary.enqueued += await asyncio.to_thread(_enqueue_planned, settings, queue_redis, planned, now)
         finally:
             queue_redis.close()
-        # Cycle summaries past the retention, then the messages, media and notices nothing needs.
-        summary.pruned = await sql.prune(conn, now, timedelta(days=settings.run_retention_days))
-        if expired:
-            client = botapi or bot_api_client(settings)
-            try:
-                for owner_id, ref in expired:
-                    await notify(conn, client, settings, owner_id, cause="expired", ref=ref, key="notices.expired")
-            finally:
-                if botapi is None:
-                    await client.aclose()
-    summary.skipped = dict(skipped)
-    summary.duration_ms = int((time.perf_counter() - started) * 1000)
-    return summary
+        summary.cycle_ids += [p.cycle_id for p in planned]
+    return len(due)
 
 
 async def record_tick(redis: Redis, settings: Settings, summary: TickSummary | None) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+import time
 from typing import Any
 
 import pytest
@@ -62,7 +64,8 @@ def test_model_defaults_charge_nothing_and_validate() -> None:
     assert (free.connect_s, free.send_s(random.Random(1))) == (0, 0)
     assert LatencyModel(connect_ms=300).connect_s == pytest.approx(0.3)
     assert LatencyModel(send_p50_ms=80).send_s(random.Random(1)) == pytest.approx(0.08)  # no p99: no tail
-    for bad in ({"connect_ms": -1}, {"send_p50_ms": -1}, {"send_p50_ms": 100, "send_p99_ms": 50}):
+    for bad in ({"connect_ms": -1}, {"send_p50_ms": -1}, {"send_p50_ms": 100, "send_p99_ms": 50},
+                {"conn_kib": -1}, {"ping_every_s": -1}, {"ping_cpu_ms": -1}):
         with pytest.raises(ValueError):
             LatencyModel(**bad)
 
@@ -119,6 +122,34 @@ async def test_no_latency_waits_nothing(redis: Redis) -> None:
     assert sleeps.seconds == []
 
 
+async def test_an_open_connection_costs_memory_and_keep_alive_pings(redis: Redis) -> None:
+    # As a real client's: resident memory while open, and a ping every period costing CPU and a
+    # round trip; nothing of it once closed, and the keep-alive ends with the last connection.
+    model = LatencyModel(conn_kib=64, ping_every_s=0.05, ping_cpu_ms=2)
+    net = FakeTelegram(redis, "t:fake:", latency=model)
+    _, session = await _account(net)
+    gateway = FakeGateway(net)
+    cpu0 = time.thread_time()
+    async with gateway.connect(session) as first, gateway.connect(session) as second:
+        assert len(first._memory) == len(second._memory) == 64 * 1024
+        await asyncio.sleep(0.5)
+        pings = await net.ping_total()
+    assert pings >= 4  # two connections, each due every 0.05 s, served once per 0.05 s at most
+    assert time.thread_time() - cpu0 >= pings * 0.002 * 0.9
+    assert len(first._memory) == 0
+    await asyncio.sleep(0.2)
+    assert net._keepalive_task is not None and net._keepalive_task.done()
+    assert await net.ping_total() == pings
+
+
+async def test_no_connection_cost_charges_nothing(redis: Redis) -> None:
+    net = FakeTelegram(redis, "t:fake:")
+    _, session = await _account(net)
+    async with FakeGateway(net).connect(session) as sender:
+        assert len(sender._memory) == 0
+    assert net._keepalive_task is None and await net.ping_total() == 0
+
+
 async def test_connections_are_counted_per_account_and_open(redis: Redis) -> None:
     net = FakeTelegram(redis, "t:fake:")
     uid_a, session_a = await _account(net, "+998901112233")
@@ -151,8 +182,10 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def test_factory_passes_the_latency_settings_through(redis: Redis) -> None:
-    tuned = _settings(fake_connect_ms=300, fake_send_p50_ms=100, fake_send_p99_ms=1000)
-    assert fake_network(tuned, redis).latency == LatencyModel(300, 100, 1000)
+    tuned = _settings(fake_connect_ms=300, fake_send_p50_ms=100, fake_send_p99_ms=1000, fake_conn_kib=48,
+                      fake_ping_every_s=60, fake_ping_cpu_ms=1.5)
+    assert fake_network(tuned, redis).latency == LatencyModel(300, 100, 1000, conn_kib=48, ping_every_s=60,
+                                                              ping_cpu_ms=1.5)
     assert fake_network(_settings(), redis).latency == LatencyModel()
 
 

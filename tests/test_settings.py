@@ -28,6 +28,29 @@ def test_defaults_match_the_runtime_spec() -> None:
     assert s.startup_wait_s == 15
 
 
+def test_defaults_carry_the_real_shape() -> None:
+    # 10,000 broadcasters every 5 minutes (docs/runtime.md, "Capacity on defaults"): each account's
+    # connection outlives the interval, and one worker may hold every account while the others restart.
+    # (TICK_CAP bounds a transaction only: tests/test_tick.py, a tick drains what is due.)
+    s = load_settings(**REQUIRED)
+    assert s.client_idle_s > 5 * 60
+    assert s.client_max >= 10_000
+
+
+def test_a_worker_lifts_its_open_files_limit_for_its_connections() -> None:
+    # In a child: the limit is the process's own.
+    code = (
+        "import resource, tgcast_cli\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "print(tgcast_cli.raise_open_files(1000)[0], resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    returned, now, hard = (int(v) for v in done.stdout.split())
+    wanted = 1000 + 256
+    assert returned == now == (wanted if hard == -1 else min(wanted, hard))  # -1: RLIM_INFINITY
+
+
 def test_sandbox_and_emulated_accounts_only_when_asked_for() -> None:
     sandbox = load_settings(**REQUIRED, sandbox="1")
     assert sandbox.sandbox and sandbox.use_fake_gateway and not sandbox.sandbox_allow_remote

@@ -77,16 +77,31 @@ async def test_due_window_starts_cycles_due_within_it_at_their_own_time(db, net,
 
 
 @pytest.mark.parametrize("settings_overrides", [{"tick_cap": 3}])
-async def test_cap_bounds_one_tick_and_the_rest_comes_next_tick(db, net, settings, pool) -> None:
+async def test_one_tick_drains_what_is_due_in_slices_of_the_cap(db, net, settings, pool) -> None:
+    # TICK_CAP bounds one transaction, not a tick: 5 due with a cap of 3 all start in one tick (two
+    # slices), oldest due first, so a once-a-minute cron keeps up whatever is due per minute.
     for n in range(5):
         await make_broadcaster(db, net, settings, 200 + n, groups=1,
                                first_run_at=utcnow() - timedelta(minutes=5 - n))
     first = await tick(pool, settings)
     second = await tick(pool, settings)
-    assert (first.enqueued, second.enqueued) == (3, 2)
-    # oldest due first
+    assert (first.enqueued, second.enqueued) == (5, 0)
     owners = [(await cycle_row(db, c))["owner_id"] for c in first.cycle_ids]
-    assert sorted(owners) == [200, 201, 202]
+    assert owners == [200, 201, 202, 203, 204]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"tick_cap": 1}])
+async def test_a_config_skipped_but_still_due_is_not_taken_again_by_the_same_tick(db, net, settings, pool) -> None:
+    # A flood pause ending within the due window leaves the config due: the next slice must move on to
+    # the others rather than take it again (and the tick must end).
+    now = utcnow()
+    flooded = await make_broadcaster(db, net, settings, 230, groups=1, first_run_at=now - timedelta(minutes=2))
+    await db.execute("UPDATE accounts SET flood_until = %(t)s WHERE owner_id = %(o)s",
+                     {"t": now + timedelta(seconds=20), "o": flooded.user_id})
+    await make_broadcaster(db, net, settings, 231, groups=1, first_run_at=now - timedelta(minutes=1))
+    summary = await tick(pool, settings, now)
+    assert summary.skipped == {"flood_pause": 1} and summary.enqueued == 1
+    assert [(await cycle_row(db, c))["owner_id"] for c in summary.cycle_ids] == [231]
 
 
 @pytest.mark.parametrize("settings_overrides", [{"jitter_max_ms": 15000}])

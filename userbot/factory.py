@@ -17,7 +17,9 @@ def fake_network(settings: Settings, redis: Redis) -> FakeTelegram:
     lives as long as the process, like the network it stands for)."""
     if settings.fake_redis_url:
         redis = Redis.from_url(settings.fake_redis_url, socket_timeout=10, socket_connect_timeout=5)
-    latency = LatencyModel(settings.fake_connect_ms, settings.fake_send_p50_ms, settings.fake_send_p99_ms)
+    latency = LatencyModel(settings.fake_connect_ms, settings.fake_send_p50_ms, settings.fake_send_p99_ms,
+                           conn_kib=settings.fake_conn_kib, ping_every_s=settings.fake_ping_every_s,
+                           ping_cpu_ms=settings.fake_ping_cpu_ms)
     return FakeTelegram(redis, prefix=f"{settings.redis_prefix}fake:", auto_accounts=settings.sandbox,
                         latency=latency, random_id_ttl_s=settings.fake_random_id_ttl_s)
 

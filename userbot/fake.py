@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from core.content import CAPTION_LIMIT, TEXT_LIMIT, utf16_len
 from userbot.gateway import (
@@ -73,6 +74,14 @@ class PostedMessage:
     deleted: bool = False  # deleted since (the group's history no longer shows it)
 
 
+def _burn(seconds: float) -> None:
+    """Spend this much of the process's CPU on the calling thread (the event loop's, where a real
+    client's keep-alive work happens)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
 class FakeTelegram:
     """The network: accounts, groups, sessions, and everything posted. Also the fault injector."""
 
@@ -95,6 +104,9 @@ class FakeTelegram:
         # them for ever, a number forgets each that many seconds after its post (the soak uses 60 s,
         # so a resend a whole interval later posts again and is counted as the duplicate it would be).
         self.random_id_ttl_s = random_id_ttl_s
+        # Open senders of this process and when each pings next (the keep-alive charge, `_keepalive`).
+        self._pings: dict[FakeSender, float] = {}
+        self._keepalive_task: asyncio.Task[None] | None = None
 
     # ---- set-up and inspection (tests, sandbox) ------------------------------------------------
 
@@ -214,6 +226,44 @@ class FakeTelegram:
         Telegram sees its connections end at once: they leave the open counts. Only a machine that
         vanishes leaves them open until Telegram times them out. Returns how many were closed."""
         return int(await self.redis.eval(_PROCESS_DIED_LUA, 0, self.p, str(pid)))  # type: ignore[misc]
+
+    async def ping_total(self) -> int:
+        """Keep-alive pings every process's open connections sent (with a ping cost in the model)."""
+        return int(await self.redis.get(f"{self.p}pings") or 0)
+
+    def _opened(self, sender: FakeSender) -> None:
+        if not self.latency.ping_every_s:
+            return
+        self._pings[sender] = time.monotonic() + self.latency.ping_every_s
+        if self._keepalive_task is None or self._keepalive_task.done():
+            self._keepalive_task = asyncio.get_running_loop().create_task(self._keepalive())
+
+    def _closed(self, sender: FakeSender) -> None:
+        self._pings.pop(sender, None)
+
+    async def _keepalive(self) -> None:
+        """Every open connection pings every `ping_every_s`, as Telethon's keep-alive does: each ping
+        costs this process `ping_cpu_ms` on its event loop (encrypting, sending, reading the pong) and
+        one command to the network; one pipeline per second carries the pings then due. Ends when the
+        process has no connection open."""
+        every, cpu_s = self.latency.ping_every_s, self.latency.ping_cpu_ms / 1000
+        while self._pings:
+            await asyncio.sleep(min(1.0, every))
+            now = time.monotonic()
+            due = [sender for sender, at in self._pings.items() if at <= now]
+            if not due:
+                continue
+            for sender in due:
+                self._pings[sender] = now + every
+            if cpu_s:
+                _burn(cpu_s * len(due))
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for _ in due:
+                        pipe.incr(f"{self.p}pings")
+                    await pipe.execute()
+            except RedisError:
+                pass  # a lost ping is a lost ping; the connection itself is not the emulator's to drop
 
     async def _round_trip(self) -> None:
         delay = self.latency.send_s(self.rng)
@@ -537,6 +587,7 @@ class FakeSender:
         self.uid = 0
         self.connected = False
         self.request_timeout_s = request_timeout_s
+        self._memory = bytearray()  # the connection's memory while open (LatencyModel.conn_kib)
 
     async def _bounded(self, request: Awaitable[T]) -> T:
         if self.request_timeout_s is None:
@@ -553,11 +604,17 @@ class FakeSender:
         self.uid = await self.net.session_user(self.session)
         await self.net._connected(self.uid)
         self.connected = True
+        if self.net.latency.conn_kib:
+            # Written, not just allocated, so that it is resident: what the process's RSS counts.
+            self._memory = bytearray(b"\x01") * int(self.net.latency.conn_kib * 1024)
+        self.net._opened(self)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self.connected:
             self.connected = False
+            self._memory = bytearray()
+            self.net._closed(self)
             await self.net._disconnected(self.uid)
 
     async def _send(self, peer: Peer, kind: str, text: str, entities: list[dict[str, Any]], random_id: int) -> Sent:

@@ -42,10 +42,17 @@ class LatencyModel:
     connect_ms: float = 0
     send_p50_ms: float = 0
     send_p99_ms: float = 0
+    # What an open connection costs its process while it is open, as a real client's does: memory
+    # (KiB kept resident per connection) and the keep-alive (a ping every `ping_every_s`, each
+    # costing `ping_cpu_ms` of the process's CPU and a round trip to the network). Measured against a
+    # real MTProto server: docs/benchmarks.md, "The cost of an open connection".
+    conn_kib: float = 0
+    ping_every_s: float = 0
+    ping_cpu_ms: float = 0
 
     def __post_init__(self) -> None:
-        if self.connect_ms < 0 or self.send_p50_ms < 0:
-            raise ValueError("latencies cannot be negative")
+        if min(self.connect_ms, self.send_p50_ms, self.conn_kib, self.ping_every_s, self.ping_cpu_ms) < 0:
+            raise ValueError("latencies and costs cannot be negative")
         if self.send_p99_ms and self.send_p99_ms < self.send_p50_ms:
             raise ValueError("send p99 is below send p50")
 
