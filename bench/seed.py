@@ -59,6 +59,12 @@ def seed(
             for i in ids:
                 for g in _groups_of(i, groups_per_user, shared_groups):
                     copy.write_row((USER_BASE + i, chat_id(g), f"Group {g}", "supergroup", 1000 + g, True))
+        if with_accounts:
+            # Each group is posted from its account (one per broadcaster here), as a login assigns them.
+            cur.execute(
+                "UPDATE groups g SET account_id = a.id FROM accounts a"
+                " WHERE a.owner_id = g.owner_id AND g.account_id IS NULL AND g.owner_id BETWEEN %s AND %s",
+                (USER_BASE + ids.start, USER_BASE + ids.stop - 1))
         with cur.copy("COPY messages (id, owner_id, kind, text, entities, content_hash) FROM STDIN") as copy:
             for i in ids:
                 text = f"Benchmark message {i}"

@@ -20,7 +20,7 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from bench.seed import TG_BASE, USER_BASE
+from bench.seed import TG_BASE, USER_BASE, seed
 from bench.soak_ledger import Cycle, Delivery, Ledger, Post, judge
 from bench.soak_outages import (
     OUTAGE_PLAN,
@@ -383,3 +383,18 @@ async def test_a_hung_account_is_posted_to_but_never_answered_until_the_hang_lap
         await asyncio.sleep(max(0.0, until - time.time()) + 0.1)
         again = await sender.send_text(peer, "hi", [], random_id=7)
     assert again.duplicate
+
+
+async def test_seeded_broadcasters_post_every_group_from_their_account(settings: Settings, pool) -> None:
+    """The benchmarks' and the soak's fixture data: every seeded group names its account, so the tick's
+    rounds carry a delivery for each (a group with no account is left out of a round)."""
+    from core.crypto import SecretBox
+    from jobs.tick import tick
+
+    seed(settings.database_url, settings.redis_url, users=3, groups_per_user=4, interval_minutes=5,
+         box=SecretBox(settings.session_keys), redis_prefix=f"{settings.redis_prefix}fake:", spread_s=0)
+    summary = await tick(pool, settings)
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*), count(account_id) FROM deliveries")
+        assert await cur.fetchone() == (12, 12)
+    assert len(summary.cycle_ids) == 3
