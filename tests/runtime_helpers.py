@@ -72,6 +72,37 @@ async def add_message(conn: AsyncConnection, owner_id: int, text: str, *, kind: 
     return int(row[0])
 
 
+async def fake_login(net: FakeTelegram, phone: str, listed: Sequence[tuple[int, str, int]]) -> tuple[int, str]:
+    """An emulated account that is a member of the `listed` groups (chat id, title, seconds), logged in
+    through the gateway as the bot does; returns (Telegram user id, session string)."""
+    tg_user_id = await net.add_account(phone)
+    for chat_id, title, _ in listed:
+        await net.add_group(FakeGroup(chat_id, title), members=[tg_user_id])
+    gateway = FakeGateway(net)
+    code_sent = await gateway.send_code(phone)
+    code = await net.last_code(phone)
+    assert code is not None
+    signed = await gateway.sign_in(code_sent.temp_session, phone, code, code_sent.phone_code_hash)
+    return tg_user_id, signed.session  # type: ignore[union-attr]
+
+
+async def store_account(conn: AsyncConnection, settings: Settings, owner_id: int, tg_user_id: int, phone: str,
+                        session: str, listed: Sequence[tuple[int, str, int]]) -> int:
+    """The account stored for `owner_id`, with the `listed` groups (chat id, title, seconds after now it
+    was added) selected in the list and posted from it; returns the account id."""
+    account_id = await accounts.store(conn, owner_id, tg_user_id=tg_user_id, phone=phone,
+                                      session_enc=SecretBox(settings.session_keys).encrypt(session))
+    for chat_id, title, added_s in listed:
+        await conn.execute(
+            """
+            INSERT INTO groups (owner_id, chat_id, title, kind, selected, added_at, account_id)
+            VALUES (%(o)s, %(c)s, %(t)s, 'supergroup', true, now() + make_interval(secs => %(n)s), %(a)s)
+            """,
+            {"o": owner_id, "c": chat_id, "t": title, "n": added_s, "a": account_id},
+        )
+    return account_id
+
+
 async def make_broadcaster(
     conn: AsyncConnection, net: FakeTelegram, settings: Settings, user_id: int, *,
     groups: int = 3, interval_minutes: int = 10, first_run_at: datetime | None = None,
@@ -83,29 +114,13 @@ async def make_broadcaster(
     phone = f"+99890{user_id % 10_000_000:07d}"
     if chat_ids is None:
         chat_ids = [GROUP_BASE - user_id * 100 - n for n in range(groups)]
-    tg_user_id = await net.add_account(phone)
-    for n, chat_id in enumerate(chat_ids):
-        await net.add_group(FakeGroup(chat_id, f"Group {n} <of {user_id}>"), members=[tg_user_id])
-    gateway = FakeGateway(net)
-    code_sent = await gateway.send_code(phone)
-    code = await net.last_code(phone)
-    assert code is not None
-    signed = await gateway.sign_in(code_sent.temp_session, phone, code, code_sent.phone_code_hash)
-    session = signed.session  # type: ignore[union-attr]
+    listed = [(chat_id, f"Group {n} <of {user_id}>", n) for n, chat_id in enumerate(chat_ids)]
+    tg_user_id, session = await fake_login(net, phone, listed)
     await users.set_access(conn, user_id, status="active", expires_at=expires_at)
     await conn.execute(
         "UPDATE bot_users SET first_name = 'U', language = 'en' WHERE user_id = %(id)s", {"id": user_id}
     )
-    account_id = await accounts.store(conn, user_id, tg_user_id=tg_user_id, phone=phone,
-                                      session_enc=SecretBox(settings.session_keys).encrypt(session))
-    for n, chat_id in enumerate(chat_ids):
-        await conn.execute(
-            """
-            INSERT INTO groups (owner_id, chat_id, title, kind, selected, added_at, account_id)
-            VALUES (%(o)s, %(c)s, %(t)s, 'supergroup', true, now() + make_interval(secs => %(n)s), %(a)s)
-            """,
-            {"o": user_id, "c": chat_id, "t": f"Group {n} <of {user_id}>", "n": n, "a": account_id},
-        )
+    account_id = await store_account(conn, settings, user_id, tg_user_id, phone, session, listed)
     kind = "photo" if media is not None else "text"
     message_id = await add_message(conn, user_id, text, kind=kind, media=media)
     await configs.set_message(conn, user_id, message_id)

@@ -8,7 +8,6 @@ import itertools
 import time
 from datetime import timedelta
 
-from core.crypto import SecretBox
 from db import accounts
 from jobs.send_batch import run_batch
 from jobs.tick import tick
@@ -19,11 +18,12 @@ from tests.runtime_helpers import (
     config_row,
     cycle_row,
     deliveries_of,
+    fake_login,
     make_broadcaster,
     make_due,
+    store_account,
     utcnow,
 )
-from userbot.fake import FakeGateway, FakeGroup
 from worker import queues
 
 
@@ -31,25 +31,10 @@ async def add_account(db, net, settings, b: Broadcaster, n: int, groups: int) ->
     """Another logged-in account of `b`'s user with `groups` groups of its own in the list. Returns
     (account id, Telegram user id, chat ids)."""
     phone = f"+99891{b.user_id % 100_000:05d}{n:02d}"
-    tg_user_id = await net.add_account(phone)
     chat_ids = [GROUP_BASE - b.user_id * 100 - 50 - n * 10 - k for k in range(groups)]
-    for k, chat_id in enumerate(chat_ids):
-        await net.add_group(FakeGroup(chat_id, f"Group {n}.{k}"), members=[tg_user_id])
-    gateway = FakeGateway(net)
-    sent = await gateway.send_code(phone)
-    code = await net.last_code(phone)
-    assert code is not None
-    signed = await gateway.sign_in(sent.temp_session, phone, code, sent.phone_code_hash)
-    account_id = await accounts.store(db, b.user_id, tg_user_id=tg_user_id, phone=phone,
-                                      session_enc=SecretBox(settings.session_keys).encrypt(signed.session))  # type: ignore[union-attr]
-    for k, chat_id in enumerate(chat_ids):
-        await db.execute(
-            """
-            INSERT INTO groups (owner_id, chat_id, title, kind, selected, added_at, account_id)
-            VALUES (%(o)s, %(c)s, %(t)s, 'supergroup', true, now() + make_interval(secs => %(n)s), %(a)s)
-            """,
-            {"o": b.user_id, "c": chat_id, "t": f"Group {n}.{k}", "n": 100 + n * 10 + k, "a": account_id},
-        )
+    listed = [(chat_id, f"Group {n}.{k}", 100 + n * 10 + k) for k, chat_id in enumerate(chat_ids)]
+    tg_user_id, session = await fake_login(net, phone, listed)
+    account_id = await store_account(db, settings, b.user_id, tg_user_id, phone, session, listed)
     return account_id, tg_user_id, chat_ids
 
 
