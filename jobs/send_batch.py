@@ -277,7 +277,8 @@ async def _send_claimed(
                     error: GatewayError | None = None
                     sent: Sent | None = None
                     skipped = False
-                    unsure_since = delivery.unsure_since  # the earliest attempt that may have been posted
+                    # The earliest attempt that may have been posted, unless the history shows it was not.
+                    unsure_before = delivery.unsure_since
                     send_at: datetime | None = None
                     state.attempted += 1
                     try:
@@ -286,11 +287,11 @@ async def _send_claimed(
                             sent = Sent(message_id=earlier)  # it was posted: recorded, not sent again
                         else:
                             if earlier == NOT_POSTED:
-                                unsure_since = None  # the history shows no earlier post
+                                unsure_before = None
                             skipped = await _pile_up_skips(sender, peer, target)
                             if not skipped:
                                 send_at = utcnow()
-                                in_request = (delivery.id, unsure_since or send_at)
+                                in_request = (delivery.id, unsure_before or send_at)
                                 sent = await _send_one(ctx, cycle, sender, peer, message, delivery)
                     except GatewayError as exc:
                         error = exc
@@ -298,10 +299,9 @@ async def _send_claimed(
                         log.warning("send to %s failed: %s", delivery.chat_id, type(exc).__name__)
                         error = GatewayError("UNKNOWN", None, type(exc).__name__)
                     in_request = None
-                    if error is not None and send_at is not None and outcomes.unsure(error.code):
-                        unsure_since = unsure_since or send_at  # this send may have been posted
-                    elif unsure_since == delivery.unsure_since:
-                        unsure_since = None  # nothing new to store
+                    # This send may have been posted: stored with the row (None keeps what the row has).
+                    unsure_since = (unsure_before or send_at) if error is not None and send_at is not None \
+                        and outcomes.unsure(error.code) else None
                     # The pile-up check was a request to Telegram too: the pacing holds for it.
                     paused_until = utcnow() + timedelta(seconds=send_pause_s(
                         ctx.settings.send_pause_min_ms, ctx.settings.send_pause_max_ms))
