@@ -141,7 +141,10 @@ class FakeTelegram:
 
     async def posted(self, chat_id: int) -> list[PostedMessage]:
         """Every message of the group in order (this emulator's history of it), deleted ones marked."""
-        raw = await self.redis.lrange(f"{self.p}posted:{chat_id}", 0, -1)  # type: ignore[misc]
+        return await self._messages(chat_id, 0)
+
+    async def _messages(self, chat_id: int, start: int) -> list[PostedMessage]:
+        raw = await self.redis.lrange(f"{self.p}posted:{chat_id}", start, -1)  # type: ignore[misc]
         deleted = {int(m) for m in await self.redis.smembers(f"{self.p}deleted:{chat_id}")}  # type: ignore[misc]
         found = []
         for entry in raw:  # "<message id>|<json>": the script numbers the message
@@ -165,14 +168,7 @@ class FakeTelegram:
     async def history_page(self, chat_id: int, size: int) -> list[PostedMessage]:
         """The group's latest `size` messages, oldest first (deleted ones marked): what one request for
         its history reads."""
-        raw = await self.redis.lrange(f"{self.p}posted:{chat_id}", -size, -1)  # type: ignore[misc]
-        deleted = {int(m) for m in await self.redis.smembers(f"{self.p}deleted:{chat_id}")}  # type: ignore[misc]
-        page = []
-        for entry in raw:
-            message_id, _, body = entry.decode().partition("|")
-            page.append(PostedMessage(message_id=int(message_id), **json.loads(body),
-                                      deleted=int(message_id) in deleted))
-        return page
+        return await self._messages(chat_id, -size)
 
     async def last_message(self, chat_id: int, topic_id: int | None = None) -> PostedMessage | None:
         """The group's (or the topic's) last message not deleted, as its history shows it."""
