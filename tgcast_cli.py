@@ -198,6 +198,25 @@ def cmd_tick(args: argparse.Namespace) -> int:
 OTHER_FILES = 256
 
 
+def warn_server(settings: Settings) -> bool:
+    """One warning line when PostgreSQL runs without what the worker relies on (autovacuum: the
+    deliveries queue fills with dead rows without it, and every batch slows down; docs/runtime.md,
+    "Queue upkeep"). A warning, not a refusal: the service works, only slower. Returns whether it warned."""
+    import psycopg
+
+    from db.ops import autovacuum_on
+
+    try:
+        with psycopg.connect(settings.database_url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            if autovacuum_on(conn):
+                return False
+    except psycopg.Error:
+        return False  # reachability is the start-up check's to report, not this warning's
+    print("tgcast: warning: PostgreSQL runs with autovacuum off; the deliveries table's dead rows will pile up "
+          "and sends slow down (turn it on: it is PostgreSQL's default)", file=sys.stderr)
+    return True
+
+
 def raise_open_files(needed: int) -> tuple[int, int]:
     """Lift the soft limit on open files to what `needed` connections take (each account connection is a
     socket), up to the hard limit; many systems start processes at a soft 1,024, below CLIENT_MAX. Returns
@@ -226,6 +245,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     settings.check_live(accounts=True)
     _reach(settings, wait=True)
+    warn_server(settings)
     raise_open_files(settings.client_max)
     try:
         run_worker(settings, burst=args.burst)

@@ -366,6 +366,34 @@ def _profile(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
+def _statements_reset(database_url: str) -> bool:
+    """Start counting PostgreSQL's statements (pg_stat_statements, where the server preloads it)."""
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            conn.execute("SELECT pg_stat_statements_reset()")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _statements_dump(database_url: str, out: Path, deliveries: int) -> None:
+    """The statements that took PostgreSQL's time since the reset, per delivery, most first."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT calls, total_exec_time, rows, shared_blks_hit + shared_blks_read, query"
+            " FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " ORDER BY total_exec_time DESC LIMIT 40"
+        ).fetchall()
+    per = max(deliveries, 1)
+    lines = [f"deliveries {deliveries}", "calls/delivery  exec ms/delivery  ms/call  rows/call  blocks/call  query"]
+    for calls, total, nrows, blocks, query in rows:
+        q = " ".join(str(query).split())[:160]
+        lines.append(f"{calls / per:8.4f}  {total / per:8.4f}  {total / max(calls, 1):8.3f}  "
+                     f"{nrows / max(calls, 1):8.1f}  {blocks / max(calls, 1):8.1f}  {q}")
+    out.write_text("\n".join(lines) + "\n")
+
+
 def run_level(level: Level, logs: Path) -> Result:
     h = _Harness(level, logs)
     result = Result(level, float(level.measure_s))
@@ -386,6 +414,7 @@ def run_level(level: Level, logs: Path) -> Result:
         xacts0 = _transactions(h.database_url)
         h.measuring.set()
         spies: list[tuple[subprocess.Popen[bytes], Path]] = []
+        statements = bool(os.environ.get("BENCH_PROFILE")) and _statements_reset(h.database_url)
         if os.environ.get("BENCH_PROFILE"):
             for pid, name in ((h.workers[0].pid, "worker0"), (h.web.pid, "web")):
                 out = logs / f"{h.tag}-{name}.pyspy.txt"
@@ -421,6 +450,10 @@ def run_level(level: Level, logs: Path) -> Result:
 
     attributed = attribute(posts, h.ledger)
     result.delivered = attributed.delivered_between(w0.timestamp(), w1.timestamp())
+    if statements:
+        out = logs / f"{h.tag}-statements.txt"
+        _statements_dump(h.database_url, out, result.delivered)
+        result.profiles.append(str(out))
     result.delivered_run = len(attributed.per_delivery)
     result.duplicates = attributed.duplicates
     result.unattributed = attributed.unattributed

@@ -91,6 +91,7 @@ def machine() -> dict[str, str]:
         "python": sys.version.split()[0],
         "os": platform.platform(),
         "postgresql": pg,
+        "postgresql autovacuum": _autovacuum_note.get("note", "on"),
         "redis-py / rq": f"{redis.__version__} / {rq.__version__}",
         "aiogram / telethon": f"{aiogram.__version__} / {telethon.__version__}",
     }
@@ -104,11 +105,41 @@ def _cpu_model() -> str:
 
 
 _services: dict[str, str] = {}
+_autovacuum_note: dict[str, str] = {}
+
+
+def _autovacuum_as_in_production(server: str) -> None:
+    """Production servers vacuum by themselves (PostgreSQL's default), and the deliveries queue depends
+    on it (docs/runtime.md, "Queue upkeep"). A development box's server may have it off; measured so,
+    a long run measures the dead rows piling up, not the service. So a run turns it on (ALTER SYSTEM and
+    a reload: it needs no restart) and puts the server's own setting back when it ends."""
+    with psycopg.connect(server, autocommit=True) as conn:
+        row = conn.execute("SELECT setting, sourcefile FROM pg_settings WHERE name = 'autovacuum'").fetchone()
+        if row is None or row[0] == "on":
+            return
+        own_auto = str(row[1] or "").endswith("postgresql.auto.conf")
+        try:
+            conn.execute("ALTER SYSTEM SET autovacuum = on")
+            conn.execute("SELECT pg_reload_conf()")
+        except psycopg.Error as exc:
+            _autovacuum_note["note"] = f"off (the server's setting; could not turn it on: {type(exc).__name__})"
+            print("bench: PostgreSQL's autovacuum is off and cannot be turned on here; long runs will slow down",
+                  file=sys.stderr)
+            return
+    _autovacuum_note["note"] = "on for the runs (the server has it off; turned on as production runs it)"
+
+    def restore() -> None:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET autovacuum = off" if own_auto else "ALTER SYSTEM RESET autovacuum")
+            conn.execute("SELECT pg_reload_conf()")
+
+    atexit.register(restore)
 
 
 def services() -> dict[str, str]:
     if not _services:
         _services["server"] = ensure_postgres(env_or_none("BENCH_DATABASE_URL"))
+        _autovacuum_as_in_production(_services["server"])
         redis_server = ensure_redis(env_or_none("BENCH_REDIS_URL"))
         while True:
             url, release = claim_redis_db(redis_server)

@@ -122,15 +122,15 @@ async def start(
             claims.append((account_id, claimed))
         message = conn.cursor(row_factory=class_row(Message))
         await message.execute("SELECT * FROM messages WHERE id = %(message)s", params)
-        # The groups of every delivery of the cycle in flight, this claim's among them (a lookup by
-        # chat id: other jobs' rows do no harm).
+        # The groups of the rows this claim took: those of the cycle holding this batch's lease. Found
+        # through the cycle's rows, never through a status index (docs/runtime.md, "Queue upkeep").
         targets = conn.cursor(row_factory=class_row(Target))
         await targets.execute(
             """
             SELECT g.chat_id, g.kind, g.access_hash, g.topic_id, g.last_message_id, cf.pile_up
             FROM deliveries d JOIN groups g ON g.owner_id = d.owner_id AND g.chat_id = d.chat_id
                  JOIN configs cf ON cf.owner_id = d.owner_id
-            WHERE d.cycle_id = %(cycle)s AND d.status = 'in_flight'
+            WHERE d.cycle_id = %(cycle)s AND d.lease_until = %(lease)s
             """,
             params,
         )

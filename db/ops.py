@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
 from psycopg.rows import class_row
 
 WINDOW_HOURS = 24
@@ -161,3 +161,10 @@ async def paused_accounts(conn: AsyncConnection, limit: int = 50) -> list[Paused
         {"limit": limit},
     )
     return await cur.fetchall()
+
+
+def autovacuum_on(conn: Connection) -> bool:
+    """Whether the server vacuums by itself: the deliveries queue depends on it (docs/runtime.md,
+    "Queue upkeep"). A per-table setting cannot turn it on where the server has it off."""
+    row = conn.execute("SELECT current_setting('autovacuum') = 'on'").fetchone()
+    return bool(row and row[0])

@@ -298,3 +298,37 @@ def test_redis_gone_between_the_check_and_the_worker_start_is_the_same_one_line(
     assert tgcast_cli.main(["worker", "--burst"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "REDIS_URL" in err[0] and "Traceback" not in err[0]
+
+
+def test_autovacuum_is_read_from_the_server(database_url: str) -> None:
+    import psycopg
+
+    from db.ops import autovacuum_on
+
+    with psycopg.connect(database_url) as conn:
+        shown = conn.execute("SHOW autovacuum").fetchone()
+        assert shown is not None
+        assert autovacuum_on(conn) is (shown[0] == "on")
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_worker_warns_in_one_line_when_autovacuum_is_off(database_url, redis_url, monkeypatch, capsys,
+                                                            on: bool) -> None:
+    import db.ops
+    from tgcast_cli import warn_server
+
+    monkeypatch.setattr(db.ops, "autovacuum_on", lambda conn: on)
+    assert warn_server(make_settings(database_url, redis_url, "http://127.0.0.1:1")) is (not on)
+    err = capsys.readouterr().err
+    assert (err.count("\n"), "autovacuum" in err) == ((0, False) if on else (1, True))
+
+
+def test_the_warning_never_stops_a_start_it_cannot_check(redis_url, capsys) -> None:
+    assert warn_server_on("postgresql://nobody@127.0.0.1:1/none", redis_url) is False
+    assert capsys.readouterr().err == ""
+
+
+def warn_server_on(database_url: str, redis_url: str) -> bool:
+    from tgcast_cli import warn_server
+
+    return warn_server(make_settings(database_url, redis_url, "http://127.0.0.1:1"))
