@@ -1,7 +1,8 @@
 """Timing rules of the broadcast runtime: jitter, due times, continuation, backoff, idempotency keys.
 
 Pure functions, no I/O. Everything that must be the same on every replica and after a restart is
-derived from a fixed hash (blake2b), never from Python's per-process `hash()` or a global RNG.
+derived from a fixed hash (blake2b; SHA-256 for the idempotency keys), never from Python's per-process
+`hash()` or a global RNG.
 """
 
 from __future__ import annotations
@@ -118,8 +119,12 @@ def flood_jitter_ms(key: str, span_ms: int = 1000) -> int:
 
 def random_id(delivery_id: int, cycle_id: int) -> int:
     """The idempotency key of one delivery: a signed 63-bit integer, never 0, the same on every
-    attempt, so Telegram (and the emulator) de-duplicate a resend after a crash."""
-    value = stable_hash(f"rid:{delivery_id}:{cycle_id}") % (2 * _RANDOM_ID_SPAN) - _RANDOM_ID_SPAN
+    attempt, so Telegram (and the emulator) de-duplicate a resend after a crash. The tick writes it
+    in SQL (db/tick.py, RANDOM_ID_SQL, the same formula), so it is a hash PostgreSQL has: the top 63
+    bits of SHA-256's first 8 bytes, shifted to be signed. The key is stored with its row, so a change
+    of formula only ever applies to rows written after it."""
+    digest = hashlib.sha256(f"rid:{delivery_id}:{cycle_id}".encode()).digest()
+    value = (int.from_bytes(digest[:8], "big") >> 1) - _RANDOM_ID_SPAN
     return value or 1
 
 

@@ -9,8 +9,6 @@ from datetime import datetime, timedelta
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
-from core.schedule import random_id
-
 
 @dataclass(slots=True)
 class DueConfig:
@@ -141,16 +139,24 @@ async def postpone_many(conn: AsyncConnection, postponed: list[tuple[int, dateti
     )
 
 
+# core.schedule.random_id in SQL (the same formula; tests/test_tick_setwise.py holds them equal): the top 63
+# bits of SHA-256's first 8 bytes of 'rid:<delivery id>:<cycle id>', shifted to be signed, never 0.
+RANDOM_ID_SQL = """COALESCE(NULLIF(((('x' || encode(substring(sha256(convert_to(
+    'rid:' || {delivery} || ':' || {cycle}, 'UTF8')) FROM 1 FOR 8), 'hex'))::bit(64) >> 1)::bigint
+    - 4611686018427387904), 0), 1)"""
+
+
 async def create_cycles(conn: AsyncConnection, plans: list[PlannedCycle]) -> list[CreatedCycle]:
     """Start the next cycle of every planned config: bump its counter, move its clock, drop the
     delivery rows of the owner's finished cycles (their summaries stay on the cycle rows), and create
     one pending delivery per selected group, each due no earlier than its group's last post + the
     interval (so a group posted late by the previous cycle is not posted again seconds later).
 
-    Set-wise: six statements whatever the number of plans, so a tick's cost in round trips does not
-    follow how many cycles are due. Call inside the tick's transaction, with each owner at most once.
-    Returns the cycles in the order of `plans`; cycle ids and delivery ids are taken in that order,
-    deliveries by position within a cycle, as one config at a time would have taken them."""
+    Set-wise: three statements whatever the number of plans, so a tick's cost in round trips does not
+    follow how many cycles are due, and the rows never travel through Python (docs/runtime.md, "Cost of
+    a tick"). Call inside the tick's transaction, with each owner at most once. Returns the cycles in the
+    order of `plans`; cycle ids and delivery ids are taken in that order, deliveries by position within a
+    cycle, as one config at a time would have taken them."""
     if not plans:
         return []
     owners = [p.config.owner_id for p in plans]
@@ -176,64 +182,46 @@ async def create_cycles(conn: AsyncConnection, plans: list[PlannedCycle]) -> lis
         """,
         {"ids": owners},
     )
-    # The groups are read once and counted here, so a cycle's total is exactly its delivery rows. Only
-    # groups an active account posts to: those of a logged-out or ended account sit the round out.
+    # One statement, so the groups are read under one snapshot and a cycle's total is exactly its
+    # delivery rows. Only groups an active account posts to: those of a logged-out or ended account sit
+    # the round out. The ORDER BYs run before the ids are taken (PostgreSQL evaluates nextval after
+    # sorting), so cycle ids follow `plans` and delivery ids follow cycle, then position.
     cur = await conn.execute(
-        """
-        SELECT g.owner_id, g.chat_id, GREATEST(u.run_at, g.last_sent_at + make_interval(mins => u.iv)), g.account_id
-        FROM groups g
-        JOIN unnest(%(ids)s::bigint[], %(run_at)s::timestamptz[], %(iv)s::int[]) AS u(owner_id, run_at, iv)
-          ON g.owner_id = u.owner_id
-        JOIN accounts a ON a.id = g.account_id AND a.status = 'active'
-        WHERE g.selected
-        ORDER BY g.owner_id, g.added_at, g.chat_id
-        """,
-        {"ids": owners, "run_at": [p.run_at for p in plans], "iv": [p.config.interval_minutes for p in plans]},
-    )
-    groups: dict[int, list[tuple[int, datetime, int]]] = {owner_id: [] for owner_id in owners}
-    for owner_id, chat_id, not_before, account_id in await cur.fetchall():
-        groups[int(owner_id)].append((int(chat_id), not_before, int(account_id)))
-    totals = [len(groups[owner_id]) for owner_id in owners]
-    # The ORDER BY of the SELECT runs before the insert takes its ids, so ids follow `plans`.
-    cur = await conn.execute(
-        """
-        INSERT INTO cycles (owner_id, seq, message_id, interval_minutes, scheduled_at, run_at, total)
-        SELECT owner_id, seq, message_id, iv, scheduled, run_at, total
-        FROM unnest(%(ids)s::bigint[], %(seqs)s::int[], %(msgs)s::bigint[], %(iv)s::int[],
-                    %(scheduled)s::timestamptz[], %(run_at)s::timestamptz[], %(totals)s::int[])
-             WITH ORDINALITY AS u(owner_id, seq, message_id, iv, scheduled, run_at, total, ord)
-        ORDER BY ord
-        RETURNING id, owner_id
+        f"""
+        WITH u AS (
+            SELECT * FROM unnest(%(ids)s::bigint[], %(seqs)s::int[], %(msgs)s::bigint[], %(iv)s::int[],
+                                 %(scheduled)s::timestamptz[], %(run_at)s::timestamptz[])
+                 WITH ORDINALITY AS u(owner_id, seq, message_id, iv, scheduled, run_at, ord)
+        ), g AS (
+            SELECT g.owner_id, g.chat_id, g.account_id, u.ord,
+                   GREATEST(u.run_at, g.last_sent_at + make_interval(mins => u.iv)) AS not_before,
+                   (row_number() OVER (PARTITION BY g.owner_id ORDER BY g.added_at, g.chat_id) - 1)::int AS position
+            FROM groups g JOIN u ON g.owner_id = u.owner_id
+                 JOIN accounts a ON a.id = g.account_id AND a.status = 'active'
+            WHERE g.selected
+        ), c AS (
+            INSERT INTO cycles (owner_id, seq, message_id, interval_minutes, scheduled_at, run_at, total)
+            SELECT u.owner_id, u.seq, u.message_id, u.iv, u.scheduled, u.run_at, COALESCE(t.n, 0)
+            FROM u LEFT JOIN (SELECT owner_id, count(*)::int AS n FROM g GROUP BY owner_id) t ON t.owner_id = u.owner_id
+            ORDER BY u.ord
+            RETURNING id, owner_id, total
+        ), d AS (
+            INSERT INTO deliveries (id, cycle_id, owner_id, chat_id, position, next_attempt_at, random_id,
+                                    account_id)
+            SELECT n.id, n.cycle_id, n.owner_id, n.chat_id, n.position, n.not_before,
+                   {RANDOM_ID_SQL.format(delivery="n.id", cycle="n.cycle_id")}, n.account_id
+            FROM (SELECT nextval('deliveries_id_seq') AS id, c.id AS cycle_id, g.*
+                  FROM g JOIN c ON c.owner_id = g.owner_id
+                  ORDER BY g.ord, g.position) n
+        )
+        SELECT id, owner_id, total FROM c
         """,
         {"ids": owners, "seqs": [seqs[o] for o in owners], "msgs": [p.config.message_id for p in plans],
          "iv": [p.config.interval_minutes for p in plans], "scheduled": [p.scheduled_at for p in plans],
-         "run_at": [p.run_at for p in plans], "totals": totals},
+         "run_at": [p.run_at for p in plans]},
     )
-    cycle_ids = {int(r[1]): int(r[0]) for r in await cur.fetchall()}
-    created = [CreatedCycle(cycle_ids[o], o, seqs[o], total) for o, total in zip(owners, totals, strict=True)]
-    count = sum(totals)
-    if count == 0:
-        return created
-    # The idempotency key is derived from the delivery id (core.schedule.random_id, a hash PostgreSQL
-    # does not have), so the ids are taken first, all at once, and the rows written with their keys.
-    cur = await conn.execute("SELECT nextval('deliveries_id_seq') FROM generate_series(1, %(n)s)", {"n": count})
-    ids = [int(r[0]) for r in await cur.fetchall()]
-    # Binary COPY rather than INSERT … unnest(arrays): at 2,000 cycles × 20 groups (a minute of
-    # 10,000 broadcasters every 5 minutes) it writes the rows in about half the time, the arrays'
-    # text encoding and parsing being most of the difference (docs/runtime.md, "Cost of a tick").
-    n = 0
-    async with conn.cursor().copy(
-        "COPY deliveries (id, cycle_id, owner_id, chat_id, position, next_attempt_at, random_id, account_id)"
-        " FROM STDIN (FORMAT BINARY)"
-    ) as copy:
-        copy.set_types(["int8", "int8", "int8", "int8", "int4", "timestamptz", "int8", "int8"])
-        for cycle in created:
-            for pos, (chat_id, not_before, account_id) in enumerate(groups[cycle.owner_id]):
-                did = ids[n]
-                n += 1
-                await copy.write_row((did, cycle.id, cycle.owner_id, chat_id, pos, not_before,
-                                      random_id(did, cycle.id), account_id))
-    return created
+    made = {int(r[1]): (int(r[0]), int(r[2])) for r in await cur.fetchall()}
+    return [CreatedCycle(made[o][0], o, seqs[o], made[o][1]) for o in owners]
 
 
 async def release_expired_leases(conn: AsyncConnection, now: datetime) -> list[int]:
