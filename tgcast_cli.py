@@ -202,6 +202,8 @@ def warn_server(settings: Settings) -> bool:
     """One warning line when PostgreSQL runs without what the worker relies on (autovacuum: the
     deliveries queue fills with dead rows without it, and every batch slows down; docs/runtime.md,
     "Queue upkeep"). A warning, not a refusal: the service works, only slower. Returns whether it warned."""
+    import logging
+
     import psycopg
 
     from db.ops import autovacuum_on
@@ -212,8 +214,10 @@ def warn_server(settings: Settings) -> bool:
                 return False
     except psycopg.Error:
         return False  # reachability is the start-up check's to report, not this warning's
-    print("tgcast: warning: PostgreSQL runs with autovacuum off; the deliveries table's dead rows will pile up "
-          "and sends slow down (turn it on: it is PostgreSQL's default)", file=sys.stderr)
+    # Logged (in the configured format), not printed: a JSON log stays one JSON object per line.
+    logging.getLogger(__name__).warning(
+        "PostgreSQL runs with autovacuum off: the deliveries table's dead rows will pile up and sends slow "
+        "down (turn it on: it is PostgreSQL's default)")
     return True
 
 

@@ -6,6 +6,7 @@ a hang (the subprocess timeout is the hang detector, not a timing assertion)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -295,6 +296,7 @@ def test_redis_gone_between_the_check_and_the_worker_start_is_the_same_one_line(
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(tgcast_cli, "_reach", lambda *a, **k: None)
     monkeypatch.setattr(worker.process, "run_worker", gone)
+    monkeypatch.setattr(tgcast_cli, "warn_server", lambda settings: False)  # the server's own settings: not this test's
     assert tgcast_cli.main(["worker", "--burst"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "REDIS_URL" in err[0] and "Traceback" not in err[0]
@@ -312,20 +314,21 @@ def test_autovacuum_is_read_from_the_server(database_url: str) -> None:
 
 
 @pytest.mark.parametrize("on", [True, False])
-def test_a_worker_warns_in_one_line_when_autovacuum_is_off(database_url, redis_url, monkeypatch, capsys,
-                                                            on: bool) -> None:
+def test_a_worker_warns_once_when_autovacuum_is_off(database_url, redis_url, monkeypatch, caplog,
+                                                    on: bool) -> None:
     import db.ops
-    from tgcast_cli import warn_server
 
     monkeypatch.setattr(db.ops, "autovacuum_on", lambda conn: on)
-    assert warn_server(make_settings(database_url, redis_url, "http://127.0.0.1:1")) is (not on)
-    err = capsys.readouterr().err
-    assert (err.count("\n"), "autovacuum" in err) == ((0, False) if on else (1, True))
+    with caplog.at_level(logging.WARNING, logger="tgcast_cli"):
+        assert warn_server_on(database_url, redis_url) is (not on)
+    warned = [r for r in caplog.records if r.name == "tgcast_cli" and r.levelno == logging.WARNING]
+    assert [("autovacuum" in r.getMessage()) for r in warned] == ([] if on else [True])
 
 
-def test_the_warning_never_stops_a_start_it_cannot_check(redis_url, capsys) -> None:
-    assert warn_server_on("postgresql://nobody@127.0.0.1:1/none", redis_url) is False
-    assert capsys.readouterr().err == ""
+def test_the_warning_never_stops_a_start_it_cannot_check(redis_url, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="tgcast_cli"):
+        assert warn_server_on("postgresql://nobody@127.0.0.1:1/none", redis_url) is False
+    assert [r for r in caplog.records if r.name == "tgcast_cli"] == []
 
 
 def warn_server_on(database_url: str, redis_url: str) -> bool:

@@ -15,7 +15,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from core.schedule import cycle_jitter_ms
-from jobs.tick import tick
+from jobs.tick import SLICES_AT_ONCE, tick
 from tests.conftest import TICK_TOKEN
 from tests.runtime_helpers import config_row, cycle_row, deliveries_of, make_broadcaster, make_due, utcnow
 from worker import queues
@@ -86,8 +86,28 @@ async def test_one_tick_drains_what_is_due_in_slices_of_the_cap(db, net, setting
     first = await tick(pool, settings)
     second = await tick(pool, settings)
     assert (first.enqueued, second.enqueued) == (5, 0)
+    # Two slices run at once, so the cycles of the second may be created first: which configs, not in
+    # which order.
     owners = [(await cycle_row(db, c))["owner_id"] for c in first.cycle_ids]
-    assert owners == [200, 201, 202, 203, 204]
+    assert sorted(owners) == [200, 201, 202, 203, 204]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"tick_cap": 2}])
+async def test_slices_at_once_start_each_due_config_once_and_count_every_enqueue(db, net, settings, pool) -> None:
+    # Two slices of one tick run concurrently (jobs/tick.py, SLICES_AT_ONCE): SKIP LOCKED must give them
+    # disjoint configs, and the summary must add both slices' enqueues (each is awaited in a thread).
+    assert SLICES_AT_ONCE == 2
+    for n in range(9):
+        await make_broadcaster(db, net, settings, 250 + n, groups=2,
+                               first_run_at=utcnow() - timedelta(minutes=9 - n))
+    summary = await tick(pool, settings)
+    owners = [(await cycle_row(db, c))["owner_id"] for c in summary.cycle_ids]
+    assert sorted(owners) == list(range(250, 259))
+    assert summary.enqueued == 9 and len(set(summary.cycle_ids)) == 9
+    counts = await db.execute("SELECT owner_id, count(*) FROM cycles GROUP BY owner_id HAVING count(*) <> 1")
+    assert await counts.fetchall() == []
+    rows = await db.execute("SELECT count(*) FROM deliveries WHERE cycle_id = ANY(%(ids)s)", {"ids": summary.cycle_ids})
+    assert await rows.fetchone() == (18,)
 
 
 @pytest.mark.parametrize("settings_overrides", [{"tick_cap": 1}])
