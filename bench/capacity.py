@@ -131,7 +131,7 @@ class Level:
 def levels() -> list[Level]:
     full_s = int(os.environ.get("BENCH_CAPACITY_SECONDS", "150"))
     # 150 %: the headroom, 3,000 × 20 every minute (1,000 deliveries/s) on 4 workers.
-    every = [Level(10, 1, 35, 30), Level(30, 2, 35, 30), Level(100, 3, 45, full_s), Level(HEADROOM, 4, 45, 60)]
+    every = [Level(10, 1, 35, 30), Level(30, 2, 35, 30), Level(100, 3, 45, full_s), Level(HEADROOM, 4, 90, 60)]
     chosen = os.environ.get("BENCH_CAPACITY_LEVELS")
     if chosen:
         wanted = {int(p) for p in chosen.split(",")}
