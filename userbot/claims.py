@@ -97,6 +97,11 @@ def claim_key(prefix: str, name: str) -> str:
     return f"{prefix}conn:{name}"
 
 
+def state_marker_key(prefix: str) -> str:
+    """Since when (Redis's clock, ms) this Redis has kept the claims' state: see `_CLAIM`."""
+    return f"{prefix}conn-state-since"
+
+
 def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
@@ -154,7 +159,7 @@ class ConnectionClaims:
         return f"{self.prefix}conn-asks:{owner}"
 
     def _marker_key(self) -> str:
-        return f"{self.prefix}conn-state-since"
+        return state_marker_key(self.prefix)
 
     async def _claim_as(self, name: str, mode: str, client: Any = None) -> Any:
         return await self._claim(keys=[self._key(name), self._marker_key()],
