@@ -120,6 +120,8 @@ async def _start_due(
         async with conn.transaction():
             due = await sql.lock_due(conn, now + timedelta(seconds=settings.due_window_s), settings.tick_cap,
                                      exclude=handled)
+            if not due:
+                return 0  # the other slice of this round took what was left: nothing to read or write
             handled.extend(d.owner_id for d in due)
             states = await sql.owner_states(conn, [d.owner_id for d in due])
             for config in due:
