@@ -1,7 +1,7 @@
 """Timing rules of the broadcast runtime: jitter, due times, continuation, backoff, idempotency keys.
 
 Pure functions, no I/O. Everything that must be the same on every replica and after a restart is
-derived from a fixed hash (blake2b; SHA-256 for the idempotency keys), never from Python's per-process
+derived from a fixed hash (blake2b; PostgreSQL's own for the idempotency keys), never from Python's per-process
 `hash()` or a global RNG.
 """
 
@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-_RANDOM_ID_SPAN = 1 << 62  # signed 63-bit: [-2^62, 2^62) fits Telegram's int64 and PostgreSQL's BIGINT
+from core.pg_hash import hashint8extended
 
 
 def stable_hash(text: str) -> int:
@@ -120,12 +120,10 @@ def flood_jitter_ms(key: str, span_ms: int = 1000) -> int:
 def random_id(delivery_id: int, cycle_id: int) -> int:
     """The idempotency key of one delivery: a signed 63-bit integer, never 0, the same on every
     attempt, so Telegram (and the emulator) de-duplicate a resend after a crash. The tick writes it
-    in SQL (db/tick.py, RANDOM_ID_SQL, the same formula), so it is a hash PostgreSQL has: the top 63
-    bits of SHA-256's first 8 bytes, shifted to be signed. The key is stored with its row, so a change
-    of formula only ever applies to rows written after it."""
-    digest = hashlib.sha256(f"rid:{delivery_id}:{cycle_id}".encode()).digest()
-    value = (int.from_bytes(digest[:8], "big") >> 1) - _RANDOM_ID_SPAN
-    return value or 1
+    in SQL (db/tick.py, RANDOM_ID_SQL, the same formula), so it is a hash PostgreSQL has built in:
+    `hashint8extended(delivery id, cycle id)` (core/pg_hash.py), shifted right by one to be 63-bit. The
+    key is stored with its row, so a change of formula only ever applies to rows written after it."""
+    return (hashint8extended(delivery_id, cycle_id) >> 1) or 1
 
 
 def send_pause_s(min_ms: int, max_ms: int, rng: random.Random | None = None) -> float:

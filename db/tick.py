@@ -139,11 +139,9 @@ async def postpone_many(conn: AsyncConnection, postponed: list[tuple[int, dateti
     )
 
 
-# core.schedule.random_id in SQL (the same formula; tests/test_tick_setwise.py holds them equal): the top 63
-# bits of SHA-256's first 8 bytes of 'rid:<delivery id>:<cycle id>', shifted to be signed, never 0.
-RANDOM_ID_SQL = """COALESCE(NULLIF(((('x' || encode(substring(sha256(convert_to(
-    'rid:' || {delivery} || ':' || {cycle}, 'UTF8')) FROM 1 FOR 8), 'hex'))::bit(64) >> 1)::bigint
-    - 4611686018427387904), 0), 1)"""
+# core.schedule.random_id in SQL (the same formula; tests/test_pg_hash.py holds them equal): PostgreSQL's
+# built-in 64-bit hash of the delivery id seeded by the cycle id, shifted to be signed 63-bit, never 0.
+RANDOM_ID_SQL = "COALESCE(NULLIF(hashint8extended({delivery}, {cycle}) >> 1, 0), 1)"
 
 
 async def create_cycles(conn: AsyncConnection, plans: list[PlannedCycle]) -> list[CreatedCycle]:

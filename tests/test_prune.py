@@ -165,3 +165,33 @@ async def test_each_prune_takes_a_bounded_slice(db, settings) -> None:
                         finished_days_ago=settings.run_retention_days + 1)
     assert await prunes.prune_cycles(db, utcnow() - timedelta(days=settings.run_retention_days), limit=2) == 2
     assert await count(db, "SELECT count(*) FROM cycles") == 1
+
+
+async def add_deliveries(db: AsyncConnection, cycle_id: int, owner_id: int, groups: int = 3) -> None:
+    await db.execute(
+        """
+        INSERT INTO deliveries (cycle_id, owner_id, chat_id, position, next_attempt_at, random_id)
+        SELECT %(c)s, %(o)s, -100 - n, n, now(), 1 + n FROM generate_series(0, %(g)s - 1) n
+        """,
+        {"c": cycle_id, "o": owner_id, "g": groups},
+    )
+
+
+async def test_a_cycle_takes_its_delivery_rows_with_it_and_no_others(db, settings) -> None:
+    """Delivery rows follow their cycle without a per-row foreign key (migration 0013): a pruned summary
+    and a deleted user's cycles remove their rows, in one statement for any number of cycles."""
+    for owner in (OWNER, OTHER):
+        await add_user(db, owner)
+    old = [await add_cycle(db, OWNER, n + 1, await add_message(db, OWNER, f"o{n}"),
+                           finished_days_ago=settings.run_retention_days + 1) for n in range(2)]
+    kept = await add_cycle(db, OWNER, 3, await add_message(db, OWNER, "k"), finished_days_ago=None)
+    others = await add_cycle(db, OTHER, 1, await add_message(db, OTHER, "x"), finished_days_ago=None)
+    for cycle_id, owner in [(old[0], OWNER), (old[1], OWNER), (kept, OWNER), (others, OTHER)]:
+        await add_deliveries(db, cycle_id, owner)
+
+    assert await prunes.prune_cycles(db, utcnow() - timedelta(days=settings.run_retention_days)) == 2
+    remaining = "SELECT cycle_id, count(*) FROM deliveries GROUP BY cycle_id ORDER BY cycle_id"
+    assert await (await db.execute(remaining)).fetchall() == [(kept, 3), (others, 3)]
+
+    await db.execute("DELETE FROM bot_users WHERE user_id = %(u)s", {"u": OWNER})
+    assert await (await db.execute(remaining)).fetchall() == [(others, 3)]
