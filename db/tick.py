@@ -227,12 +227,15 @@ async def release_expired_leases(conn: AsyncConnection, now: datetime) -> list[i
     of one that did reach Telegram is de-duplicated). Each may have been posted since it was claimed
     (`updated_at`, set by the claim): that is its unsure time, unless an earlier one is known.
     Returns the cycles touched."""
+    # Only a running cycle has rows in flight (a cycle is finished or cancelled only once none is), so
+    # the release walks the running cycles' rows by (cycle_id, chat_id) rather than the whole table.
     cur = await conn.execute(
         """
-        UPDATE deliveries SET status = 'pending', lease_until = NULL, updated_at = now(),
-               unsure_since = COALESCE(unsure_since, updated_at)
-        WHERE status = 'in_flight' AND lease_until < %(now)s
-        RETURNING cycle_id
+        UPDATE deliveries d SET status = 'pending', lease_until = NULL, updated_at = now(),
+               unsure_since = COALESCE(d.unsure_since, d.updated_at)
+        FROM cycles c
+        WHERE c.status = 'running' AND d.cycle_id = c.id AND d.status = 'in_flight' AND d.lease_until < %(now)s
+        RETURNING d.cycle_id
         """,
         {"now": now},
     )

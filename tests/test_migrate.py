@@ -34,7 +34,10 @@ def test_migrate_empty_database_then_rerun_is_noop() -> None:
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
             indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname='public'")}
         assert EXPECTED_TABLES <= tables
-        assert {"configs_due", "deliveries_due"} <= indexes
+        assert "configs_due" in indexes
+        # Only indexes on columns no update changes, so a delivery's status changes are heap-only updates.
+        assert {i for i in indexes if i.startswith("deliveries")} == {"deliveries_pkey",
+                                                                       "deliveries_cycle_id_chat_id_key"}
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -143,6 +143,15 @@ COPIED: dict[str, tuple[Any, str, str]] = {
                                          "`_process.is_alive()` and restarted through acquire_locks"),
     "RQScheduler.acquire_locks": (RQScheduler.acquire_locks, "5308b978aacb87f2",
                                   "FastPollingScheduler.start (worker/scheduler.py), which auto_start calls"),
+    "Queue.schedule_job": (Queue.schedule_job, "caab96e840d80048",
+                           "_ScheduledJobs (worker/queues.py): the same writes, without a Job per job"),
+    "Queue._persist_job": (Queue._persist_job, "4972eba87aee36b3", "_ScheduledJobs (worker/queues.py)"),
+    "ScheduledJobRegistry.schedule": (ScheduledJobRegistry.schedule, "c9f3cbac95234bc5",
+                                      "_ScheduledJobs.add (worker/queues.py): the score"),
+    "Job.data": (inspect.getattr_static(Job, "data").fget, "a7994aacbd1323b7",
+                 "_ScheduledJobs.add (worker/queues.py): the serialized call"),
+    "Job.create": (Job.create, "3c4d14b1efd25c45",
+                   "_ScheduledJobs.add (worker/queues.py): the description, the only per-job field it sets"),
     "RQScheduler.work": (RQScheduler.work, "34b80e05ebc5bc8f", "FastPollingScheduler.work (worker/scheduler.py)"),
     "RQScheduler.start": (RQScheduler.start, "eb4f7e87507912ff", "FastPollingScheduler.start (worker/scheduler.py)"),
     "RQScheduler.should_reacquire_locks": (inspect.getattr_static(RQScheduler, "should_reacquire_locks").fget,
@@ -190,6 +199,32 @@ def test_queue_and_job_hash_shapes(sync_redis: SyncRedis) -> None:
     assert sync_redis.lpos(queue.key, job.id) == 0
     assert queue.key.encode() in sync_redis.smembers(Queue.redis_queues_keys)  # type: ignore[operator]
     assert sync_redis.hmget(job.key, ["status", "origin"]) == [b"queued", name.encode()]
+
+
+def test_a_scheduled_job_enqueue_sends_writes_is_the_one_rq_writes(settings: Settings, sync_redis: SyncRedis) -> None:
+    """enqueue_sends writes scheduled jobs without RQ's per-job construction (worker/queues.py,
+    _ScheduledJobs): what it leaves in Redis must be exactly what `Queue.schedule_job` leaves, field for
+    field (the creation time aside), so RQ's scheduler, worker and our recovery read either alike."""
+    name = f"upgrade-{uuid.uuid4().hex[:8]}"
+    at = datetime(2030, 1, 1, 12, 0, 5, tzinfo=UTC)
+    ours = queues.enqueue_sends(settings, sync_redis, [queues.Send(777, at, tag="ours", attempt=3, queue_name=name)],
+                                now=at - timedelta(minutes=1))[0]
+    assert ours is not None
+    queue = Queue(name, connection=sync_redis)
+    theirs = queue.create_job(queues.SEND_BATCH, args=(777, 3), status=JobStatus.SCHEDULED, job_id="send-777-rq",
+                              timeout=queues.JOB_TIMEOUT_S, result_ttl=queues.RESULT_TTL_S,
+                              failure_ttl=queues._FAILURE_TTL_S)
+    sync_redis.delete(Queue.redis_queues_keys)
+    queue.schedule_job(theirs, at)
+    written = [sync_redis.hgetall(Job.key_for(job_id)) for job_id in (ours, theirs.id)]
+    assert written[0].pop(b"created_at") and written[1].pop(b"created_at")
+    assert written[0] == written[1] and written[0][b"status"] == b"scheduled"
+    registry = ScheduledJobRegistry(queue=queue)
+    assert registry.get_scheduled_time(ours) == registry.get_scheduled_time(theirs.id) == at
+    assert queue.key.encode() in sync_redis.smembers(Queue.redis_queues_keys)  # type: ignore[operator]
+    job = Job.fetch(ours, connection=sync_redis)
+    assert (job.func_name, job.args, job.origin) == (queues.SEND_BATCH, (777, 3), name)
+    assert job.timeout == queues.JOB_TIMEOUT_S
 
 
 def test_the_scheduled_registry_keeps_whole_seconds_truncated(sync_redis: SyncRedis) -> None:

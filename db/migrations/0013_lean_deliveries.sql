@@ -18,3 +18,17 @@ $$;
 
 CREATE TRIGGER cycles_take_their_deliveries AFTER DELETE ON cycles
     REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION deliveries_follow_cycles();
+
+-- The two partial indexes go too, so that a delivery's status changes become heap-only (HOT) updates.
+-- A status change used to add an entry to every index of the table (status and lease_until were in the
+-- partial indexes' predicates, so no update could be HOT): three or four index entries per send, on top
+-- of the row versions, and most of what autovacuum then had to clean. With only the primary key and
+-- (cycle_id, chat_id) left, and neither ever updated, PostgreSQL keeps a row's new versions on its own page
+-- and writes no index entry at all, as long as the page has room: hence the fill factor, which leaves
+-- each page of freshly written rows room for their next versions.
+-- What the indexes served is served by (cycle_id, chat_id): every statement that reads pending rows
+-- names its cycle, and a cycle has a few dozen rows; the expired-lease release (the tick's only
+-- whole-table reader) walks the running cycles instead (db/tick.py).
+DROP INDEX deliveries_due;
+DROP INDEX deliveries_leased;
+ALTER TABLE deliveries SET (fillfactor = 60);
