@@ -211,17 +211,16 @@ def test_a_scheduled_job_enqueue_sends_writes_is_the_one_rq_writes(settings: Set
                                 now=at - timedelta(minutes=1))[0]
     assert ours is not None
     queue = Queue(name, connection=sync_redis)
+    assert queue.key.encode() in sync_redis.smembers(Queue.redis_queues_keys)  # type: ignore[operator]
     theirs = queue.create_job(queues.SEND_BATCH, args=(777, 3), status=JobStatus.SCHEDULED, job_id="send-777-rq",
                               timeout=queues.JOB_TIMEOUT_S, result_ttl=queues.RESULT_TTL_S,
                               failure_ttl=queues._FAILURE_TTL_S)
-    sync_redis.delete(Queue.redis_queues_keys)
     queue.schedule_job(theirs, at)
-    written = [sync_redis.hgetall(Job.key_for(job_id)) for job_id in (ours, theirs.id)]
+    written: list[dict[bytes, bytes]] = [sync_redis.hgetall(Job.key_for(j)) for j in (ours, theirs.id)]  # type: ignore[misc]
     assert written[0].pop(b"created_at") and written[1].pop(b"created_at")
     assert written[0] == written[1] and written[0][b"status"] == b"scheduled"
     registry = ScheduledJobRegistry(queue=queue)
     assert registry.get_scheduled_time(ours) == registry.get_scheduled_time(theirs.id) == at
-    assert queue.key.encode() in sync_redis.smembers(Queue.redis_queues_keys)  # type: ignore[operator]
     job = Job.fetch(ours, connection=sync_redis)
     assert (job.func_name, job.args, job.origin) == (queues.SEND_BATCH, (777, 3), name)
     assert job.timeout == queues.JOB_TIMEOUT_S
