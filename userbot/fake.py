@@ -431,6 +431,7 @@ return closed
 _SEND_LUA = """
 local p, session, uid, chat, rid, posted, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local rid_ttl = tonumber(ARGV[8])
+local function send()
 redis.call('RPUSH', p .. 'attempts:' .. uid, now)
 if not redis.call('GET', p .. 'session:' .. session) then return {'err', 'AUTH_KEY_UNREGISTERED'} end
 if redis.call('SISMEMBER', p .. 'revoked', uid) == 1 then return {'err', 'SESSION_REVOKED'} end
@@ -459,6 +460,12 @@ redis.call('INCR', p .. 'posts')
 local slowmode = tonumber(cjson.decode(group)['slowmode_s']) or 0
 if slowmode > 0 then redis.call('SET', p .. 'slow:' .. chat .. ':' .. uid, 1, 'EX', slowmode) end
 return {'ok', tostring(message_id)}
+end
+-- The answer, and whether the account's answers are held (FakeTelegram.hang): told with it, so an
+-- unheld send is one request and one answer, as with Telegram.
+local answer = send()
+answer[3] = redis.call('EXISTS', p .. 'hang:' .. uid)
+return answer
 """
 
 
@@ -627,7 +634,8 @@ class FakeSender:
         # The answer's trip back: a send is recorded when it reaches "Telegram", so a worker killed
         # while waiting here leaves a message it does not know about, as with the real one.
         await self.net._round_trip()
-        await self.net._held_answer(self.uid)
+        if result[2]:
+            await self.net._held_answer(self.uid)
         status, value = result[0].decode(), result[1]
         if status == "ok":
             return Sent(message_id=int(value))
