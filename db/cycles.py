@@ -235,17 +235,23 @@ async def apply_streaks(
     """Per group of the finished cycle: a terminal failure extends its streak, a success resets it;
     a group reaching `limit` consecutive failing cycles is taken off the list (and its streak reset,
     so adding it back gives it a fresh start)."""
-    await conn.execute(
+    # Only the rows whose streak changes: a success on a group with no streak writes nothing (it used to
+    # write the same values back, a new row version per group per cycle, as many as the posts).
+    cur = await conn.execute(
         """
         UPDATE groups g SET
             fail_streak = CASE WHEN d.status = 'sent' THEN 0 ELSE g.fail_streak + 1 END,
             last_failure = CASE WHEN d.status = 'sent' THEN g.last_failure ELSE d.reason END
         FROM deliveries d
         WHERE d.cycle_id = %(cycle)s AND g.owner_id = d.owner_id AND g.chat_id = d.chat_id
-          AND (d.status = 'sent' OR (d.status = 'failed' AND d.reason = ANY(%(reasons)s)))
+          AND ((d.status = 'sent' AND g.fail_streak <> 0)
+               OR (d.status = 'failed' AND d.reason = ANY(%(reasons)s)))
+        RETURNING g.fail_streak
         """,
         {"cycle": cycle_id, "reasons": streak_reasons},
     )
+    if all(row[0] < limit for row in await cur.fetchall()):
+        return []  # no streak reached the limit in this cycle, so none can be taken off now
     cur = conn.cursor(row_factory=class_row(RemovedGroup))
     await cur.execute(
         """
