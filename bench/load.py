@@ -42,8 +42,8 @@ from core.crypto import SecretBox
 USERS = 2000
 GROUPS = 20
 INTERVAL_MIN = 1
-WARMUP_S = 15
-MEASURE_S = int(os.environ.get("BENCH_LOAD_SECONDS", "30"))
+WARMUP_S = 10
+MEASURE_S = int(os.environ.get("BENCH_LOAD_SECONDS", "25"))
 TICK_EVERY_S = 3
 WORKERS = 3
 
