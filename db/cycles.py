@@ -237,7 +237,7 @@ async def apply_streaks(
     so adding it back gives it a fresh start)."""
     # Only the rows whose streak changes: a success on a group with no streak writes nothing (it used to
     # write the same values back, a new row version per group per cycle, as many as the posts).
-    cur = await conn.execute(
+    changed = await conn.execute(
         """
         UPDATE groups g SET
             fail_streak = CASE WHEN d.status = 'sent' THEN 0 ELSE g.fail_streak + 1 END,
@@ -250,7 +250,7 @@ async def apply_streaks(
         """,
         {"cycle": cycle_id, "reasons": streak_reasons},
     )
-    if all(row[0] < limit for row in await cur.fetchall()):
+    if all(row[0] < limit for row in await changed.fetchall()):
         return []  # no streak reached the limit in this cycle, so none can be taken off now
     cur = conn.cursor(row_factory=class_row(RemovedGroup))
     await cur.execute(
