@@ -24,7 +24,7 @@ from tests.legacy_session_strings import pyrogram_string
 
 USERS = 10_000
 GROUPS_PER_USER = 20
-REPETITIONS = 2
+REPETITIONS = 1
 GOAL_S = 60.0
 
 
@@ -115,8 +115,9 @@ def run(out_dir: Path) -> str:
         "## Import of the older bot's data\n\n"
         f"`python -m bench legacy-import`: {USERS:,} users, {USERS:,} accounts (Pyrogram strings converted and "
         f"encrypted), {USERS * GROUPS_PER_USER:,} groups, {USERS * GROUPS_PER_USER:,} attempt rows, {USERS:,} "
-        f"running broadcasts with Markdown messages, {USERS:,} history entries; {REPETITIONS} runs, each into a "
-        "fresh tgcast database on the same PostgreSQL (loopback).\n\n"
+        f"running broadcasts with Markdown messages, {USERS:,} history entries; "
+        f"{REPETITIONS} run{'s' if REPETITIONS > 1 else ''}, each into a fresh tgcast database on the same "
+        "PostgreSQL (loopback).\n\n"
         "| measurement | value: median (min–max) | notes |\n|---|---|---|\n"
         f"| first import | {first_s.fmt(1)} s | goal < {GOAL_S:.0f} s: {verdict}; {written:,} rows written |\n"
         f"| second run, nothing changed | {second_s.fmt(1)} s | reads and fingerprints everything, writes none |\n"
