@@ -45,3 +45,47 @@ async def test_taken_lock_is_reported_lost_and_left_to_its_new_holder(redis) -> 
     assert lock.lost
     await lock.release()
     assert await redis.get(KEY) == b"another-worker"
+
+
+async def test_a_batch_cancelled_while_releasing_lets_go_and_ends_cancelled(redis) -> None:
+    """The cancel of the releasing batch (its job timeout, a stopping worker's deadline) is not
+    swallowed by the wait for the renewal task, and the lock is deleted all the same."""
+    lock = AccountLock(redis, KEY, 60_000)
+    assert await lock.acquire()
+    renewer = lock._renewer
+    assert renewer is not None
+    releasing = asyncio.create_task(lock.release())
+    await asyncio.sleep(0)  # inside the release, waiting for the renewal task to end
+    releasing.cancel()
+    results = await asyncio.gather(releasing, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert not await redis.exists(KEY)
+    assert renewer.done()
+
+
+async def test_a_renewal_that_swallows_its_cancel_does_not_hold_the_release(redis, monkeypatch) -> None:
+    """Whatever the renewal awaits may eat a cancel; the release still ends within its bound, deletes
+    the lock, and the renewal stops at its next wake-up instead of renewing for ever."""
+    monkeypatch.setattr("jobs.locks.RENEWER_EXIT_S", 0.2)
+    lock = AccountLock(redis, KEY, 300)
+    renewals = 0
+    inside = asyncio.Event()
+
+    async def deaf_reacquire() -> None:
+        nonlocal renewals
+        renewals += 1
+        inside.set()
+        try:
+            await asyncio.sleep(0.3)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.3)  # the cancel is eaten; the renewal goes on
+
+    assert await lock.acquire()
+    monkeypatch.setattr(lock._lock, "reacquire", deaf_reacquire)
+    renewer = lock._renewer
+    assert renewer is not None
+    await asyncio.wait_for(inside.wait(), 2)
+    await asyncio.wait_for(lock.release(), 2)
+    assert not await redis.exists(KEY)
+    await asyncio.wait_for(asyncio.shield(renewer), 2)  # it ended by itself, on the released flag
+    assert renewals == 1
