@@ -58,6 +58,14 @@ def claim_horizon_ms(claim_ahead_ms: int, batch_size: int, send_pause_min_ms: in
 SEND_RECORD_MARGIN_S = 5.0
 
 
+def batch_overdue_s(lease_s: int) -> float:
+    """After how long a running send batch is reported with where it waits (worker/loop_worker.py,
+    `stuck_after`). A batch sends only within its lease and ends with a few statements after it, so
+    twice the lease (at least a minute) is past any healthy batch, and far below the job timeout that
+    would end it: a report only, which a large upload on a slow link may also earn."""
+    return max(60.0, 2.0 * lease_s)
+
+
 def lease_allows_send(now: datetime, lease_until: datetime | None, request_timeout_s: float, lease_s: int) -> bool:
     """Whether a claimed delivery may still be sent: its request (bounded by REQUEST_TIMEOUT_S) and its
     record must end before the lease does, or the tick gives the row back meanwhile and it is posted

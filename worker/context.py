@@ -38,6 +38,7 @@ from worker.botapi import BotApiClient
 from worker.own_queues import own_queue
 from worker.queues import sync_redis
 from worker.sent_records import SentRecorder, linger_for
+from worker.task_dump import await_chain
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +149,14 @@ class ProcessRuntime:
     def _pong(self) -> None:
         self._pinged_at = None
 
-    def submit(self, body: Callable[[JobContext], Awaitable[T]]) -> concurrent.futures.Future[T]:
-        """Start `body` as a task on the job loop; thread-safe."""
+    def submit(self, body: Callable[[JobContext], Awaitable[T]], name: str | None = None
+               ) -> concurrent.futures.Future[T]:
+        """Start `body` as a task on the job loop (named `name`, for `log_where`); thread-safe."""
         if not self._thread.is_alive() and not self._loop.is_closed():
             with _starting:
                 if not self._thread.is_alive():
                     self._thread.start()
-        return asyncio.run_coroutine_threadsafe(self._with_context(body), self._loop)
+        return asyncio.run_coroutine_threadsafe(self._with_context(body, name), self._loop)
 
     def run(self, body: Callable[[JobContext], Awaitable[T]]) -> T:
         """Run `body` on the job loop and wait for its result (callers outside the loop only)."""
@@ -170,14 +172,28 @@ class ProcessRuntime:
                     self._apply_stop()
         return self._context
 
-    async def _with_context(self, body: Callable[[JobContext], Awaitable[T]]) -> T:
+    async def _with_context(self, body: Callable[[JobContext], Awaitable[T]], name: str | None = None) -> T:
         task = asyncio.current_task()
         assert task is not None
+        if name is not None:
+            task.set_name(name)
         self._tasks.add(task)
         try:
             return await body(await self.context())
         finally:
             self._tasks.discard(task)
+
+    def log_where(self, name: str, note: str) -> None:
+        """Log, as a warning starting with `note`, where the running body named `name` waits (its
+        await chain, worker/task_dump.py). Thread-safe; does not wait for the job loop."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._log_where, name, note)
+
+    def _log_where(self, name: str, note: str) -> None:
+        for task in self._tasks:
+            if task.get_name() == name:
+                log.warning("%s; waiting at:\n  %s", note, "\n  ".join(await_chain(task)))
+                return
 
     def stop_sending(self, send_until: float) -> None:
         """A warm shutdown began: no send starts at or after `send_until` (time.monotonic()).

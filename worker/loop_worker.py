@@ -13,6 +13,8 @@ the queue while slots are free. docs/worker.md explains the design and the alter
   queue may count against another's slots (`pools`): the worker's own broadcast queue (worker/own_queues.py)
   and the shared one fill one pool, the own queue first, since the queues are listened to in order.
 - A job's timeout cancels that job's task only (`asyncio.timeout`), never its neighbours; no SIGALRM.
+- A job of a pool in `stuck_after` still running past that many seconds is reported once, with where it
+  waits (a warning with its await chain): long before its timeout, an operator sees what it waits on.
 - One account never runs two batches at once anywhere: that is the send batch's own account lock,
   not this class's business.
 - Warm shutdown (first SIGTERM/SIGINT): stop taking jobs, let the running ones finish, exit, all within
@@ -67,6 +69,8 @@ class _Running:
     execution: Execution
     future: concurrent.futures.Future[Any]
     timeout: int
+    since: float  # time.monotonic() at its start
+    reported: bool = False  # reported as stuck (`stuck_after`)
 
 
 class LoopWorker(SimpleWorker):
@@ -74,8 +78,9 @@ class LoopWorker(SimpleWorker):
     to `limits[queue name]` jobs of each queue running at once."""
 
     def __init__(self, queues: Sequence[Queue], *, limits: dict[str, int] | None = None,
-                 pools: dict[str, str] | None = None, runtime: ProcessRuntime | None = None,
-                 shutdown_s: float | None = None, request_timeout_s: float = 20.0, **kwargs: Any) -> None:
+                 pools: dict[str, str] | None = None, stuck_after: dict[str, float] | None = None,
+                 runtime: ProcessRuntime | None = None, shutdown_s: float | None = None,
+                 request_timeout_s: float = 20.0, **kwargs: Any) -> None:
         super().__init__(list(queues), **kwargs)
         # A warm shutdown's bound (None: running jobs are waited for however long they take).
         self.shutdown_s = shutdown_s
@@ -83,6 +88,7 @@ class LoopWorker(SimpleWorker):
         self._stopping_since: float | None = None
         self.limits = dict(limits or {})  # by pool; a queue not named runs one job at a time
         self.pools = dict(pools or {})  # queue name -> the pool (a queue name in `limits`) its jobs count in
+        self.stuck_after = dict(stuck_after or {})  # by pool: seconds after which a running job is reported
         self.runtime = runtime or current_runtime()
         self._running: dict[str, _Running] = {}
         self._in_pool: Counter[str] = Counter()
@@ -268,8 +274,8 @@ class LoopWorker(SimpleWorker):
                 async with asyncio.timeout(timeout):
                     return await asyncio.to_thread(job.perform)
 
-        future = self.runtime.submit(task)
-        self._running[job.id] = _Running(job, q, execution, future, timeout)
+        future = self.runtime.submit(task, name=job.id)
+        self._running[job.id] = _Running(job, q, execution, future, timeout, time.monotonic())
         self._in_pool[self._pool(q)] += 1
         job_id = job.id
         future.add_done_callback(lambda _f: self._finished.put(job_id))
@@ -343,3 +349,15 @@ class LoopWorker(SimpleWorker):
                 running.execution.heartbeat(registry, ttl, pipeline=pipeline)
                 running.job.heartbeat(now(), ttl, pipeline=pipeline, xx=True)
             pipeline.execute()
+        self._report_stuck()
+
+    def _report_stuck(self) -> None:
+        """Once per job: a job running past its pool's `stuck_after` is logged with where it waits."""
+        clock = time.monotonic()
+        for running in self._running.values():
+            limit = self.stuck_after.get(self._pool(running.queue))
+            if limit is None or running.reported or clock - running.since < limit:
+                continue
+            running.reported = True
+            self.runtime.log_where(running.job.id, f"Worker {self.name}: job {running.job.id} still running after "
+                                   f"{clock - running.since:.0f} s (timeout {running.timeout} s)")

@@ -43,6 +43,7 @@ from rq.registry import (
 )
 
 from core.logs import bind
+from core.schedule import batch_overdue_s
 from core.settings import Settings
 from userbot import claims
 from worker import own_queues, queues
@@ -216,7 +217,8 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     worker = BroadcastWorker(
         [home, broadcast, announce], connection=connection, name=name, maintenance_interval=30,
         limits={broadcast.name: settings.worker_concurrency, announce.name: ANNOUNCE_SLOTS},
-        pools={home.name: broadcast.name}, runtime=runtime(), settings=settings, owner=owner,
+        pools={home.name: broadcast.name}, stuck_after={broadcast.name: batch_overdue_s(settings.lease_s)},
+        runtime=runtime(), settings=settings, owner=owner,
         shutdown_s=settings.worker_shutdown_s, request_timeout_s=settings.request_timeout_s,
     )
     try:
