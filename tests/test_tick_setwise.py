@@ -4,6 +4,7 @@ number of due configs."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -215,9 +216,10 @@ async def test_statements_per_tick_do_not_grow_with_the_due_configs(db, settings
     many = [await add_owner(db, 8100 + i, groups=1 + i % 4, interval=10, next_run_at=later) for i in range(50)]
     # one skipped config in each tick, so the postponing is counted too
     await add_owner(db, 8900, groups=0, interval=10, next_run_at=now - timedelta(seconds=1))
-    # The pool opens a connection for each slice running at once, and setting one up costs statements of
-    # its own (db/pool.py): opened before counting, so both ticks count only their own.
-    async with pool.connection(), pool.connection():
+    # The pool opens a connection for each slice running at once and one for the recovery beside them,
+    # and setting one up costs statements of its own (db/pool.py): opened before counting, so both ticks
+    # count only their own.
+    async with pool.connection(), pool.connection(), pool.connection():
         pass
     counter = StatementCounter()
     counter.install(monkeypatch)
@@ -232,3 +234,27 @@ async def test_statements_per_tick_do_not_grow_with_the_due_configs(db, settings
     assert (first.enqueued, first.skipped) == (len(few), {"no_groups": 1})
     assert (second.enqueued, second.skipped) == (len(many), {"no_groups": 1})
     assert few_count == many_count, (few_count, many_count)
+
+
+async def test_the_recovery_runs_beside_the_slices_not_after_them(db, settings, pool, monkeypatch) -> None:
+    """The slices' cycle creation waits here until the recovery has released the expired leases: were
+    the recovery still run after the slices, this tick could never finish."""
+    from db import tick as sql
+
+    now = utcnow()
+    await add_owner(db, 8950, groups=2, interval=10, next_run_at=now - timedelta(seconds=1))
+    recovery_began = asyncio.Event()
+    release, create = sql.release_expired_leases, sql.create_cycles
+
+    async def releasing(conn, at):
+        recovery_began.set()
+        return await release(conn, at)
+
+    async def creating(conn, plans):
+        await asyncio.wait_for(recovery_began.wait(), 10)
+        return await create(conn, plans)
+
+    monkeypatch.setattr(sql, "release_expired_leases", releasing)
+    monkeypatch.setattr(sql, "create_cycles", creating)
+    summary = await tick(pool, settings, now)
+    assert summary.enqueued == 1 and recovery_began.is_set()
