@@ -43,7 +43,7 @@ USERS = 2000
 GROUPS = 20
 INTERVAL_MIN = 1
 WARMUP_S = 10
-MEASURE_S = int(os.environ.get("BENCH_LOAD_SECONDS", "20"))
+MEASURE_S = int(os.environ.get("BENCH_LOAD_SECONDS", "15"))
 TICK_EVERY_S = 3
 WORKERS = 3
 
