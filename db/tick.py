@@ -260,6 +260,23 @@ async def stalled_cycles(conn: AsyncConnection, created_before: datetime) -> lis
     return await cur.fetchall()
 
 
+async def still_stalled(conn: AsyncConnection, cycle_ids: list[int]) -> set[int]:
+    """Of these cycles, those still running with nothing in flight: read again after the Redis check
+    found no job for them, since a batch that finished its cycle meanwhile had let go of its lock (and
+    looked dead to that check) only after its finish was committed."""
+    if not cycle_ids:
+        return set()
+    cur = await conn.execute(
+        """
+        SELECT c.id FROM cycles c
+        WHERE c.id = ANY(%(ids)s) AND c.status = 'running'
+          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.cycle_id = c.id AND d.status = 'in_flight')
+        """,
+        {"ids": cycle_ids},
+    )
+    return {int(r[0]) for r in await cur.fetchall()}
+
+
 async def prune_cycles(conn: AsyncConnection, finished_before: datetime, limit: int = 10_000) -> int:
     """Drop cycle summaries past the retention (their deliveries go with them), a bounded slice
     per tick so one tick never stalls on a large backlog."""

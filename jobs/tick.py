@@ -118,7 +118,13 @@ async def _recover_lost(pool: AsyncConnectionPool, settings: Settings, now: date
         stalled = await sql.stalled_cycles(conn, now - RECOVERY_GRACE)
     queue_redis = queues.sync_redis(settings)
     try:
-        requeued = await asyncio.to_thread(_recover, settings, queue_redis, stalled, now)
+        lost = await asyncio.to_thread(_lost, settings, queue_redis, stalled, now)
+        if lost:
+            # Read again: a batch may have finished its cycle between the first read and the Redis check.
+            async with pool.connection() as conn:
+                still = await sql.still_stalled(conn, [c.id for c in lost])
+            lost = [c for c in lost if c.id in still]
+        requeued = await asyncio.to_thread(_requeue, settings, queue_redis, lost, now) if lost else 0
     finally:
         queue_redis.close()
     return len(released) + requeued
@@ -230,11 +236,16 @@ def _enqueue_planned(settings: Settings, connection: SyncRedis, planned: list[_P
     return sum(job_id is not None for job_id in queues.enqueue_sends(settings, connection, sends, now=now))
 
 
-def _recover(settings: Settings, connection: SyncRedis, stalled: list[sql.StalledCycle], now: datetime) -> int:
-    """Re-enqueue the stalled cycles no job carries on any more. On the shared queue, not the account's
-    home: the job that was lost may have died with the worker that still looks like the home (its keys
-    outlive it by up to HOME_TTL_S), and any live worker can take a job from the shared queue."""
-    live = queues.live_cycles(settings, connection, [(c.id, c.account_ids) for c in stalled])
-    sends = [queues.Send(c.id, max(now, c.earliest_due) if c.earliest_due else now)
-             for c in stalled if c.id not in live]
+def _lost(settings: Settings, connection: SyncRedis, stalled: list[sql.StalledCycle], now: datetime
+          ) -> list[sql.StalledCycle]:
+    """The stalled cycles no job carries on any more (worker.queues.live_cycles)."""
+    live = queues.live_cycles(settings, connection, [(c.id, c.account_ids) for c in stalled], now)
+    return [c for c in stalled if c.id not in live]
+
+
+def _requeue(settings: Settings, connection: SyncRedis, lost: list[sql.StalledCycle], now: datetime) -> int:
+    """Re-enqueue the cycles whose job was lost. On the shared queue, not the account's home: the job
+    that was lost may have died with the worker that still looks like the home (its keys outlive it by
+    up to HOME_TTL_S), and any live worker can take a job from the shared queue."""
+    sends = [queues.Send(c.id, max(now, c.earliest_due) if c.earliest_due else now) for c in lost]
     return sum(job_id is not None for job_id in queues.enqueue_sends(settings, connection, sends, now=now))

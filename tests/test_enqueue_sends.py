@@ -177,6 +177,49 @@ def test_live_cycles(settings, sync_redis) -> None:
     assert queues.live_cycles(settings, sync_redis, []) == set()
 
 
+def test_a_started_job_not_yet_holding_its_lock_counts_by_when_it_started(settings, sync_redis) -> None:
+    """A batch reads its cycle before it takes its account lock: a job that started just now without
+    the lock is live; one that started past the grace (a killed worker's) without it is not."""
+    now = datetime.now(UTC)
+    queues.enqueue_sends(settings, sync_redis, [Send(1, now, tag="0"), Send(2, now, tag="0")], now=now)
+    for cycle_id, started in ((1, now), (2, now - queues.STARTED_GRACE - timedelta(seconds=1))):
+        job_id = f"send-{cycle_id}-0"
+        Job.fetch(job_id, connection=sync_redis).set_status(JobStatus.STARTED)
+        sync_redis.hset(Job.key_for(job_id), "started_at", started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    assert queues.live_cycles(settings, sync_redis, [(1, [101]), (2, [102])]) == {1}
+
+
+def test_a_batch_ending_between_the_reads_is_not_taken_for_a_dead_one(settings, sync_redis, monkeypatch) -> None:
+    """A batch moves its cycle's pointer to its continuation, then lets go of its lock. Here it does both
+    right after the check's first round trip: read in the other order (the pointer, then the lock), the
+    check found the old job started and its lock free, and enqueued a second job for the cycle."""
+    from redis.client import Pipeline
+
+    now = datetime.now(UTC)
+    queues.enqueue_sends(settings, sync_redis, [Send(1, now, tag="0")], now=now)
+    Job.fetch("send-1-0", connection=sync_redis).set_status(JobStatus.STARTED)
+    sync_redis.hset(Job.key_for("send-1-0"), "started_at", "2020-01-01T00:00:00.000000Z")
+    lock = queues.account_lock_key(settings, 101)
+    sync_redis.set(lock, "batch")
+    original = Pipeline.execute
+    rounds: list[int] = []
+
+    def execute(self, *args, **kwargs):
+        reply = original(self, *args, **kwargs)
+        rounds.append(1)
+        if len(rounds) == 1:  # the batch ends: its continuation, then its lock
+            monkeypatch.setattr(Pipeline, "execute", original)
+            queues.enqueue_sends(settings, sync_redis, [Send(1, now + timedelta(seconds=2))], now=now)
+            sync_redis.delete(lock)
+            monkeypatch.setattr(Pipeline, "execute", execute)
+        return reply
+
+    monkeypatch.setattr(Pipeline, "execute", execute)
+    live = queues.live_cycles(settings, sync_redis, [(1, [101])])
+    monkeypatch.setattr(Pipeline, "execute", original)
+    assert len(rounds) >= 2 and live == {1}
+
+
 def test_a_waiting_job_counts_only_where_its_status_says_it_waits(settings, sync_redis) -> None:
     """A worker popping with BLPOP (several queues) and SIGKILLed before the job started leaves a hash
     saying "queued" in no list; a scheduled job dropped from its registry likewise. Neither carries its

@@ -323,6 +323,31 @@ async def test_lost_job_after_redis_flush_is_re_enqueued_once(db, net, settings,
     assert len(all_job_ids(settings, sync_redis)) == 1
 
 
+async def test_a_cycle_finished_while_its_job_was_checked_is_not_taken_up_again(
+    db, net, settings, pool, sync_redis, monkeypatch,
+) -> None:
+    """The recovery reads the stalled cycles, then asks Redis about their jobs. A batch that finishes its
+    cycle in between has let go of its lock, so its job looks dead; the cycle is read again before a
+    second job is enqueued for it."""
+    import psycopg
+
+    await make_broadcaster(db, net, settings, 123)
+    [cycle_id] = (await tick(pool, settings)).cycle_ids
+    sync_redis.flushdb()  # as if the job were gone: only the second read can tell the cycle is over
+    check = queues.live_cycles
+
+    def finished_meanwhile(s, connection, cycles, now=None):
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute("UPDATE deliveries SET status = 'sent' WHERE cycle_id = %s", (cycle_id,))
+            conn.execute("UPDATE cycles SET status = 'done', finished_at = now() WHERE id = %s", (cycle_id,))
+        return check(s, connection, cycles, now)
+
+    monkeypatch.setattr(queues, "live_cycles", finished_meanwhile)
+    summary = await tick(pool, settings, utcnow() + timedelta(minutes=2))
+    assert summary.recovered == 0
+    assert all_job_ids(settings, sync_redis) == set()
+
+
 async def test_tick_selection_uses_the_configs_due_index(db, net, settings, pool) -> None:
     """5,000 configs that are inactive or not due, a few due ones: the planner picks the partial
     index by itself, so the cost follows the number due."""

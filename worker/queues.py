@@ -171,9 +171,16 @@ class _ScheduledJobs:
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
-def live_cycles(settings: Settings, connection: SyncRedis, cycles: Sequence[tuple[int, Sequence[int]]]) -> set[int]:
+# A started job whose account lock was free when looked at still counts as live if it started less than
+# this long before: it may not have taken the lock yet (a batch reads its cycle first). Also covers
+# a few seconds of clock difference between the worker that wrote `started_at` and the tick.
+STARTED_GRACE = timedelta(seconds=10)
+
+
+def live_cycles(settings: Settings, connection: SyncRedis, cycles: Sequence[tuple[int, Sequence[int]]],
+                now: datetime | None = None) -> set[int]:
     """Which of these (cycle_id, the owner's account ids) still have a job that will carry them on, in
-    at most four round trips.
+    at most three round trips.
 
     A waiting job counts only where its status says it waits: a queued job must be in its queue's list,
     a scheduled one in its queue's schedule. A worker listening to several queues pops with BLPOP, which
@@ -184,22 +191,38 @@ def live_cycles(settings: Settings, connection: SyncRedis, cycles: Sequence[tupl
 
     A job marked started none of whose account locks is held is treated as dead: a SIGKILLed worker leaves its job
     "started" for a long while, but its lock expires within LOCK_TTL because nobody renews it. A pointer
-    to a job hash that is gone (a Redis flush) is no live job."""
+    to a job hash that is gone (a Redis flush) is no live job.
+
+    The reads are ordered so that a batch ending meanwhile is not taken for a dead one: the locks are
+    read first, and the pointers after them in the same pipeline (Redis runs it in order). A batch
+    enqueues its continuation, moving the pointer, before it lets go of its lock, so a lock found free
+    means the pointer read after it already names the continuation; a batch that finished its cycle did so
+    before letting go too, which the caller checks in PostgreSQL (`db.tick.still_stalled`). A job that
+    started after the locks were read (or just before, not holding its lock yet) counts by its
+    `started_at` (STARTED_GRACE), against `now` (the tick's time; the clock by default)."""
     if not cycles:
         return set()
+    looked_at = now or datetime.now(UTC)
     with connection.pipeline(transaction=False) as pipe:
+        for _, account_ids in cycles:
+            if account_ids:
+                pipe.exists(*(account_lock_key(settings, a) for a in account_ids))
         for cycle_id, _ in cycles:
             pipe.get(_pointer_key(settings, cycle_id))
-        pointers = pipe.execute()
-    pointed = [(cycle, _text(raw)) for cycle, raw in zip(cycles, pointers, strict=True) if raw is not None]
+        replies = pipe.execute()
+    held_replies = iter(replies[: len(replies) - len(cycles)])
+    held = {cycle_id for cycle_id, account_ids in cycles if account_ids and next(held_replies)}
+    pointers = replies[len(replies) - len(cycles):]
+    pointed = [(cycle_id, _text(raw)) for (cycle_id, _), raw in zip(cycles, pointers, strict=True)
+               if raw is not None]
     with connection.pipeline(transaction=False) as pipe:
         for _, job_id in pointed:
-            pipe.hmget(Job.key_for(job_id), ["status", "origin"])
+            pipe.hmget(Job.key_for(job_id), ["status", "origin", "started_at"])
         fields = pipe.execute()
+    live: set[int] = set()
     waiting: list[int] = []
-    started: list[tuple[int, Sequence[int]]] = []
     with connection.pipeline(transaction=False) as pipe:
-        for ((cycle_id, account_ids), job_id), (raw_status, raw_origin) in zip(pointed, fields, strict=True):
+        for (cycle_id, job_id), (raw_status, raw_origin, raw_started) in zip(pointed, fields, strict=True):
             status, origin = _status(raw_status), _text(raw_origin) if raw_origin is not None else ""
             if status == JobStatus.QUEUED:
                 pipe.lpos(Queue.redis_queue_namespace_prefix + origin, job_id)
@@ -208,14 +231,24 @@ def live_cycles(settings: Settings, connection: SyncRedis, cycles: Sequence[tupl
                 registry = ScheduledJobRegistry if status == JobStatus.SCHEDULED else DeferredJobRegistry
                 pipe.zscore(registry.key_template.format(origin), job_id)
                 waiting.append(cycle_id)
-            elif status == JobStatus.STARTED and account_ids:
-                started.append((cycle_id, account_ids))
-        for _, account_ids in started:
-            pipe.exists(*(account_lock_key(settings, a) for a in account_ids))
-        found = pipe.execute()
-    live = {cycle_id for cycle_id, where in zip(waiting, found[: len(waiting)], strict=True) if where is not None}
-    live.update(cycle_id for (cycle_id, _), held in zip(started, found[len(waiting):], strict=True) if held)
+            elif status == JobStatus.STARTED and (cycle_id in held or _started_since(raw_started, looked_at)):
+                live.add(cycle_id)
+        found = pipe.execute() if waiting else []
+    live.update(cycle_id for cycle_id, where in zip(waiting, found, strict=True) if where is not None)
     return live
+
+
+def _started_since(raw: bytes | str | None, looked_at: datetime) -> bool:
+    """Whether a job's `started_at` (RQ's UTC timestamp) is within STARTED_GRACE of `looked_at` or later."""
+    if raw is None:
+        return False
+    try:
+        started = datetime.fromisoformat(_text(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return started >= looked_at - STARTED_GRACE
 
 
 def _text(raw: bytes | str) -> str:
