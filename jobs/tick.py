@@ -240,7 +240,13 @@ def _lost(settings: Settings, connection: SyncRedis, stalled: list[sql.StalledCy
           ) -> list[sql.StalledCycle]:
     """The stalled cycles no job carries on any more (worker.queues.live_cycles)."""
     live = queues.live_cycles(settings, connection, [(c.id, c.account_ids) for c in stalled], now)
-    return [c for c in stalled if c.id not in live]
+    suspects = [c for c in stalled if c.id not in live]
+    if suspects:
+        # A job moving on between the check's reads (the scheduler queueing it, a worker taking it) was
+        # in none of the places its status named: the few found lost are checked once more, where a
+        # job that moved on is found in its new state and a lost one is lost again.
+        live = queues.live_cycles(settings, connection, [(c.id, c.account_ids) for c in suspects], now)
+    return [c for c in suspects if c.id not in live]
 
 
 def _requeue(settings: Settings, connection: SyncRedis, lost: list[sql.StalledCycle], now: datetime) -> int:

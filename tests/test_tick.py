@@ -348,6 +348,27 @@ async def test_a_cycle_finished_while_its_job_was_checked_is_not_taken_up_again(
     assert all_job_ids(settings, sync_redis) == set()
 
 
+async def test_a_job_that_moved_on_between_the_checks_reads_is_not_taken_for_lost(
+    db, net, settings, pool, sync_redis, monkeypatch,
+) -> None:
+    """The scheduler queueing a job, or a worker taking it, between the read of its status and the read
+    of its place makes one check find it nowhere: the cycles found lost are checked a second time."""
+    await make_broadcaster(db, net, settings, 124)
+    [cycle_id] = (await tick(pool, settings)).cycle_ids
+    check = queues.live_cycles
+    calls: list[list[int]] = []
+
+    def moving(s, connection, cycles, now=None):
+        calls.append([c for c, _ in cycles])
+        return set() if len(calls) == 1 else check(s, connection, cycles, now)  # the first read misses it
+
+    monkeypatch.setattr(queues, "live_cycles", moving)
+    summary = await tick(pool, settings, utcnow() + timedelta(minutes=2))
+    assert calls == [[cycle_id], [cycle_id]]
+    assert summary.recovered == 0
+    assert all_job_ids(settings, sync_redis) == {queues.send_job_id(cycle_id, "0")}
+
+
 async def test_tick_selection_uses_the_configs_due_index(db, net, settings, pool) -> None:
     """5,000 configs that are inactive or not due, a few due ones: the planner picks the partial
     index by itself, so the cost follows the number due."""
