@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, LockNotOwnedError
 
+from core.aio import finish_even_if_cancelled
+
 log = logging.getLogger(__name__)
 
 # How long a release waits for its renewal task to end once cancelled. A task ends at once when
@@ -64,12 +66,7 @@ class AccountLock:
         is: a batch cancelled while releasing (its job timeout, a stopping worker's deadline) still
         lets go of the account at once, then ends cancelled, rather than holding it for the TTL."""
         self._released = True
-        releasing = asyncio.ensure_future(self._release())
-        try:
-            await asyncio.shield(releasing)
-        except asyncio.CancelledError:
-            await asyncio.wait([releasing])
-            raise
+        await finish_even_if_cancelled(self._release())
 
     async def _release(self) -> None:
         renewer, self._renewer = self._renewer, None

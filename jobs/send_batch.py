@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from psycopg import AsyncConnection
 
 from core import outcomes, pile_up
+from core.aio import finish_even_if_cancelled
 from core.logs import bind
 from core.outcomes import Decision, Kind, Policy
 from core.phone import mask_phone
@@ -337,12 +338,7 @@ async def _send_claimed(
         # Shielded: a batch cancelled (its job timeout, a stopping worker's deadline) still hands its
         # rows back at once, and ends only once they are back: the stopping worker closes the pool next.
         cut_off = in_request if in_request is not None and in_request[0] in open_ids else None
-        giving_back = asyncio.ensure_future(_give_back(ctx, cycle, open_ids, state, cut_off))
-        try:
-            await asyncio.shield(giving_back)
-        except asyncio.CancelledError:
-            await asyncio.wait([giving_back])
-            raise
+        await finish_even_if_cancelled(_give_back(ctx, cycle, open_ids, state, cut_off))
         await _record(ctx, state.decisions)
 
 

@@ -13,6 +13,7 @@ from redis.connection import Connection
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
+from rq.utils import utcformat
 
 from core.settings import Settings
 from jobs.tick import tick
@@ -185,7 +186,7 @@ def test_a_started_job_not_yet_holding_its_lock_counts_by_when_it_started(settin
     for cycle_id, started in ((1, now), (2, now - queues.STARTED_GRACE - timedelta(seconds=1))):
         job_id = f"send-{cycle_id}-0"
         Job.fetch(job_id, connection=sync_redis).set_status(JobStatus.STARTED)
-        sync_redis.hset(Job.key_for(job_id), "started_at", started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        sync_redis.hset(Job.key_for(job_id), "started_at", utcformat(started))
     assert queues.live_cycles(settings, sync_redis, [(1, [101]), (2, [102])]) == {1}
 
 

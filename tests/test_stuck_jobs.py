@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import pytest
 from redis import Redis as SyncRedis
@@ -47,30 +48,30 @@ async def _waits_on_another_task(gate: asyncio.Event) -> None:
     await other
 
 
-async def test_the_chain_runs_through_coroutines_and_an_async_context_managers_exit() -> None:
+async def _chain_while_waiting(waiter: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> list[str]:
+    """The await chain of a task running `waiter` while it waits on its gate; the gate is opened after."""
     gate = asyncio.Event()
-    task = asyncio.create_task(_stuck_in_exit(gate))
+    task = asyncio.create_task(waiter(gate))
     for _ in range(3):
         await asyncio.sleep(0)
     chain = await_chain(task)
+    gate.set()
+    await task
+    return chain
+
+
+async def test_the_chain_runs_through_coroutines_and_an_async_context_managers_exit() -> None:
+    chain = await _chain_while_waiting(_stuck_in_exit)
     names = [line.rpartition(" in ")[2] for line in chain[:-1]]
     assert names == ["_stuck_in_exit", "__aexit__", "_holding", "_innermost", "wait"]
     assert chain[-1].startswith("awaiting <Future pending")
     assert SECRET not in "\n".join(chain)
-    gate.set()
-    await task
 
 
 async def test_the_chain_ends_at_the_task_awaited_with_its_own_location() -> None:
-    gate = asyncio.Event()
-    task = asyncio.create_task(_waits_on_another_task(gate))
-    for _ in range(3):
-        await asyncio.sleep(0)
-    chain = await_chain(task)
+    chain = await _chain_while_waiting(_waits_on_another_task)
     assert chain[0].endswith(" in _waits_on_another_task")
     assert "the-other-one" in chain[-1] and "_innermost" in chain[-1]
-    gate.set()
-    await task
 
 
 def test_a_batch_is_overdue_at_twice_its_lease_and_never_under_a_minute() -> None:

@@ -20,7 +20,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.queue import EnqueueData
 from rq.registry import DeferredJobRegistry, ScheduledJobRegistry
-from rq.utils import get_call_string
+from rq.utils import get_call_string, str_to_date
 
 from core.settings import Settings
 
@@ -243,11 +243,9 @@ def _started_since(raw: bytes | str | None, looked_at: datetime) -> bool:
     if raw is None:
         return False
     try:
-        started = datetime.fromisoformat(_text(raw).replace("Z", "+00:00"))
+        started = str_to_date(raw)  # as RQ reads it back
     except ValueError:
         return False
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=UTC)
     return started >= looked_at - STARTED_GRACE
 
 
